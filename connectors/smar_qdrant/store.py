@@ -1,0 +1,172 @@
+"""``QdrantStore``: the smar-sdk store protocol on qdrant-client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from smar_sdk.errors import StoreError, VectorSizeError
+from smar_sdk.filters import Condition, Equals, OneOf, Range
+from smar_sdk.store import ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
+
+DEFAULT_PATH = "./smar_data"
+DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
+T = TypeVar("T")
+
+
+def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None:
+    """Translate SDK conditions into a Qdrant filter (AND of all conditions)."""
+    if not conditions:
+        return None
+    must: list[models.Condition] = []
+    for cond in conditions:
+        if isinstance(cond, Equals):
+            must.append(models.FieldCondition(key=cond.field, match=models.MatchValue(value=cond.value)))
+        elif isinstance(cond, OneOf):
+            must.append(models.FieldCondition(key=cond.field, match=models.MatchAny(any=list(cond.values))))
+        elif isinstance(cond, Range):
+            must.append(models.FieldCondition(key=cond.field, range=models.Range(gt=cond.gt, gte=cond.gte,
+                                                                                 lt=cond.lt, lte=cond.lte)))
+    return models.Filter(must=must)
+
+
+class QdrantStore:
+    """A Qdrant collection. ``uri`` is a folder for embedded local mode (default ``./smar_data``) or an
+    ``http(s)://host:port`` URL of a server or cluster; ``api_key`` authenticates against a server.
+
+    Server-only options (``shard_number``, ``replication_factor``, ``write_consistency_factor``,
+    ``on_disk``, ``prefer_grpc``, ``timeout``) are passed through when the collection is created.
+    """
+
+    def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
+                 prefer_grpc: bool = False, timeout: float = 30.0, shard_number: int | None = None,
+                 replication_factor: int | None = None, write_consistency_factor: int | None = None,
+                 on_disk: bool = False) -> None:
+        self.uri = uri or DEFAULT_PATH
+        self.collection = collection
+        self.is_server = self.uri.startswith(("http://", "https://"))
+        self._collection_options = {"shard_number": shard_number, "replication_factor": replication_factor,
+                                    "write_consistency_factor": write_consistency_factor}
+        self._on_disk = on_disk
+        self._dim: int | None = None
+        try:
+            if self.is_server:
+                self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
+                                           timeout=int(timeout))
+            else:
+                Path(self.uri).mkdir(parents=True, exist_ok=True)
+                self.client = QdrantClient(path=self.uri)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise StoreError(f"cannot open Qdrant at {self.uri}: {exc}; an embedded store folder can be open "
+                             "in one process at a time") from exc
+
+    # ----- helpers -----
+    @contextmanager
+    def _errors(self, action: str):
+        try:
+            yield
+        except (StoreError, VectorSizeError):
+            raise
+        except Exception as exc:  # qdrant-client raises httpx, grpc and its own exception types
+            where = f"Qdrant server {self.uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
+            hint = "; is the server running and the URL/API key right?" if self.is_server else ""
+            raise StoreError(f"{action} on collection {self.collection!r} failed at {where}: "
+                             f"{type(exc).__name__}: {exc}{hint}") from exc
+
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        with self._errors(action):
+            return fn()
+
+    def _exists(self) -> bool:
+        return self._call("checking the collection", lambda: self.client.collection_exists(self.collection))
+
+    def dimension(self) -> int | None:
+        """The collection's vector size, or None when it does not exist yet."""
+        if self._dim is None and self._exists():
+            info = self._call("reading the collection", lambda: self.client.get_collection(self.collection))
+            params = info.config.params.vectors
+            self._dim = int(params.size) if isinstance(params, models.VectorParams) else None
+        return self._dim
+
+    def _require_dim(self) -> int:
+        dim = self.dimension()
+        if dim is None:
+            raise StoreError(f"collection {self.collection!r} does not exist at {self.uri}; index a catalog first")
+        return dim
+
+    # ----- the store protocol -----
+    def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
+        existing = self.dimension()
+        if existing is not None:
+            if existing != dim:
+                raise VectorSizeError(f"collection {self.collection!r} at {self.uri} holds {existing}-d vectors "
+                                      f"but the model makes {dim}-d ones; use the model it was built with or "
+                                      "another --collection")
+            return
+        options = {k: v for k, v in self._collection_options.items() if v is not None} if self.is_server else {}
+        params = models.VectorParams(size=dim, distance=DISTANCES[metric], on_disk=self._on_disk or None)
+        self._call("creating the collection", lambda: self.client.create_collection(
+            self.collection, vectors_config=params, **options))
+        self._dim = dim
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        if not ids:
+            return
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        if not len(ids) == len(array) == len(payloads):
+            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        points = models.Batch(ids=[point_uuid(i) for i in ids], vectors=array.tolist(),
+                              payloads=[{**p, ID_PAYLOAD_KEY: i} for i, p in zip(ids, payloads, strict=True)])
+        self._call("upserting", lambda: self.client.upsert(self.collection, points=points, wait=True))
+
+    def delete(self, ids: list[str]) -> None:
+        if not ids or not self._exists():
+            return
+        selector = models.PointIdsList(points=[point_uuid(i) for i in ids])
+        self._call("deleting", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
+
+    def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        query_filter = to_qdrant_filter(conditions)
+        requests = [models.QueryRequest(query=v.tolist(), limit=k, filter=query_filter, with_payload=True)
+                    for v in array]
+        responses = self._call("searching", lambda: self.client.query_batch_points(self.collection, requests))
+        return [[_to_hit(point) for point in response.points] for response in responses]
+
+    def count(self) -> int:
+        if not self._exists():
+            return 0
+        return int(self._call("counting", lambda: self.client.count(self.collection, exact=True)).count)
+
+    def ids(self) -> set[str]:
+        """Every item id in the collection (used to prune items no longer in a catalog)."""
+        found: set[str] = set()
+        if not self._exists():
+            return found
+        offset = None
+        while True:
+            points, offset = self._call("listing ids", lambda o=offset: self.client.scroll(
+                self.collection, limit=1024, offset=o, with_payload=[ID_PAYLOAD_KEY], with_vectors=False))
+            found.update(str(p.payload[ID_PAYLOAD_KEY]) for p in points if p.payload)
+            if offset is None:
+                return found
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_hit(point: models.ScoredPoint) -> Hit:
+    payload = dict(point.payload or {})
+    item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
+    return Hit(id=item_id, score=float(point.score), payload=payload)

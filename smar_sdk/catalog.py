@@ -1,0 +1,115 @@
+"""Stream a JSON Lines catalog into validated product records, rejecting broken rows with their reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import CatalogError
+
+MAX_TEXT_CHARS = 4000
+
+
+class FieldMapping(BaseModel):
+    """Which catalog fields hold the id, the item text and the image (``--id-field`` and friends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_field: str = "id"
+    text_fields: list[str] = Field(default_factory=lambda: ["title"], min_length=1)
+    image_field: str = "image"
+
+
+class Product(BaseModel):
+    """One valid catalog row: its id, item text, image reference and every field as payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: int
+    id: str = Field(min_length=1, max_length=512)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    image: str = Field(min_length=1, max_length=4096)
+    payload: dict[str, Any]
+
+    @field_validator("id", "text", "image")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class Rejection(BaseModel):
+    """A row that could not be used: where it is, why, and the original line to fix and re-feed."""
+
+    line: int
+    id: str | None = None
+    reason: str
+    raw: str
+
+
+def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection:
+    """Validate one catalog line; never raises for bad content."""
+    try:
+        row = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return Rejection(line=line, reason=f"not valid JSON ({exc.msg} at column {exc.colno})", raw=raw)
+    if not isinstance(row, dict):
+        return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
+    raw_id = row.get(mapping.id_field)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        what = "missing" if raw_id is None else f"a {type(raw_id).__name__}, not a string"
+        return Rejection(line=line, reason=f"id field {mapping.id_field!r} is {what}", raw=raw)
+    item_id = str(raw_id)
+    for name in [*mapping.text_fields, mapping.image_field]:
+        value = row.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return Rejection(line=line, id=item_id, reason=f"field {name!r} is missing or empty", raw=raw)
+        if not isinstance(value, str):
+            return Rejection(line=line, id=item_id,
+                             reason=f"field {name!r} must be a string, got {type(value).__name__}", raw=raw)
+    text = " ".join(row[name].strip() for name in mapping.text_fields)
+    try:
+        return Product(line=line, id=item_id, text=text, image=row[mapping.image_field], payload=row)
+    except ValueError as exc:
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": ("row",), "msg": str(exc)}
+        field = {"text": "+".join(mapping.text_fields), "image": mapping.image_field,
+                 "id": mapping.id_field}.get(str(first["loc"][0]), str(first["loc"][0]))
+        return Rejection(line=line, id=item_id, reason=f"field {field!r}: {first['msg']}", raw=raw)
+
+
+def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
+    """True when every ``field=value`` of ``only`` holds for the row (values compared as strings)."""
+    return all(str(row.get(k)) == v for k, v in only.items())
+
+
+def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
+                 only: dict[str, str] | None = None) -> Iterator[Product | Rejection]:
+    """Yield a ``Product`` or a ``Rejection`` for every non-blank line, streaming (constant memory).
+
+    ``only`` keeps just the rows whose fields equal the given values (``split=test``); others are skipped.
+    """
+    mapping = mapping or FieldMapping()
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise CatalogError(f"cannot open catalog {path}: {exc.strerror}; check the path") from exc
+    with handle:
+        for line_no, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                text = raw_bytes.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield Rejection(line=line_no, reason=f"invalid UTF-8 at byte {exc.start}", raw=text)
+                continue
+            if not raw.strip():
+                continue
+            record = parse_row(raw, line_no, mapping)
+            if only and isinstance(record, Product) and not matches(record.payload, only):
+                continue
+            yield record

@@ -1,0 +1,351 @@
+"""The ``smar-sdk`` command line: index, search, count, delete, train, eval, info."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SMARError
+
+EXIT_REJECTED_ROWS = 3
+
+
+def _fail_cleanly(fn: Callable) -> Callable:
+    """Turn SDK errors into one clear line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SMARError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def store_options(fn: Callable) -> Callable:
+    """--store, --uri, --collection, --api-key: where the vectors live."""
+    options = [
+        click.option("--store", default="qdrant", show_default=True, envvar="SMAR_STORE",
+                     help="Connector name (entry point in `smar_sdk.connectors`): qdrant, milvus, ..."),
+        click.option("--uri", default=None, envvar="SMAR_URI",
+                     help="Embedded store path (qdrant: folder, default ./smar_data; milvus: ./smar.db) or a "
+                          "server URL such as http://localhost:6333."),
+        click.option("--collection", default="products", show_default=True, envvar="SMAR_COLLECTION",
+                     help="Collection (table) holding the item vectors."),
+        click.option("--api-key", default=None, envvar="SMAR_API_KEY",
+                     help="API key or token for a store server (or set SMAR_API_KEY); never printed."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
+
+
+def model_option(fn: Callable) -> Callable:
+    return click.option("--model", "model_dir", default=None, envvar="SMAR_MODEL",
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="Trained model directory (config.json + model.safetensors); default: the shipped model.")(fn)
+
+
+def mapping_options(fn: Callable) -> Callable:
+    options = [
+        click.option("--id-field", default="id", show_default=True, help="Catalog field holding the product id."),
+        click.option("--text-fields", default=None,
+                     help="Comma-separated catalog fields joined into the item text (default: the model's, title)."),
+        click.option("--image-field", default="image", show_default=True,
+                     help="Catalog field holding the image path or URL (the shared data also has `thumbnail`)."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
+
+
+def only_option(fn: Callable) -> Callable:
+    return click.option("--only", "only", multiple=True, metavar="FIELD=VALUE",
+                        help="Use only catalog rows whose FIELD equals VALUE (repeatable), e.g. --only split=test.")(fn)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    result = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} must look like FIELD=VALUE", param_hint=option)
+        result[key] = val
+    return result
+
+
+def _load_model(model_dir: Path | None):
+    from .model import SMARModel
+
+    return SMARModel.load(model_dir)
+
+
+def _mapping(model, id_field: str, text_fields: str | None, image_field: str):
+    from .catalog import FieldMapping
+
+    fields = [f.strip() for f in text_fields.split(",") if f.strip()] if text_fields else model.config.text_fields
+    return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
+
+
+def _store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"store": store, "uri": uri, "collection": collection}
+    if api_key:
+        kwargs["api_key"] = api_key
+    return kwargs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="smar-sdk")
+def main() -> None:
+    """Modality-asymmetric product search: text queries against fused title+image vectors.
+
+    \b
+    Typical session:
+      smar-sdk index catalog.jsonl                    # encode products into ./smar_data (embedded Qdrant)
+      smar-sdk search "black casual shoes for men" -k 10
+      smar-sdk search "red heels" --filter gender=Women --json
+      smar-sdk train --catalog catalog.jsonl --pairs pairs.jsonl --out my-model/
+      smar-sdk index catalog.jsonl --model my-model/
+
+    Every command that touches a store takes --store, --uri and --collection (also SMAR_STORE,
+    SMAR_URI, SMAR_COLLECTION). Errors are one line on stderr with exit status 1; `index` exits
+    with status 3 when some rows were rejected (the good ones are indexed).
+    """
+
+
+@main.command()
+@click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path))
+@model_option
+@store_options
+@mapping_options
+@only_option
+@click.option("--batch-size", default=32, show_default=True, help="Products encoded per batch.")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write rejected rows (JSON Lines: line, id, reason, row) here, to fix and re-feed.")
+@click.option("--allow-outside-images", is_flag=True,
+              help="Let relative image paths point outside the catalog's folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, collection: str,
+          api_key: str | None, id_field: str, text_fields: str | None, image_field: str, only: tuple[str, ...],
+          batch_size: int, rejects_path: Path | None, allow_outside_images: bool, as_json: bool, quiet: bool) -> None:
+    """Encode every product of CATALOG (JSON Lines) into fused vectors and upsert them.
+
+    Each line is a JSON object with an id, the text fields (default `title`) and an image (a path
+    relative to the catalog's folder, an absolute path, or an http(s) URL); every field is kept as
+    payload for filters. Re-indexing an id replaces it. Broken rows are reported with their line
+    number and reason and the rest is still indexed.
+    """
+    from .indexer import SMARIndexer
+
+    model = _load_model(model_dir)
+    only_rows = _pairs(only, "--only")
+    with SMARIndexer(model, mapping=_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
+                     allow_outside_images=allow_outside_images, **_store_kwargs(store, uri, collection, api_key)) as ix:
+        report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        for rejection in report.rejections[:20]:
+            click.echo(f"rejected line {rejection.line}: {rejection.reason}", err=True)
+        if report.rejected > 20:
+            click.echo(f"... and {report.rejected - 20} more rejected rows"
+                       f"{'' if rejects_path else ' (use --rejects FILE to list them all)'}", err=True)
+        click.echo(f"indexed {report.indexed}, rejected {report.rejected} in {report.seconds:.1f}s "
+                   f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
+    if report.rejected:
+        sys.exit(EXIT_REJECTED_ROWS)
+
+
+def _hit_line(rank: int, hit) -> str:
+    payload = hit.payload
+    attributes = ", ".join(str(payload[k]) for k in ("gender", "article_type", "colour") if payload.get(k))
+    title = str(payload.get("title", ""))
+    return f"{rank:>3}. {hit.score:6.3f}  {hit.id:<12} {title}" + (f"  [{attributes}]" if attributes else "")
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several); repeatable.")
+@model_option
+@store_options
+@click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", ...payload}]}.')
+@_fail_cleanly
+def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None, store: str, uri: str | None,
+           collection: str, api_key: str | None, as_json: bool) -> None:
+    """Find the K products that best answer the text QUERY."""
+    from .filters import parse_cli_filters
+    from .retriever import SMARRetriever
+
+    spec = parse_cli_filters(filters)
+    model = _load_model(model_dir)
+    with SMARRetriever(model, **_store_kwargs(store, uri, collection, api_key)) as retriever:
+        hits = retriever.search(query, k=k, filter=spec or None)
+    if as_json:
+        click.echo(json.dumps({"hits": [{**h.payload, "id": h.id, "score": h.score} for h in hits]},
+                              ensure_ascii=False))
+    elif not hits:
+        click.echo("no results")
+    else:
+        for rank, hit in enumerate(hits, start=1):
+            click.echo(_hit_line(rank, hit))
+
+
+@main.command()
+@store_options
+@_fail_cleanly
+def count(store: str, uri: str | None, collection: str, api_key: str | None) -> None:
+    """Print how many products the collection holds."""
+    from .store import open_store
+
+    with open_store(**_store_kwargs(store, uri, collection, api_key)) as vector_store:
+        click.echo(vector_store.count())
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@store_options
+@_fail_cleanly
+def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, api_key: str | None) -> None:
+    """Remove the products with these IDS from the collection (unknown ids are ignored)."""
+    from .store import open_store
+
+    with open_store(**_store_kwargs(store, uri, collection, api_key)) as vector_store:
+        before = vector_store.count()
+        vector_store.delete(list(ids))
+        after = vector_store.count()
+    click.echo(f"deleted {before - after} of {len(ids)} ids; {after} products remain")
+
+
+@main.command()
+@click.option("--catalog", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Catalog (JSON Lines) holding the products the pairs point at.")
+@click.option("--pairs", "pairs_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help='Training pairs, JSON Lines {"query": ..., "item_id": ...}.')
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to write the trained model to.")
+@mapping_options
+@only_option
+@click.option("--image-field-extra", "extra_image_fields", multiple=True,
+              help="More image fields to sample from during training (resolution augmentation), e.g. thumbnail.")
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--batch-size", default=256, show_default=True, help="Pairs per step (in-batch negatives).")
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True)
+@click.option("--text-weight", default=0.5, show_default=True, help="a in a*L(q,text)+b*L(q,image)+c*L(q,fused).")
+@click.option("--image-weight", default=0.5, show_default=True, help="b: weight of the image-view loss.")
+@click.option("--fused-weight", default=1.0, show_default=True, help="c: weight of the fused-view loss.")
+@click.option("--temperature", default=0.05, show_default=True, help="Initial softmax temperature.")
+@click.option("--fixed-temperature", is_flag=True, help="Do not learn the temperature.")
+@click.option("--dim", default=256, show_default=True, help="Size of the output vectors.")
+@click.option("--text-encoder", default=None,
+              help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
+@click.option("--image-kind", type=click.Choice(["torchvision", "open_clip"]), default=None,
+              help="Image backbone family.")
+@click.option("--image-arch", default=None, help="torchvision builder (mobilenet_v2) or open_clip model name.")
+@click.option("--image-weights", default=None,
+              help="torchvision weights file, or open_clip pretrained tag / checkpoint path.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where frozen-backbone features are cached (default ~/.cache/smar-sdk/features).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_fail_cleanly
+def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
+          only: tuple[str, ...], extra_image_fields: tuple[str, ...], epochs: int, batch_size: int,
+          learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
+          fixed_temperature: bool, dim: int, text_encoder: str | None, image_kind: str | None,
+          image_arch: str | None, image_weights: str | None, seed: int, cache_dir: Path | None, no_cache: bool,
+          quiet: bool) -> None:
+    """Train a SMAR model on (query, item) pairs and save it to OUT.
+
+    Backbones stay frozen (their features are computed once and cached); the query head, the
+    per-view heads and the cross-attention fusion are trained with the multi-task contrastive loss.
+    """
+    from .catalog import FieldMapping
+    from .config import ImageEncoderConfig, SMARConfig, TextEncoderConfig
+    from .features import DEFAULT_CACHE_DIR
+    from .training import TrainConfig
+    from .training import train as run_training
+
+    fields = [f.strip() for f in text_fields.split(",")] if text_fields else ["title"]
+    image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights}.items() if v}
+    model_config = SMARConfig(
+        dim=dim, text_fields=fields,
+        text_encoder=TextEncoderConfig(**({"name_or_path": text_encoder} if text_encoder else {})),
+        image_encoder=ImageEncoderConfig(**image_cfg))
+    train_config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, text_weight=text_weight,
+        image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
+        learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
+        only=_pairs(only, "--only"), seed=seed)
+    mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
+    _, report = run_training(catalog, pairs_path, out_dir, model_config, train_config, mapping,
+                             cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
+    click.echo(f"trained on {report.pairs} pairs ({report.skipped_pairs} skipped) over {report.items} items: "
+               f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "
+               f"{report.seconds:.0f}s; saved to {out_dir}")
+
+
+@main.command(name="eval")
+@click.option("--catalog", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Catalog to index into a temporary embedded store.")
+@click.option("--queries", "queries_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help='Labelled queries, JSON Lines {"query": ..., "relevant": [ids]}.')
+@model_option
+@mapping_options
+@only_option
+@click.option("--view", type=click.Choice(["fused", "text", "image"]), default="fused", show_default=True,
+              help="Which item vector to index (text/image are the single-modality ablations).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"metrics": {...}, ...} as JSON.')
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: str, text_fields: str | None,
+          image_field: str, only: tuple[str, ...], view: str, as_json: bool, quiet: bool) -> None:
+    """Measure nDCG@10, Recall@10, Recall@50 and MRR@10 of a model on labelled queries."""
+    from .evaluation import evaluate_model
+
+    model = _load_model(model_dir)
+    report = evaluate_model(model, catalog, queries_path, only=_pairs(only, "--only") or None,
+                            mapping=_mapping(model, id_field, text_fields, image_field), view=view,
+                            progress=not quiet)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    click.echo(f"{report.queries} queries over {report.indexed} products ({report.rejected} rejected)")
+    for name, value in report.metrics.items():
+        click.echo(f"{name:>10}  {value:.4f}")
+
+
+@main.command()
+@model_option
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_fail_cleanly
+def info(model_dir: Path | None, store: str, uri: str | None, collection: str, api_key: str | None,
+         as_json: bool) -> None:
+    """Show the model, the store, the collection and how many products it holds."""
+    from .model import DEFAULT_MODEL_DIR, SMARModel
+    from .store import open_store
+
+    model = SMARModel.load(model_dir)
+    with open_store(**_store_kwargs(store, uri, collection, api_key)) as vector_store:
+        products = vector_store.count()
+    cfg = model.config
+    details = {
+        "model": str(model_dir or DEFAULT_MODEL_DIR), "dim": cfg.dim,
+        "text_encoder": cfg.text_encoder.name_or_path,
+        "image_encoder": f"{cfg.image_encoder.kind}:{cfg.image_encoder.arch}",
+        "text_fields": cfg.text_fields, "store": store, "uri": uri or "(connector default)",
+        "collection": collection, "count": products,
+    }
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+    else:
+        for key, value in details.items():
+            click.echo(f"{key:>14}: {value}")

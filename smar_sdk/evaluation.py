@@ -1,0 +1,89 @@
+"""Offline evaluation: index a catalog into a temporary embedded store, run labelled queries, score with ranx."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .catalog import FieldMapping
+from .errors import CatalogError
+from .indexer import IndexReport, SMARIndexer
+from .model import SMARModel
+from .retriever import SMARRetriever
+from .store import Hit
+
+METRICS = ("ndcg@10", "recall@10", "recall@50", "mrr@10")
+SEARCH_DEPTH = 100
+
+
+class LabelledQuery(BaseModel):
+    query: str
+    relevant: list[str]
+
+
+class EvalReport(BaseModel):
+    metrics: dict[str, float]
+    queries: int
+    indexed: int
+    rejected: int
+    index_seconds: float
+    search_seconds: float
+
+
+def read_queries(path: str | Path) -> list[LabelledQuery]:
+    """Read ``{"query", "relevant": [ids]}`` lines."""
+    queries = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CatalogError(f"cannot read queries file {path}: {exc.strerror}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            queries.append(LabelledQuery.model_validate_json(line))
+        except ValueError as exc:
+            raise CatalogError(f"{path} line {number}: expected {{\"query\", \"relevant\": [ids]}} ({exc})") from exc
+    if not queries:
+        raise CatalogError(f"queries file {path} is empty")
+    return queries
+
+
+def score_rankings(queries: Sequence[LabelledQuery], rankings: Sequence[Sequence[tuple[str, float]]],
+                   metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Mean IR metrics (ranx) of ranked ``(id, score)`` lists against each query's relevant ids."""
+    from ranx import Qrels, Run, evaluate
+
+    qrels = {f"q{i}": {doc: 1 for doc in q.relevant} for i, q in enumerate(queries)}
+    run = {}
+    for i, ranking in enumerate(rankings):
+        # ranx sorts by score; keep our order when scores tie by nudging with the rank
+        run[f"q{i}"] = {doc: float(score) - rank * 1e-9 for rank, (doc, score) in enumerate(ranking)} or {"": 0.0}
+    values = evaluate(Qrels(qrels), Run(run), list(metrics), make_comparable=True)
+    return {m: float(values[m]) for m in metrics}
+
+
+def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Path,
+                   only: dict[str, str] | None = None, mapping: FieldMapping | None = None,
+                   view: str = "fused", progress: bool = True) -> EvalReport:
+    """Index ``catalog`` (rows matching ``only``) into a throwaway embedded Qdrant and score the queries."""
+    queries = read_queries(queries_path)
+    with tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp:
+        with SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer:
+            report: IndexReport = indexer.index(catalog, only=only, progress=progress)
+            started = time.perf_counter()
+            retriever = SMARRetriever(model, store=indexer.store)
+            hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)
+            search_seconds = time.perf_counter() - started
+    metrics = score_rankings(queries, [[(h.id, h.score) for h in ranked] for ranked in hits])
+    return EvalReport(metrics=metrics, queries=len(queries), indexed=report.indexed, rejected=report.rejected,
+                      index_seconds=report.seconds, search_seconds=search_seconds)
+
+
+def to_json(report: EvalReport) -> str:
+    return json.dumps(report.model_dump(), indent=2)

@@ -1,0 +1,93 @@
+"""A small, database-neutral filter language that every connector translates.
+
+``{"gender": "Women"}`` is equality, ``{"colour": ["Red", "Black"]}`` is membership and
+``{"year": {"gte": 2012, "lt": 2016}}`` is a range; several fields are combined with AND.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import FilterError
+
+Scalar = str | int | float | bool
+RANGE_KEYS = ("gt", "gte", "lt", "lte")
+
+
+class Equals(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    field: str
+    value: Scalar
+
+
+class OneOf(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    field: str
+    values: tuple[Scalar, ...]
+
+
+class Range(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    field: str
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+
+Condition = Equals | OneOf | Range
+
+
+def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
+    """Turn the dict form into typed conditions, with a clear error for anything else."""
+    if not spec:
+        return []
+    if not isinstance(spec, dict):
+        raise FilterError(f"a filter is a dict of field -> value, list or range, got {type(spec).__name__}")
+    conditions: list[Condition] = []
+    for field, value in spec.items():
+        if isinstance(value, dict):
+            unknown = set(value) - set(RANGE_KEYS)
+            if unknown or not value:
+                raise FilterError(f"filter on {field!r}: range keys are {RANGE_KEYS}, got {sorted(value)}")
+            conditions.append(Range(field=field, **value))
+        elif isinstance(value, list | tuple | set):
+            if not value:
+                raise FilterError(f"filter on {field!r}: an empty list matches nothing")
+            conditions.append(OneOf(field=field, values=tuple(value)))
+        elif isinstance(value, Scalar):
+            conditions.append(Equals(field=field, value=value))
+        else:
+            raise FilterError(f"filter on {field!r}: unsupported value {value!r}")
+    return conditions
+
+
+def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``("gender=Women", "colour=Red,Black")`` -> ``{"gender": "Women", "colour": ["Red", "Black"]}``."""
+    spec: dict[str, Any] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field.strip():
+            raise FilterError(f"filter {pair!r} must look like field=value (or field=a,b for several values)")
+        spec[field.strip()] = value.split(",") if "," in value else value
+    return spec
+
+
+def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> bool:
+    """Reference semantics, used by tests and by connectors that filter in Python."""
+    for cond in conditions:
+        value = payload.get(cond.field)
+        if isinstance(cond, Equals) and value != cond.value:
+            return False
+        if isinstance(cond, OneOf) and value not in cond.values:
+            return False
+        if isinstance(cond, Range):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return False
+            bounds = [(cond.gt, value > (cond.gt or 0)), (cond.gte, value >= (cond.gte or 0)),
+                      (cond.lt, value < (cond.lt or 0)), (cond.lte, value <= (cond.lte or 0))]
+            if any(bound is not None and not ok for bound, ok in bounds):
+                return False
+    return True

@@ -1,0 +1,104 @@
+"""Load product images from local files or http(s) URLs, safely: size caps, timeouts, confinement."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import ImageError
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+URL_TIMEOUT_SECONDS = 10.0
+
+
+class ImageLoader:
+    """Opens an image reference: a path relative to ``base_dir``, an absolute path, or an http(s) URL.
+
+    Relative paths may not escape ``base_dir`` unless ``allow_outside`` is set. Decompression bombs,
+    oversized downloads and undecodable files raise ``ImageError`` naming the reference.
+    """
+
+    def __init__(self, base_dir: str | Path | None = None, allow_outside: bool = False,
+                 max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS,
+                 timeout: float = URL_TIMEOUT_SECONDS) -> None:
+        self.base_dir = Path(base_dir).resolve() if base_dir is not None else Path.cwd().resolve()
+        self.allow_outside = allow_outside
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.timeout = timeout
+
+    def load(self, reference: object) -> Image.Image:
+        if isinstance(reference, Image.Image):
+            return reference.convert("RGB")
+        if not isinstance(reference, str) or not reference.strip():
+            raise ImageError(f"image reference must be a non-empty string, got {reference!r}")
+        if "://" in reference:
+            return self._decode(self._download(reference), reference)
+        return self._decode(self._read_file(reference), reference)
+
+    def resolve_path(self, reference: str) -> Path:
+        path = Path(reference).expanduser()
+        if path.is_absolute():
+            return path
+        resolved = (self.base_dir / path).resolve()
+        if not self.allow_outside and not resolved.is_relative_to(self.base_dir):
+            raise ImageError(f"image path {reference!r} leaves the catalog folder {self.base_dir}; "
+                             "pass allow_outside (--allow-outside-images) if that is intended")
+        return resolved
+
+    def _read_file(self, reference: str) -> bytes:
+        path = self.resolve_path(reference)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ImageError(f"image file {path} not found or unreadable ({exc.strerror})") from exc
+        if size > self.max_bytes:
+            raise ImageError(f"image file {path} is {size} bytes, over the {self.max_bytes}-byte limit")
+        return path.read_bytes()
+
+    def _download(self, url: str) -> bytes:
+        import httpx
+
+        if not url.lower().startswith(("http://", "https://")):
+            raise ImageError(f"image URL {url!r}: only http and https are allowed")
+        try:
+            with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+                return self._fetch(client, url, redirects_left=3)
+        except httpx.HTTPError as exc:
+            raise ImageError(f"image URL {url} could not be fetched: {exc}") from exc
+
+    def _fetch(self, client, url: str, redirects_left: int) -> bytes:
+        with client.stream("GET", url) as response:
+            if response.is_redirect:
+                target = str(response.next_request.url) if response.next_request else ""
+                if redirects_left == 0 or not target.lower().startswith(("http://", "https://")):
+                    raise ImageError(f"image URL {url} redirects to {target!r}; only http(s), at most 3 hops")
+                return self._fetch(client, target, redirects_left - 1)
+            if response.status_code != 200:
+                raise ImageError(f"image URL {url} answered HTTP {response.status_code}")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body.extend(chunk)
+                if len(body) > self.max_bytes:
+                    raise ImageError(f"image URL {url} is over the {self.max_bytes}-byte limit")
+            return bytes(body)
+
+    def _decode(self, data: bytes, reference: str) -> Image.Image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                image = Image.open(io.BytesIO(data))
+                if image.width * image.height > self.max_pixels:
+                    raise ImageError(f"image {reference} is {image.width}x{image.height} pixels, over the "
+                                     f"{self.max_pixels}-pixel limit (possible decompression bomb)")
+                image.load()
+                return image.convert("RGB")
+            except ImageError:
+                raise
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+                    Image.DecompressionBombError) as exc:
+                raise ImageError(f"image {reference} cannot be decoded: {exc}") from exc

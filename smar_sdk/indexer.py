@@ -1,0 +1,166 @@
+"""``SMARIndexer``: catalog in, fused item vectors out, pushed into a vector store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
+
+from .catalog import FieldMapping, Product, Rejection, read_catalog
+from .errors import RowError
+from .images import ImageLoader
+from .model import ItemView, SMARModel
+from .store import VectorStore, open_store
+
+MAX_REPORTED_REJECTIONS = 1000
+
+
+class IndexReport(BaseModel):
+    """What an indexing run did."""
+
+    indexed: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    rejections: list[Rejection] = Field(default_factory=list, description="the first rejections, in order")
+    rejects_file: str | None = None
+
+    @property
+    def items_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Prepared(BaseModel, arbitrary_types_allowed=True):
+    products: list[Product]
+    pixels: list[torch.Tensor]
+    rejections: list[Rejection]
+
+
+class StoreUser:
+    """Opens the store a model's vectors live in, and closes it (shared by indexer and retriever)."""
+
+    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
+                 collection: str = "products", **store_options: Any) -> None:
+        self.model = model
+        self.store: VectorStore = (open_store(store, uri=uri, collection=collection, **store_options)
+                                   if isinstance(store, str) else store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SMARIndexer(StoreUser):
+    """Streams a catalog, loads and encodes images and titles in batches, and upserts fused vectors.
+
+    Image decoding for the next batch overlaps encoding of the current one. Broken rows are rejected
+    with their line number and reason; every good row is indexed. ``view`` picks the item vector
+    stored (``fused`` by default; ``text`` and ``image`` serve the single-modality ablations).
+    """
+
+    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
+                 collection: str = "products", mapping: FieldMapping | None = None, batch_size: int = 32,
+                 allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView = "fused",
+                 **store_options: Any) -> None:
+        super().__init__(model, store, uri, collection, **store_options)
+        self.view = view
+        self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
+        self.batch_size = batch_size
+        self.allow_outside_images = allow_outside_images
+        self.loader_threads = loader_threads
+
+    def index(self, catalog: str | Path, only: dict[str, str] | None = None, rejects_path: str | Path | None = None,
+              progress: bool = True) -> IndexReport:
+        """Index every valid row of a JSON Lines catalog; return counts, rejections and timing."""
+        catalog = Path(catalog)
+        loader = ImageLoader(base_dir=catalog.resolve().parent, allow_outside=self.allow_outside_images)
+        self.store.ensure_collection(self.model.dim)
+        report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
+        started = time.perf_counter()
+        rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None
+        try:
+            with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
+                for prepared in self._prepare(read_catalog(catalog, self.mapping, only), loader):
+                    for rejection in prepared.rejections:
+                        self._record(report, rejection, rejects)
+                    if prepared.products:
+                        self._write(prepared)
+                        report.indexed += len(prepared.products)
+                    bar.update(len(prepared.products) + len(prepared.rejections))
+                    bar.set_postfix(rejected=report.rejected, refresh=False)
+        finally:
+            if rejects:
+                rejects.close()
+            report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(self, prepared: _Prepared) -> None:
+        products = prepared.products
+        vectors = self.model.encode_item_inputs([p.text for p in products], prepared.pixels, self.view)
+        self.store.upsert([p.id for p in products], vectors, [p.payload for p in products])
+
+    @staticmethod
+    def _record(report: IndexReport, rejection: Rejection, rejects) -> None:
+        report.rejected += 1
+        if len(report.rejections) < MAX_REPORTED_REJECTIONS:
+            report.rejections.append(rejection)
+        if rejects:
+            rejects.write(json.dumps({"line": rejection.line, "id": rejection.id, "reason": rejection.reason,
+                                      "row": rejection.raw}, ensure_ascii=False) + "\n")
+            rejects.flush()
+
+    def _prepare(self, records: Iterable[Product | Rejection], loader: ImageLoader) -> Iterator[_Prepared]:
+        """Batch records and decode their images on worker threads, one batch ahead of the encoder."""
+        with ThreadPoolExecutor(max_workers=self.loader_threads, thread_name_prefix="smar-images") as pool:
+            pending: Future[_Prepared] | None = None
+            for batch in _batched(records, self.batch_size):
+                job = pool.submit(self._load_batch, batch, loader)
+                if pending is not None:
+                    yield pending.result()
+                pending = job
+            if pending is not None:
+                yield pending.result()
+
+    def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader) -> _Prepared:
+        rejections = [r for r in batch if isinstance(r, Rejection)]
+        latest = {p.id: p for p in batch if isinstance(p, Product)}  # a repeated id: the last row wins
+        products, pixels = [], []
+        for product in latest.values():
+            result = self._pixels(product, loader)
+            if isinstance(result, Rejection):
+                rejections.append(result)
+            else:
+                products.append(product)
+                pixels.append(result)
+        rejections.sort(key=lambda r: r.line)
+        return _Prepared(products=products, pixels=pixels, rejections=rejections)
+
+    def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:
+        try:
+            return self.model.image_encoder.preprocess(loader.load(product.image))
+        except RowError as exc:
+            return Rejection(line=product.line, id=product.id, reason=str(exc), raw=json.dumps(product.payload))
+
+
+def _batched(records: Iterable[Product | Rejection], size: int) -> Iterator[list[Product | Rejection]]:
+    batch: list[Product | Rejection] = []
+    products = 0
+    for record in records:
+        batch.append(record)
+        products += isinstance(record, Product)
+        if products >= size:
+            yield batch
+            batch, products = [], 0
+    if batch:
+        yield batch

@@ -1,0 +1,167 @@
+"""``SMARModel``: the query tower and the three-view item tower, with save/load as a directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import SMARConfig
+from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
+from .errors import ModelError
+from .heads import CrossAttentionFusion, ProjectionHead
+
+ItemView = Literal["fused", "text", "image"]
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+HEAD_PREFIXES = ("query_head.", "text_head.", "image_head.", "fusion.", "logit_scale")
+
+
+class SMARModel(nn.Module):
+    """Semantic-enhanced Modality-Asymmetric Retrieval model.
+
+    Queries are text only; items have a text view, an image view and a fused view (cross-attention
+    between title tokens and image patches). All outputs are L2-normalised ``dim``-sized vectors.
+    """
+
+    def __init__(self, config: SMARConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or SMARConfig()
+        cfg = self.config
+        self.text_encoder = TextEncoder(cfg.text_encoder)
+        self.image_encoder = ImageEncoder(cfg.image_encoder)
+        text_dim, token_dim, image_dim = (self.text_encoder.hidden_size, self.text_encoder.token_size,
+                                          self.image_encoder.state_dim)
+        self.query_head = ProjectionHead(text_dim, cfg.dim, cfg.dropout)
+        self.text_head = ProjectionHead(text_dim, cfg.dim, cfg.dropout)
+        self.image_head = ProjectionHead(image_dim, cfg.dim, cfg.dropout)
+        self.fusion = CrossAttentionFusion(token_dim, text_dim, image_dim, cfg.fusion_dim, cfg.dim,
+                                           cfg.fusion_heads, cfg.dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.05))))
+        self.eval()
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    # ----- heads over backbone states (used by encoding and by training on cached states) -----
+    def query_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.query_head(pooled)
+
+    def item_vectors(self, text: TextStates, image: ImageStates) -> dict[ItemView, torch.Tensor]:
+        return {
+            "text": self.text_head(text.pooled),
+            "image": self.image_head(image.pooled),
+            "fused": self.fusion(text.tokens, text.mask, text.pooled, image.tokens, image.pooled),
+        }
+
+    # ----- public encoding API -----
+    def item_text(self, row: dict) -> str:
+        """The text an item is known by: its ``text_fields`` joined with spaces."""
+        return " ".join(str(row[f]) for f in self.config.text_fields if row.get(f) not in (None, ""))
+
+    @torch.inference_mode()
+    def encode_queries(self, queries: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        """Encode shopper queries into an ``(n, dim)`` float32 array of unit vectors."""
+        out = [self.query_vectors(self.text_encoder.encode(list(queries[i : i + batch_size])).pooled)
+               for i in range(0, len(queries), batch_size)]
+        return _to_numpy(out, self.dim)
+
+    @torch.inference_mode()
+    def encode_item_inputs(self, texts: Sequence[str], images: Sequence[Image.Image | torch.Tensor],
+                           view: ItemView = "fused") -> np.ndarray:
+        """Encode items given as texts and images (PIL or preprocessed tensors), one vector each."""
+        if len(texts) != len(images):
+            raise ValueError(f"{len(texts)} texts but {len(images)} images")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        pixels = torch.stack([im if isinstance(im, torch.Tensor) else self.image_encoder.preprocess(im)
+                              for im in images])
+        views = self.item_vectors(self.text_encoder.encode(list(texts)), self.image_encoder(pixels))
+        return _to_numpy([views[view]], self.dim)
+
+    def encode_items(self, rows: Iterable[dict], batch_size: int = 32, view: ItemView = "fused",
+                     image_field: str = "image", base_dir: str | Path | None = None) -> np.ndarray:
+        """Encode catalog rows (dicts with the text fields and an image path, URL or PIL image)."""
+        from .images import ImageLoader
+
+        loader = ImageLoader(base_dir=base_dir)
+        chunks: list[np.ndarray] = []
+        batch: list[dict] = []
+        for row in [*rows, None]:
+            if row is not None:
+                batch.append(row)
+            if batch and (row is None or len(batch) == batch_size):
+                images = [loader.load(r[image_field]) for r in batch]
+                chunks.append(self.encode_item_inputs([self.item_text(r) for r in batch], images, view))
+                batch = []
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
+
+    # ----- persistence -----
+    def _saved_prefixes(self) -> tuple[str, ...]:
+        return HEAD_PREFIXES + tuple(self.config.trained_backbone_prefixes)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (heads plus fine-tuned backbone parts)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        prefixes, backbone = self._saved_prefixes(), tuple(self.config.trained_backbone_prefixes)
+        state = {k: _storage_tensor(v, half=k.startswith(backbone))
+                 for k, v in self.state_dict().items() if k.startswith(prefixes)}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "smar-sdk"})
+        (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None) -> SMARModel:
+        """Load a model directory; with no argument, the default model shipped in the package."""
+        directory = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not directory.is_dir():
+            raise ModelError(f"model directory {directory} does not exist")
+        if not weights_path.is_file():
+            pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+            why = f"; refusing pickle files {pickles}, convert them to safetensors" if pickles else ""
+            raise ModelError(f"model directory {directory} has no {WEIGHTS_FILE}{why}")
+        try:
+            config = SMARConfig.model_validate(json.loads(config_path.read_text()))
+        except FileNotFoundError as exc:
+            raise ModelError(f"model directory {directory} has no {CONFIG_FILE}") from exc
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ModelError(f"{config_path} is not a valid SMAR config: {exc}") from exc
+        model = cls(config)
+        try:
+            state = load_file(str(weights_path))
+        except Exception as exc:
+            raise ModelError(f"{weights_path} is not a readable safetensors file: {exc}") from exc
+        expected = {k for k in model.state_dict() if k.startswith(model._saved_prefixes())}
+        if missing := sorted(expected - set(state)):
+            raise ModelError(f"{weights_path} lacks {len(missing)} tensors, e.g. {missing[:3]}; was it saved "
+                             "by this model configuration?")
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ModelError(f"{weights_path} does not fit {config_path}: {exc}") from exc
+        return model.eval()
+
+
+def _storage_tensor(tensor: torch.Tensor, half: bool) -> torch.Tensor:
+    """Backbone weights are stored in float16 to keep model folders small; heads stay float32."""
+    tensor = tensor.detach().contiguous().clone()
+    return tensor.half() if half and tensor.is_floating_point() else tensor
+
+
+def _to_numpy(chunks: list[torch.Tensor], dim: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, dim), dtype=np.float32)
+    return torch.cat(chunks).float().cpu().numpy().astype(np.float32, copy=False)

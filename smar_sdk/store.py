@@ -1,0 +1,85 @@
+"""The store protocol, the one seam between the SDK and a vector database, and connector discovery."""
+
+from __future__ import annotations
+
+import uuid
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel
+
+from .errors import ConnectorNotFoundError, StoreError, VectorSizeError
+from .filters import Condition
+
+ENTRY_POINT_GROUP = "smar_sdk.connectors"
+ID_NAMESPACE = uuid.UUID("8f0b7a4e-3c51-4d8e-9a57-2f6f1b0de2a1")
+ID_PAYLOAD_KEY = "_smar_id"
+Metric = Literal["cosine", "dot", "euclid"]
+
+
+class Hit(BaseModel):
+    """One search result: the item's original id, its score (higher is better) and its payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+def point_uuid(item_id: str) -> str:
+    """The deterministic database id of an item id (uuid5), identical across connectors and runs."""
+    return str(uuid.uuid5(ID_NAMESPACE, item_id))
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What a connector implements. Constructed as ``Store(uri=..., collection=..., **options)``."""
+
+    collection: str
+
+    def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None: ...
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None: ...
+
+    def delete(self, ids: list[str]) -> None: ...
+
+    def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> VectorStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def available_connectors() -> dict[str, Any]:
+    """Connector names registered in the ``smar_sdk.connectors`` entry-point group."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def open_store(name: str, uri: str | None = None, collection: str = "products", **options: Any) -> VectorStore:
+    """Instantiate the connector registered as ``name``."""
+    connectors = available_connectors()
+    if name not in connectors:
+        known = ", ".join(sorted(connectors)) or "none"
+        raise ConnectorNotFoundError(f"unknown store {name!r}; installed connectors: {known} "
+                                     f"(third-party ones register in the {ENTRY_POINT_GROUP!r} entry-point group)")
+    try:
+        cls = connectors[name].load()
+    except ImportError as exc:
+        raise StoreError(f"connector {name!r} is installed but cannot be imported ({exc}); "
+                         f"try `pip install \"smar-sdk[{name}]\"`") from exc
+    return cls(uri=uri, collection=collection, **options)
+
+
+def check_vectors(vectors: np.ndarray, dim: int, collection: str) -> np.ndarray:
+    """Validate a batch of vectors against a collection's size; return a C-contiguous float32 copy."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise VectorSizeError(f"collection {collection!r} holds {dim}-d vectors but got {array.shape[-1]}-d ones; "
+                              "use the model the collection was built with, or a new --collection")
+    return np.ascontiguousarray(array)

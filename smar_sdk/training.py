@@ -1,0 +1,180 @@
+"""Multi-task contrastive training of the SMAR heads over frozen backbones.
+
+``L = a*L(query, text view) + b*L(query, image view) + c*L(query, fused view)``, each an in-batch
+softmax cross-entropy with a learnable temperature; rows sharing an item or a query string are
+treated as positives of each other rather than as false negatives.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from .catalog import FieldMapping, Product, read_catalog
+from .config import SMARConfig
+from .encoders import ImageStates, TextStates
+from .errors import CatalogError
+from .features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states, text_pooled
+from .images import ImageLoader
+from .model import SMARModel
+
+HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
+
+
+class TrainConfig(BaseModel):
+    """Training hyper-parameters (``smar-sdk train`` options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(256, ge=2)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    text_weight: float = Field(0.5, ge=0, description="a: weight of L(query, text view)")
+    image_weight: float = Field(0.5, ge=0, description="b: weight of L(query, image view)")
+    fused_weight: float = Field(1.0, ge=0, description="c: weight of L(query, fused view)")
+    temperature: float = Field(0.05, gt=0, description="initial softmax temperature")
+    learn_temperature: bool = True
+    image_fields: list[str] = Field(default_factory=lambda: ["image"], min_length=1,
+                                    description="image fields to sample from per step (resolution augmentation)")
+    only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
+    seed: int = 0
+
+
+class TrainReport(BaseModel):
+    pairs: int
+    skipped_pairs: int
+    items: int
+    steps: int
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+
+def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
+    """Read ``{"query", "item_id"}`` lines; return the usable pairs and how many were skipped."""
+    pairs: list[tuple[str, str]] = []
+    skipped = 0
+    try:
+        handle = Path(path).open(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CatalogError(f"cannot open pairs file {path}: {exc.strerror}") from exc
+    with handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+                query, item_id = str(row["query"]).strip(), str(row["item_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                skipped += bool(line.strip())
+                continue
+            if query and item_id in known_ids:
+                pairs.append((query, item_id))
+            else:
+                skipped += 1
+    if not pairs:
+        raise CatalogError(f"pairs file {path} has no usable {{\"query\", \"item_id\"}} line whose item is in the "
+                           "catalog (check --only and the id field)")
+    return pairs, skipped
+
+
+def contrastive_loss(queries: torch.Tensor, items: torch.Tensor, positives: torch.Tensor,
+                     scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric multi-positive InfoNCE over a batch of unit vectors."""
+    logits = scale * queries @ items.T
+    masked = logits.masked_fill(~positives, float("-inf"))
+    q2i = torch.logsumexp(logits, dim=1) - torch.logsumexp(masked, dim=1)
+    i2q = torch.logsumexp(logits, dim=0) - torch.logsumexp(masked, dim=0)
+    return (q2i.mean() + i2q.mean()) / 2
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | None = None,
+          model_config: SMARConfig | None = None, train_config: TrainConfig | None = None,
+          mapping: FieldMapping | None = None, cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+          progress: bool = True) -> tuple[SMARModel, TrainReport]:
+    """Train a SMAR model's heads on (query, item) pairs and save it to ``out_dir`` if given."""
+    cfg = train_config or TrainConfig()
+    set_seed(cfg.seed)
+    model_config = model_config or SMARConfig()
+    mapping = mapping or FieldMapping(text_fields=model_config.text_fields)
+    model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
+    started = time.perf_counter()
+    model = SMARModel(model_config)
+    products = [r for r in read_catalog(catalog, mapping, cfg.only or None) if isinstance(r, Product)]
+    if not products:
+        raise CatalogError(f"catalog {catalog} has no valid rows{' matching ' + str(cfg.only) if cfg.only else ''}")
+    position = {p.id: i for i, p in enumerate(products)}
+    pairs, skipped = read_pairs(pairs_path, set(position))
+
+    cache = FeatureCache(cache_dir)
+    loader = ImageLoader(base_dir=Path(catalog).resolve().parent)
+    queries = sorted({q for q, _ in pairs})
+    query_index = {q: i for i, q in enumerate(queries)}
+    query_states = text_pooled(model, queries, cache, progress=progress)
+    text_states = item_text_states(model, [p.text for p in products], cache, progress=progress)
+    image_states = [item_image_states(model, products, f, loader, cache, progress=progress) for f in cfg.image_fields]
+
+    pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
+    pair_items = torch.tensor([position[i] for _, i in pairs])
+    params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
+    model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
+    if cfg.learn_temperature:
+        params.append(model.logit_scale)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.learning_rate, total_steps=total,
+                                                    pct_start=0.1)
+    weights = {"text": cfg.text_weight, "image": cfg.image_weight, "fused": cfg.fused_weight}
+    generator = torch.Generator().manual_seed(cfg.seed)
+    losses: list[float] = []
+    model.train()
+    with tqdm(total=total, desc="training", unit="step", disable=not progress) as bar:
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(pairs), generator=generator)
+            for step in range(steps_per_epoch):
+                batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                q_idx, i_idx = pair_queries[batch], pair_items[batch]
+                positives = (i_idx[:, None] == i_idx[None, :]) | (q_idx[:, None] == q_idx[None, :])
+                variant = image_states[int(torch.randint(len(image_states), (1,), generator=generator))]
+                text = TextStates(text_states.tokens[i_idx].float(), text_states.mask[i_idx], text_states.pooled[i_idx])
+                image = ImageStates(variant.tokens[i_idx].float(), variant.pooled[i_idx])
+                views = model.item_vectors(text, image)
+                query = model.query_vectors(query_states[q_idx])
+                scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()
+                loss = sum(w * contrastive_loss(query, views[name], positives, scale)
+                           for name, w in weights.items() if w > 0)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss))
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / float(scale):.3f}", refresh=False)
+    model.eval()
+    window = max(1, min(10, len(losses) // 4))
+    report = TrainReport(pairs=len(pairs), skipped_pairs=skipped, items=len(products), steps=len(losses),
+                         first_loss=float(np.mean(losses[:window])), last_loss=float(np.mean(losses[-window:])),
+                         seconds=time.perf_counter() - started)
+    model.config = model.config.model_copy(update={
+        "trained_backbone_prefixes": sorted({*model.config.trained_backbone_prefixes, "image_encoder."}),
+        "image_encoder": model.config.image_encoder.model_copy(update={"weights": None}),
+        "training": {**cfg.model_dump(), "catalog": Path(catalog).name, "pairs": Path(pairs_path).name,
+                     "report": report.model_dump()},
+    })
+    if out_dir is not None:
+        model.save(out_dir)
+    return model, report
