@@ -48,11 +48,14 @@ class StoreUser:
     def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
                  collection: str = "products", **store_options: Any) -> None:
         self.model = model
+        self._owns_store = isinstance(store, str)
         self.store: VectorStore = (open_store(store, uri=uri, collection=collection, **store_options)
                                    if isinstance(store, str) else store)
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store if this object opened it (a store passed in stays open for its owner)."""
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self):
         return self

@@ -8,6 +8,7 @@ treated as positives of each other rather than as false negatives.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -95,6 +96,18 @@ def contrastive_loss(queries: torch.Tensor, items: torch.Tensor, positives: torc
     return (q2i.mean() + i2q.mean()) / 2
 
 
+def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1):
+    """Learning-rate factor: linear warm-up over the first steps, then cosine decay to zero."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    return factor
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -136,8 +149,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.learning_rate, total_steps=total,
-                                                    pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total))
     weights = {"text": cfg.text_weight, "image": cfg.image_weight, "fused": cfg.fused_weight}
     generator = torch.Generator().manual_seed(cfg.seed)
     losses: list[float] = []

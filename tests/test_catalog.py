@@ -1,0 +1,59 @@
+"""Catalog parsing: every kind of broken row is rejected with its line number and reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from smar_sdk import CatalogError, FieldMapping, Product, Rejection, read_catalog
+
+GOOD = {"id": "a1", "title": "red shirt", "image": "a.jpg", "colour": "red"}
+
+
+def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "catalog.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (json.dumps({**GOOD, "id": None}).encode(), "id field 'id' is missing"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "id"}).encode(), "missing"),
+    (json.dumps({**GOOD, "id": ["x"]}).encode(), "a list, not a string"),
+    (json.dumps({**GOOD, "id": "   "}).encode(), "must not be blank"),
+    (json.dumps({**GOOD, "title": ""}).encode(), "'title' is missing or empty"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "image"}).encode(), "'image' is missing"),
+    (json.dumps({**GOOD, "title": 42}).encode(), "'title' must be a string"),
+    (json.dumps({**GOOD, "title": "x" * 5000}).encode(), "'title'"),
+    (b'{"id": "a", "title": "caf\xe9", "image": "a.jpg"}', "invalid UTF-8"),
+])
+def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes, reason: str) -> None:
+    path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode(), line, json.dumps({**GOOD, "id": "a2"}).encode()])
+    records = list(read_catalog(path))
+    assert [type(r) for r in records] == [Product, Rejection, Product]
+    rejection = records[1]
+    assert rejection.line == 2 and reason in rejection.reason
+
+
+def test_payload_keeps_every_field_and_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = lines_to_catalog(tmp_path, [b"", json.dumps({**GOOD, "id": 7, "nested": {"a": [1]}}).encode(), b"  "])
+    (product,) = list(read_catalog(path))
+    assert product.id == "7" and product.line == 2 and product.payload["nested"] == {"a": [1]}
+
+
+def test_field_mapping_and_only(tmp_path: Path) -> None:
+    rows = [{"sku": "s1", "name": "red", "brand": "Acme", "picture": "p.jpg", "split": "train"},
+            {"sku": "s2", "name": "blue", "brand": "Zed", "picture": "q.jpg", "split": "test"}]
+    path = lines_to_catalog(tmp_path, [json.dumps(r).encode() for r in rows])
+    mapping = FieldMapping(id_field="sku", text_fields=["brand", "name"], image_field="picture")
+    (product,) = list(read_catalog(path, mapping, only={"split": "test"}))
+    assert (product.id, product.text, product.image) == ("s2", "Zed blue", "q.jpg")
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="cannot open catalog .*nope.jsonl"):
+        list(read_catalog(tmp_path / "nope.jsonl"))

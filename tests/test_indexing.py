@@ -1,0 +1,74 @@
+"""SMARIndexer + SMARRetriever on embedded Qdrant: indexing, search order, filters, rejects, re-indexing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smar_sdk import ConnectorNotFoundError, SMARIndexer, SMARModel, SMARRetriever, VectorSizeError, open_store
+
+
+def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    with SMARIndexer(tiny_model, uri=uri, batch_size=7) as indexer:
+        report = indexer.index(catalog, progress=False)
+    assert (report.indexed, report.rejected) == (30, 0) and report.seconds > 0
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    items = tiny_model.encode_items(rows, base_dir=catalog.parent)
+    brute = dict(zip([r["id"] for r in rows], items @ tiny_model.encode_queries(["red shirt"])[0], strict=True))
+    with SMARRetriever(tiny_model, uri=uri) as retriever:
+        hits = retriever.search("red shirt", k=5)
+        # same scores as a brute-force ranking (ties may order either way), best first
+        np.testing.assert_allclose([h.score for h in hits], sorted(brute.values(), reverse=True)[:5], atol=1e-5)
+        np.testing.assert_allclose([h.score for h in hits], [brute[h.id] for h in hits], atol=1e-5)
+        assert hits[0].payload["title"] == rows[[r["id"] for r in rows].index(hits[0].id)]["title"]
+        women = retriever.search("red shirt", k=30, filter={"gender": "Women"})
+        assert len(women) == 15 and {h.payload["gender"] for h in women} == {"Women"}
+        some = retriever.search("shirt", k=30, filter={"colour": ["red", "blue"], "year": {"gte": 2012}})
+        assert some and all(h.payload["colour"] in {"red", "blue"} and h.payload["year"] >= 2012 for h in some)
+
+
+def test_reindex_replaces_without_duplicates(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    with SMARIndexer(tiny_model, uri=uri) as indexer:
+        indexer.index(catalog, progress=False)
+        rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+        rows[0]["title"] = "yellow watch"
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        indexer.index(catalog, progress=False)
+        assert indexer.store.count() == 30
+        with SMARRetriever(tiny_model, store=indexer.store) as retriever:
+            hits = retriever.search("watch", k=30, filter={"title": "yellow watch"})
+        assert sorted(h.id for h in hits) == sorted([rows[0]["id"], "sku-028"])  # changed row + the original one
+
+
+def test_broken_rows_are_rejected_and_good_rows_indexed(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    (catalog.parent / "images" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    extra = ["{broken json", json.dumps({"id": "x1", "title": "red shirt", "image": "images/missing.jpg"}),
+             json.dumps({"id": "x2", "title": "red shirt", "image": "images/corrupt.jpg"}),
+             json.dumps({"id": "x3", "title": "red shirt", "image": "../../etc/passwd"})]
+    catalog.write_text(catalog.read_text() + "\n".join(extra) + "\n")
+    rejects = tmp_path / "rejects.jsonl"
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        report = indexer.index(catalog, rejects_path=rejects, progress=False)
+        assert indexer.store.count() == 30
+    assert (report.indexed, report.rejected) == (30, 4)
+    lines = {r.line: r.reason for r in report.rejections}
+    assert set(lines) == {31, 32, 33, 34}
+    assert "not valid JSON" in lines[31] and "not found" in lines[32] and "cannot be decoded" in lines[33]
+    assert "leaves the catalog folder" in lines[34]
+    written = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [w["line"] for w in written] == [31, 32, 33, 34] and written[0]["row"] == "{broken json"
+
+
+def test_wrong_vector_size_and_unknown_connector(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    with open_store("qdrant", uri=uri) as store:
+        store.ensure_collection(8)
+    with pytest.raises(VectorSizeError, match="8-d vectors .* 16-d"), SMARIndexer(tiny_model, uri=uri) as indexer:
+        indexer.index(catalog, progress=False)
+    with pytest.raises(ConnectorNotFoundError, match="unknown store 'nosuchdb'.*qdrant"):
+        SMARIndexer(tiny_model, store="nosuchdb")

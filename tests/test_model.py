@@ -1,0 +1,85 @@
+"""SMARModel: shapes, normalisation, views, save/load round trip, safe loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smar_sdk import ModelError, SMARModel
+
+
+def test_encode_queries_are_unit_float32(tiny_model: SMARModel) -> None:
+    vectors = tiny_model.encode_queries(["red shirt", "blue shoes for men", "tee"])
+    assert vectors.shape == (3, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+
+
+def test_encode_items_views_differ_and_depend_on_image(tiny_model: SMARModel, catalog: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()[:4]]
+    fused = tiny_model.encode_items(rows, base_dir=catalog.parent)
+    assert fused.shape == (4, 16)
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    text = tiny_model.encode_items(rows, base_dir=catalog.parent, view="text")
+    assert not np.allclose(fused, text)
+    # same title, different image -> different fused vector, identical text vector
+    red, blue = Image.new("RGB", (40, 40), (250, 0, 0)), Image.new("RGB", (40, 40), (0, 0, 250))
+    a = tiny_model.encode_items([{"title": "shirt", "image": red}, {"title": "shirt", "image": blue}])
+    t = tiny_model.encode_items([{"title": "shirt", "image": red}, {"title": "shirt", "image": blue}], view="text")
+    assert not np.allclose(a[0], a[1])
+    np.testing.assert_allclose(t[0], t[1], atol=1e-6)
+
+
+def test_encode_items_batches_match_single(tiny_model: SMARModel, catalog: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()[:5]]
+    together = tiny_model.encode_items(rows, base_dir=catalog.parent, batch_size=5)
+    apart = tiny_model.encode_items(rows, base_dir=catalog.parent, batch_size=2)
+    np.testing.assert_allclose(together, apart, atol=1e-5)
+
+
+def test_save_load_round_trip(tiny_model: SMARModel, tiny_model_dir: Path) -> None:
+    assert sorted(p.name for p in tiny_model_dir.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = SMARModel.load(tiny_model_dir)
+    queries = ["green bag", "black watch"]
+    np.testing.assert_allclose(loaded.encode_queries(queries), tiny_model.encode_queries(queries), atol=1e-6)
+
+
+def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        SMARModel.load(tmp_path / "nope")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(ModelError, match="refusing pickle"):
+        SMARModel.load(pickled)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"dim": "wide"}')
+    (broken / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
+    with pytest.raises(ModelError, match="not a valid SMAR config"):
+        SMARModel.load(broken)
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    (truncated / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="safetensors"):
+        SMARModel.load(truncated)
+
+
+def test_unknown_encoders_fail_clearly(tiny_config) -> None:
+    from smar_sdk import ImageEncoderConfig, TextEncoderConfig
+
+    bad_image = tiny_config.model_copy(update={"image_encoder": ImageEncoderConfig(arch="no_such_net")})
+    with pytest.raises(ModelError, match="no_such_net"):
+        SMARModel(bad_image)
+    bad_text = tiny_config.model_copy(update={"text_encoder": TextEncoderConfig(name_or_path="/no/such/model")})
+    with pytest.raises(ModelError, match="/no/such/model"):
+        SMARModel(bad_text)
+    missing_pkg = tiny_config.model_copy(update={"text_encoder": TextEncoderConfig(name_or_path="package:nopkg_x/m")})
+    with pytest.raises(ModelError, match="pip install nopkg-x"):
+        SMARModel(missing_pkg)

@@ -1,0 +1,61 @@
+"""Training: the loss falls, a planted positive ranks first, runs are deterministic, saved models reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from smar_sdk import CatalogError, SMARModel
+from smar_sdk.training import TrainConfig, contrastive_loss, train
+
+
+def test_contrastive_loss_prefers_aligned_pairs() -> None:
+    eye = torch.eye(4)
+    positives = torch.eye(4, dtype=torch.bool)
+    aligned = contrastive_loss(eye, eye, positives, torch.tensor(10.0))
+    shuffled = contrastive_loss(eye, eye[[1, 2, 3, 0]], positives, torch.tensor(10.0))
+    assert aligned < 0.01 < shuffled
+    both = torch.ones(4, 4, dtype=torch.bool)  # everything positive -> nothing to learn
+    assert contrastive_loss(eye, eye[[1, 2, 3, 0]], both, torch.tensor(10.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_training_lowers_loss_and_ranks_planted_positive_first(tiny_config, catalog: Path, pairs: Path,
+                                                               tmp_path: Path) -> None:
+    config = TrainConfig(epochs=25, batch_size=16, learning_rate=5e-3, seed=1)
+    model, report = train(catalog, pairs, tmp_path / "trained", tiny_config, config, cache_dir=None, progress=False)
+    assert report.pairs == 90 and report.items == 30
+    assert report.last_loss < 0.6 * report.first_loss
+    reloaded = SMARModel.load(tmp_path / "trained")
+    rows = [{"title": "red shoes", "image": "images/001.jpg"}, {"title": "blue shoes", "image": "images/006.jpg"},
+            {"title": "green bag", "image": "images/014.jpg"}]
+    items = reloaded.encode_items(rows, base_dir=catalog.parent)
+    queries = reloaded.encode_queries(["red shoes", "blue shoes", "green bag"])
+    assert (np.argmax(queries @ items.T, axis=1) == [0, 1, 2]).all()
+    assert reloaded.config.training["report"]["pairs"] == 90
+
+
+def test_training_is_deterministic(tiny_config, catalog: Path, pairs: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=16, seed=3)
+    first, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+    second, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+    np.testing.assert_allclose(first.encode_queries(["red shirt"]), second.encode_queries(["red shirt"]), atol=1e-6)
+
+
+def test_feature_cache_is_reused(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=16)
+    train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
+    cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
+    assert cached == ["image", "itemtext", "query"]
+    a, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
+    b, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+    np.testing.assert_allclose(a.encode_queries(["red shirt"]), b.encode_queries(["red shirt"]), atol=1e-5)
+
+
+def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad-pairs.jsonl"
+    bad.write_text('{"query": "red", "item_id": "nope"}\nnot json\n')
+    with pytest.raises(CatalogError, match="no usable"):
+        train(catalog, bad, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
