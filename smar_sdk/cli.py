@@ -90,6 +90,18 @@ def _mapping(model, id_field: str, text_fields: str | None, image_field: str):
     return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
 
 
+def _read_config(path: Path):
+    from pydantic import ValidationError
+
+    from .config import SMARConfig
+    from .errors import ModelError
+
+    try:
+        return SMARConfig.model_validate_json(path.read_text())
+    except (OSError, ValidationError) as exc:
+        raise ModelError(f"--model-config {path}: not a readable SMAR config ({exc})") from exc
+
+
 def _store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"store": store, "uri": uri, "collection": collection}
     if api_key:
@@ -242,7 +254,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--fused-weight", default=1.0, show_default=True, help="c: weight of the fused-view loss.")
 @click.option("--temperature", default=0.05, show_default=True, help="Initial softmax temperature.")
 @click.option("--fixed-temperature", is_flag=True, help="Do not learn the temperature.")
-@click.option("--dim", default=256, show_default=True, help="Size of the output vectors.")
+@click.option("--model-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A SMAR config JSON (encoders, sizes) to start from; the options below override it.")
+@click.option("--dim", default=None, type=int, help="Size of the output vectors [default: 256].")
 @click.option("--text-encoder", default=None,
               help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
 @click.option("--image-kind", type=click.Choice(["torchvision", "open_clip"]), default=None,
@@ -259,7 +273,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
-          fixed_temperature: bool, dim: int, text_encoder: str | None, image_kind: str | None,
+          fixed_temperature: bool, model_config: Path | None, dim: int | None, text_encoder: str | None, image_kind: str | None,
           image_arch: str | None, image_weights: str | None, seed: int, cache_dir: Path | None, no_cache: bool,
           quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
@@ -268,24 +282,25 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     per-view heads and the cross-attention fusion are trained with the multi-task contrastive loss.
     """
     from .catalog import FieldMapping
-    from .config import ImageEncoderConfig, SMARConfig, TextEncoderConfig
+    from .config import ImageEncoderConfig, SMARConfig
     from .features import DEFAULT_CACHE_DIR
     from .training import TrainConfig
     from .training import train as run_training
 
-    fields = [f.strip() for f in text_fields.split(",")] if text_fields else ["title"]
+    base = _read_config(model_config) if model_config else SMARConfig()
+    fields = [f.strip() for f in text_fields.split(",")] if text_fields else base.text_fields
     image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights}.items() if v}
-    model_config = SMARConfig(
-        dim=dim, text_fields=fields,
-        text_encoder=TextEncoderConfig(**({"name_or_path": text_encoder} if text_encoder else {})),
-        image_encoder=ImageEncoderConfig(**image_cfg))
+    config = base.model_copy(update={
+        "dim": dim or base.dim, "text_fields": fields,
+        "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
+        "image_encoder": ImageEncoderConfig(**{**base.image_encoder.model_dump(), **image_cfg})})
     train_config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, text_weight=text_weight,
         image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
         only=_pairs(only, "--only"), seed=seed)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
-    _, report = run_training(catalog, pairs_path, out_dir, model_config, train_config, mapping,
+    _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
     click.echo(f"trained on {report.pairs} pairs ({report.skipped_pairs} skipped) over {report.items} items: "
                f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "

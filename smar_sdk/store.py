@@ -59,8 +59,9 @@ def available_connectors() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def open_store(name: str, uri: str | None = None, collection: str = "products", **options: Any) -> VectorStore:
-    """Instantiate the connector registered as ``name``."""
+def open_store(store: str, uri: str | None = None, collection: str = "products", **options: Any) -> VectorStore:
+    """Instantiate the connector registered under the name ``store`` (``qdrant``, ``milvus``, ...)."""
+    name = store
     connectors = available_connectors()
     if name not in connectors:
         known = ", ".join(sorted(connectors)) or "none"

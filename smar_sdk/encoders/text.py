@@ -28,7 +28,10 @@ class TextEncoder(nn.Module):
     def __init__(self, config: TextEncoderConfig) -> None:
         super().__init__()
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars are noise for SDK users
+        hf_logging.set_verbosity_error()
         source = resolve_source(config.name_or_path)
         try:
             self.model = SentenceTransformer(source, device="cpu")

@@ -1,0 +1,93 @@
+"""The smar-sdk command line, run in-process through click's runner on a tiny model and embedded Qdrant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from smar_sdk.cli import EXIT_REJECTED_ROWS, main
+
+
+@pytest.fixture()
+def run(tmp_path: Path, tiny_model_dir: Path):
+    runner = CliRunner()
+
+    def invoke(*args: str, model: bool = True, store: bool = True):
+        extra = (["--model", str(tiny_model_dir)] if model else []) + (["--uri", str(tmp_path / "store")] if store else [])
+        return runner.invoke(main, [*args, *extra], catch_exceptions=False)
+
+    return invoke
+
+
+def test_index_search_count_delete_info(run, catalog: Path) -> None:
+    result = run("index", str(catalog), "-q")
+    assert result.exit_code == 0, result.output
+    assert "indexed 30, rejected 0" in result.output
+    assert run("count", model=False).output.strip() == "30"
+    result = run("search", "red shirt", "-k", "3", "--filter", "gender=Women", "--json")
+    hits = json.loads(result.stdout)["hits"]
+    assert len(hits) == 3 and all(h["gender"] == "Women" and {"id", "score", "title"} <= set(h) for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    text = run("search", "red shirt", "-k", "2").output.splitlines()
+    assert len(text) == 2 and text[0].lstrip().startswith("1.")
+    result = run("delete", hits[0]["id"], "no-such-id", model=False)
+    assert "deleted 1 of 2 ids; 29 products remain" in result.output
+    info = json.loads(run("info", "--json").stdout)
+    assert info["count"] == 29 and info["dim"] == 16 and info["collection"] == "products"
+
+
+def test_rejected_rows_give_nonzero_exit_and_report(run, catalog: Path, tmp_path: Path) -> None:
+    catalog.write_text(catalog.read_text() + '{"id": "bad"\n')
+    rejects = tmp_path / "rejects.jsonl"
+    result = run("index", str(catalog), "-q", "--rejects", str(rejects))
+    assert result.exit_code == EXIT_REJECTED_ROWS
+    assert "rejected line 31: not valid JSON" in result.output and "indexed 30, rejected 1" in result.output
+    assert json.loads(rejects.read_text())["line"] == 31
+
+
+def test_field_mapping_options(run, catalog: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    renamed = catalog.parent / "renamed.jsonl"
+    renamed.write_text("".join(json.dumps({"sku": r["id"], "name": r["title"], "brand": "Acme", "pic": r["image"],
+                                           "gender": r["gender"]}) + "\n" for r in rows))
+    result = run("index", str(renamed), "-q", "--id-field", "sku", "--text-fields", "brand,name", "--image-field", "pic")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(run("search", "red shirt", "--json").stdout)["hits"]
+    assert hits[0]["id"].startswith("sku-") and hits[0]["brand"] == "Acme"
+
+
+def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["count", "--store", "nosuchdb"])
+    assert result.exit_code == 1 and "unknown store 'nosuchdb'" in result.output
+    assert "Traceback" not in result.output
+    result = run("index", str(tmp_path / "missing.jsonl"))
+    assert result.exit_code == 1 and "cannot open catalog" in result.output
+    result = run("search", "x", "--filter", "novalue")
+    assert result.exit_code == 1 and "field=value" in result.output
+    result = CliRunner().invoke(main, ["search", "x", "--model", str(tmp_path / "nomodel")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base-config.json"
+    base.write_text(tiny_config.model_dump_json())
+    out = tmp_path / "my-model"
+    result = run("train", "--catalog", str(catalog), "--pairs", str(pairs), "--out", str(out), "--model-config",
+                 str(base), "--epochs", "3", "--batch-size", "16", "--no-cache", "-q", model=False, store=False)
+    assert result.exit_code == 0, result.output
+    assert "trained on 90 pairs" in result.output and (out / "model.safetensors").is_file()
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
+                       + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")
+    result = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
+                                       str(out), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["metrics"]) == {"ndcg@10", "recall@10", "recall@50", "mrr@10"}
+    assert report["metrics"]["recall@50"] == 1.0 and report["indexed"] == 30 and report["queries"] == 2
+    only = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
+                                     str(out), "--json", "-q", "--only", "gender=Men"])
+    assert json.loads(only.stdout)["indexed"] == 15
