@@ -1,0 +1,5 @@
+"""``python -m smar_sdk`` runs the command line."""
+
+from .cli import main
+
+main()
