@@ -48,7 +48,8 @@ def store_options(fn: Callable) -> Callable:
 def model_option(fn: Callable) -> Callable:
     return click.option("--model", "model_dir", default=None, envvar="SMAR_MODEL",
                         type=click.Path(file_okay=False, path_type=Path),
-                        help="Trained model directory (config.json + model.safetensors); default: the shipped model.")(fn)
+                        help="Trained model directory (config.json + model.safetensors); "
+                             "default: the shipped model.")(fn)
 
 
 def mapping_options(fn: Callable) -> Callable:
@@ -273,7 +274,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
-          fixed_temperature: bool, model_config: Path | None, dim: int | None, text_encoder: str | None, image_kind: str | None,
+          fixed_temperature: bool, model_config: Path | None, dim: int | None, text_encoder: str | None,
+          image_kind: str | None,
           image_arch: str | None, image_weights: str | None, seed: int, cache_dir: Path | None, no_cache: bool,
           quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.

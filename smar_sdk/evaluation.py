@@ -73,13 +73,13 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
                    view: str = "fused", progress: bool = True) -> EvalReport:
     """Index ``catalog`` (rows matching ``only``) into a throwaway embedded Qdrant and score the queries."""
     queries = read_queries(queries_path)
-    with tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp:
-        with SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer:
-            report: IndexReport = indexer.index(catalog, only=only, progress=progress)
-            started = time.perf_counter()
-            retriever = SMARRetriever(model, store=indexer.store)
-            hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)
-            search_seconds = time.perf_counter() - started
+    with (tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp,
+          SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer):
+        report: IndexReport = indexer.index(catalog, only=only, progress=progress)
+        started = time.perf_counter()
+        retriever = SMARRetriever(model, store=indexer.store)
+        hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)
+        search_seconds = time.perf_counter() - started
     metrics = score_rankings(queries, [[(h.id, h.score) for h in ranked] for ranked in hits])
     return EvalReport(metrics=metrics, queries=len(queries), indexed=report.indexed, rejected=report.rejected,
                       index_seconds=report.seconds, search_seconds=search_seconds)

@@ -106,7 +106,8 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
         try:
             return model.image_encoder.preprocess(loader.load(refs[index]))
         except ImageError as exc:
-            raise ImageError(f"training item {products[index].id} (catalog line {products[index].line}): {exc}") from exc
+            product = products[index]
+            raise ImageError(f"training item {product.id} (catalog line {product.line}): {exc}") from exc
 
     tokens, pooled = [], []
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -29,7 +29,8 @@ class _CrossBlock(nn.Module):
         self.norm_kv = nn.LayerNorm(width)
         self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
         self.norm_ff = nn.LayerNorm(width)
-        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * width, width))
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout),
+                                nn.Linear(2 * width, width))
 
     def forward(self, queries: torch.Tensor, context: torch.Tensor, context_pad: torch.Tensor | None) -> torch.Tensor:
         kv = self.norm_kv(context)

@@ -91,7 +91,7 @@ class SMARIndexer(StoreUser):
         self.store.ensure_collection(self.model.dim)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         started = time.perf_counter()
-        rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None
+        rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         try:
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
                 for prepared in self._prepare(read_catalog(catalog, self.mapping, only), loader):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
@@ -65,7 +64,7 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
     pairs: list[tuple[str, str]] = []
     skipped = 0
     try:
-        handle = Path(path).open(encoding="utf-8", errors="replace")
+        handle = Path(path).open(encoding="utf-8", errors="replace")  # noqa: SIM115
     except OSError as exc:
         raise CatalogError(f"cannot open pairs file {path}: {exc.strerror}") from exc
     with handle:
@@ -173,7 +172,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / float(scale):.3f}", refresh=False)
     model.eval()

@@ -16,7 +16,8 @@ def run(tmp_path: Path, tiny_model_dir: Path):
     runner = CliRunner()
 
     def invoke(*args: str, model: bool = True, store: bool = True):
-        extra = (["--model", str(tiny_model_dir)] if model else []) + (["--uri", str(tmp_path / "store")] if store else [])
+        extra = ["--model", str(tiny_model_dir)] if model else []
+        extra += ["--uri", str(tmp_path / "store")] if store else []
         return runner.invoke(main, [*args, *extra], catch_exceptions=False)
 
     return invoke
@@ -53,7 +54,8 @@ def test_field_mapping_options(run, catalog: Path) -> None:
     renamed = catalog.parent / "renamed.jsonl"
     renamed.write_text("".join(json.dumps({"sku": r["id"], "name": r["title"], "brand": "Acme", "pic": r["image"],
                                            "gender": r["gender"]}) + "\n" for r in rows))
-    result = run("index", str(renamed), "-q", "--id-field", "sku", "--text-fields", "brand,name", "--image-field", "pic")
+    result = run("index", str(renamed), "-q", "--id-field", "sku", "--text-fields", "brand,name",
+                 "--image-field", "pic")
     assert result.exit_code == 0, result.output
     hits = json.loads(run("search", "red shirt", "--json").stdout)["hits"]
     assert hits[0]["id"].startswith("sku-") and hits[0]["brand"] == "Acme"

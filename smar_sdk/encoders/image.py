@@ -78,7 +78,8 @@ class _OpenClipVision(nn.Module):
         try:
             model = open_clip.create_model(config.arch, pretrained=pretrained, device="cpu", **config.arch_kwargs)
         except Exception as exc:
-            raise ModelError(f"cannot build open_clip model {config.arch!r} with weights {pretrained!r}: {exc}") from exc
+            raise ModelError(f"cannot build open_clip model {config.arch!r} with weights {pretrained!r}: "
+                             f"{exc}") from exc
         self.visual = model.visual
         if hasattr(self.visual, "output_tokens"):
             self.visual.output_tokens = True

@@ -1,0 +1,193 @@
+"""Retrieval quality of every method of DESIGN.md's protocol on the Myntra test split.
+
+Methods: BM25 over titles (bm25s), the text encoder zero-shot, and four configurations of the same
+``smar_sdk`` model and trainer: text-only trained (DPSR ablation, loss weights 1/0/0, text view),
+image-only trained (0/1/0, image view), late fusion (1/1/0, score = w*text + (1-w)*image, w tuned on
+train-split queries) and SMAR (multi-task a/b/c, cross-attention fused view). Every model trains on the
+train split of the same catalog it is tested on; backbones are frozen, so test-item states come from
+the feature cache and rankings are exact (brute force, what the embedded store returns).
+
+    python benchmarks/quality.py --data ../shared/data/myntra --epochs 8 --out benchmarks/results/quality.json
+
+Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from smar_sdk import FieldMapping, Product, SMARConfig, SMARModel, read_catalog
+from smar_sdk.encoders import ImageStates, TextStates
+from smar_sdk.evaluation import SEARCH_DEPTH, LabelledQuery, read_queries, score_rankings
+from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states
+from smar_sdk.images import ImageLoader
+from smar_sdk.training import TrainConfig, train
+
+CATALOGS = ("catalog.jsonl", "catalog_no_colour.jsonl")
+IMAGE_FIELDS = ("image", "thumbnail")
+QUERY_FILES = ("test_queries.jsonl", "test_queries_paraphrased.jsonl")
+TRAINED = {  # method -> (text, image, fused) loss weights, item view
+    "text-only trained (DPSR)": ((1.0, 0.0, 0.0), "text"),
+    "image-only trained": ((0.0, 1.0, 0.0), "image"),
+    "late fusion": ((1.0, 1.0, 0.0), "late"),
+    "SMAR": ((0.5, 0.5, 1.0), "fused"),
+}
+
+
+def rank(query_vectors: np.ndarray, item_vectors: np.ndarray, ids: list[str]) -> list[list[tuple[str, float]]]:
+    scores = query_vectors @ item_vectors.T
+    top = np.argsort(-scores, axis=1)[:, :SEARCH_DEPTH]
+    return [[(ids[j], float(scores[i, j])) for j in row] for i, row in enumerate(top)]
+
+
+@torch.inference_mode()
+def item_views(model: SMARModel, text: TextStates, image: ImageStates, batch: int = 512) -> dict[str, np.ndarray]:
+    out: dict[str, list[torch.Tensor]] = {"text": [], "image": [], "fused": []}
+    for i in range(0, len(text.pooled), batch):
+        s = slice(i, i + batch)
+        views = model.item_vectors(TextStates(text.tokens[s].float(), text.mask[s], text.pooled[s]),
+                                   ImageStates(image.tokens[s].float(), image.pooled[s]))
+        for name, vectors in views.items():
+            out[name].append(vectors)
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+class Bench:
+    def __init__(self, data: Path, epochs: int, cache_dir: Path) -> None:
+        self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
+        self.cache_dir = cache_dir
+        self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
+        self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
+
+    def products(self, catalog: str, split: str) -> list[Product]:
+        records = read_catalog(self.data / catalog, FieldMapping(), {"split": split})
+        return [r for r in records if isinstance(r, Product)]
+
+    def states(self, products: list[Product], image_field: str) -> tuple[TextStates, ImageStates]:
+        text = item_text_states(self.base, [p.text for p in products], self.cache)
+        image = item_image_states(self.base, products, image_field, ImageLoader(self.data), self.cache)
+        return TextStates(text.tokens, text.mask, text.pooled), ImageStates(image.tokens, image.pooled)
+
+    def evaluate(self, method: str, catalog: str, score_fn) -> list[dict]:
+        test = self.products(catalog, "test")
+        ids = [p.id for p in test]
+        rows = []
+        for image_field in IMAGE_FIELDS:
+            for query_file, queries in self.queries.items():
+                rankings = score_fn(test, ids, image_field, queries)
+                rows.append({"method": method, "catalog": catalog, "image_field": image_field, "queries": query_file,
+                             **score_rankings(queries, rankings)})
+        return rows
+
+    def bm25(self, catalog: str) -> list[dict]:
+        import bm25s
+
+        def score(test, ids, image_field, queries):
+            retriever = bm25s.BM25()
+            retriever.index(bm25s.tokenize([p.text for p in test], show_progress=False), show_progress=False)
+            docs, scores = retriever.retrieve(bm25s.tokenize([q.query for q in queries], show_progress=False),
+                                              k=SEARCH_DEPTH, show_progress=False)
+            return [[(ids[d], float(s)) for d, s in zip(drow, srow, strict=True) if s > 0]
+                    for drow, srow in zip(docs, scores, strict=True)]
+
+        return self.evaluate("BM25 (titles)", catalog, score)
+
+    def zero_shot(self, catalog: str) -> list[dict]:
+        def score(test, ids, image_field, queries):
+            text, _ = self.states(test, "image")
+            items = torch.nn.functional.normalize(text.pooled, dim=-1).numpy()
+            qv = torch.nn.functional.normalize(self.base.text_encoder.encode([q.query for q in queries]).pooled,
+                                               dim=-1).detach().numpy()
+            return rank(qv, items, ids)
+
+        return self.evaluate("MiniLM zero-shot", catalog, score)
+
+    def trained(self, catalog: str, method: str) -> list[dict]:
+        (a, b, c), view = TRAINED[method]
+        config = TrainConfig(epochs=self.epochs, text_weight=a, image_weight=b, fused_weight=c,
+                             image_fields=list(IMAGE_FIELDS), only={"split": "train"})
+        started = time.perf_counter()
+        model, report = train(self.data / catalog, self.data / "train_pairs.jsonl", None, SMARConfig(), config,
+                              cache_dir=self.cache_dir)
+        seconds = time.perf_counter() - started
+        weight = self.tune_late_weight(model, catalog) if view == "late" else None
+
+        def score(test, ids, image_field, queries: list[LabelledQuery]):
+            views = item_views(model, *self.states(test, image_field))
+            qv = model.encode_queries([q.query for q in queries])
+            if view == "late":
+                return rank(qv, weight * views["text"] + (1 - weight) * views["image"], ids)
+            return rank(qv, views[view], ids)
+
+        rows = self.evaluate(method, catalog, score)
+        for row in rows:
+            row.update(train_seconds=round(seconds, 1), late_weight=weight)
+        return rows
+
+    def tune_late_weight(self, model: SMARModel, catalog: str) -> float:
+        """Pick w on a validation slice of the train split: 300 train queries over 2,000 train items."""
+        train_items = self.products(catalog, "train")[:2000]
+        known = {p.id for p in train_items}
+        relevant: dict[str, set[str]] = {}
+        for line in (self.data / "train_pairs.jsonl").read_text().splitlines():
+            pair = json.loads(line)
+            if pair["item_id"] in known:
+                relevant.setdefault(pair["query"], set()).add(pair["item_id"])
+        queries = [LabelledQuery(query=q, relevant=sorted(r)) for q, r in sorted(relevant.items())[:300]]
+        views = item_views(model, *self.states(train_items, "image"))
+        qv = model.encode_queries([q.query for q in queries])
+        ids = [p.id for p in train_items]
+        best = max(np.linspace(0, 1, 11), key=lambda w: score_rankings(
+            queries, rank(qv, w * views["text"] + (1 - w) * views["image"], ids), ["ndcg@10"])["ndcg@10"])
+        return float(best)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = []
+    for catalog in CATALOGS:
+        for image_field in IMAGE_FIELDS:
+            lines += [f"\n**{catalog}, `{image_field}`** (nDCG@10 / Recall@50; test_queries | paraphrased)\n",
+                      "| method | nDCG@10 | R@50 | nDCG@10 para. | R@50 para. | MRR@10 para. | train s |",
+                      "|---|---|---|---|---|---|---|"]
+            for method in dict.fromkeys(r["method"] for r in rows):
+                sel = {r["queries"]: r for r in rows if r["method"] == method and r["catalog"] == catalog
+                       and r["image_field"] == image_field}
+                if len(sel) < 2:
+                    continue
+                plain, para = sel[QUERY_FILES[0]], sel[QUERY_FILES[1]]
+                lines.append(f"| {method} | {plain['ndcg@10']:.3f} | {plain['recall@50']:.3f} | {para['ndcg@10']:.3f} "
+                             f"| {para['recall@50']:.3f} | {para['mrr@10']:.3f} | {plain.get('train_seconds', '')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/myntra")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
+    parser.add_argument("--catalogs", nargs="+", default=list(CATALOGS))
+    parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
+    args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
+        return
+    bench = Bench(args.data, args.epochs, args.cache_dir)
+    rows: list[dict] = []
+    for catalog in args.catalogs:
+        rows += bench.bm25(catalog) + bench.zero_shot(catalog)
+        for method in TRAINED:
+            rows += bench.trained(catalog, method)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Connector conformance suite and connector-specific tests."""

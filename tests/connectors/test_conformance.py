@@ -1,0 +1,213 @@
+"""The store protocol conformance suite, run against every registered connector (and real servers, when marked).
+
+A connector passes when it behaves like the reference: exact counts, upsert-replaces, a search order equal to
+a brute-force cosine ranking, the SDK filter semantics of ``matches_conditions``, payloads that round-trip as
+written, a clear ``VectorSizeError``, and data that outlives the store object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from smar_sdk.errors import ConnectorNotFoundError, StoreError, VectorSizeError
+from smar_sdk.filters import matches_conditions, parse_filter
+from smar_sdk.store import Hit, VectorStore, open_store
+
+DIM = 16
+StoreFactory = Callable[..., VectorStore]  # the `store_factory` fixture (see conftest.py)
+COLOURS = ["red", "green", "blue"]
+
+
+def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+    rng = np.random.default_rng(seed)
+    ids = [f"sku-{i:03d}" for i in range(n)]
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    payloads = [{"title": f"item {i}", "colour": COLOURS[i % 3], "gender": "Women" if i % 2 else "Men",
+                 "year": 2010 + i % 7, "price": round(5.0 + 2.5 * i, 2)} for i in range(n)]
+    return ids, vectors, payloads
+
+
+def brute_force(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every query (rows) to every item (columns)."""
+    items = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    qs = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return qs @ items.T
+
+
+def assert_ranking(hits: list[Hit], ids: list[str], scores: np.ndarray, k: int, allowed: list[int] | None = None
+                   ) -> None:
+    """``hits`` are the ``k`` best of ``allowed`` items by cosine, best first, each with its cosine as score."""
+    candidates = range(len(ids)) if allowed is None else allowed
+    expected = sorted(candidates, key=lambda i: -scores[i])[:k]
+    assert [h.id for h in hits] == [ids[i] for i in expected]
+    assert [h.score for h in hits] == pytest.approx([float(scores[i]) for i in expected], abs=1e-4)
+
+
+@pytest.fixture()
+def filled(store_factory: StoreFactory) -> tuple[VectorStore, list[str], np.ndarray, list[dict[str, Any]]]:
+    store = store_factory()
+    ids, vectors, payloads = make_items()
+    store.ensure_collection(DIM)
+    store.upsert(ids, vectors, payloads)
+    return store, ids, vectors, payloads
+
+
+def test_new_store_is_empty(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    assert store.count() == 0
+    store.delete(["nothing-here"])  # deleting from a missing collection is a no-op
+    with pytest.raises(StoreError):
+        store.search(np.ones(DIM, dtype=np.float32), k=3)
+    store.ensure_collection(DIM)
+    store.ensure_collection(DIM)  # idempotent
+    assert store.count() == 0
+    assert store.search(np.ones(DIM, dtype=np.float32), k=3) == [[]]
+
+
+def test_context_manager(store_factory: StoreFactory) -> None:
+    with store_factory() as store:
+        store.ensure_collection(DIM)
+        assert store.count() == 0
+
+
+def test_upsert_and_count(filled) -> None:
+    store, ids, _, _ = filled
+    assert store.count() == len(ids)
+    if hasattr(store, "ids"):
+        assert store.ids() == set(ids)
+
+
+def test_reupsert_replaces(filled) -> None:
+    store, ids, vectors, _ = filled
+    new_vector = -vectors[3]
+    store.upsert([ids[3]], new_vector[None, :], [{"title": "replaced", "colour": "black"}])
+    store.upsert([ids[4], ids[4]], np.stack([vectors[5], vectors[4]]), [{"v": 1}, {"v": 2}])  # last one wins
+    assert store.count() == len(ids)
+    hits = store.search(new_vector, k=len(ids))[0]
+    assert [h.id for h in hits].count(ids[3]) == 1
+    assert hits[0].id == ids[3]
+    assert hits[0].payload == {"title": "replaced", "colour": "black"}
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    top = store.search(vectors[4], k=1)[0][0]
+    assert (top.id, top.payload) == (ids[4], {"v": 2})
+
+
+def test_delete(filled) -> None:
+    store, ids, vectors, _ = filled
+    store.delete([ids[0], ids[1], "unknown-id", ids[0]])
+    store.delete([])
+    assert store.count() == len(ids) - 2
+    found = {h.id for h in store.search(vectors[0], k=len(ids))[0]}
+    assert found == set(ids[2:])
+
+
+def test_search_matches_brute_force(filled) -> None:
+    store, ids, vectors, _ = filled
+    queries = np.random.default_rng(1).normal(size=(3, DIM)).astype(np.float32)
+    scores = brute_force(vectors, queries)
+    results = store.search(queries, k=10)
+    assert len(results) == 3
+    for hits, row in zip(results, scores, strict=True):
+        assert_ranking(hits, ids, row, k=10)
+    single = store.search(queries[0], k=5)  # a single 1-d vector is a batch of one
+    assert_ranking(single[0], ids, scores[0], k=5)
+    assert len(store.search(queries[0], k=1000)[0]) == len(ids)
+
+
+@pytest.mark.parametrize("spec", [
+    {"colour": "red"},
+    {"colour": ["red", "blue"]},
+    {"year": {"gte": 2012, "lt": 2015}},
+    {"price": {"gt": 30.0, "lte": 60}},
+    {"gender": "Women", "year": {"lte": 2013}, "colour": ["green", "blue"]},
+    {"colour": "purple"},
+], ids=["equals", "in", "range", "float-range", "combined", "no-match"])
+def test_filters(filled, spec: dict[str, Any]) -> None:
+    store, ids, vectors, payloads = filled
+    conditions = parse_filter(spec)
+    allowed = [i for i, payload in enumerate(payloads) if matches_conditions(payload, conditions)]
+    queries = np.random.default_rng(2).normal(size=(2, DIM)).astype(np.float32)
+    scores = brute_force(vectors, queries)
+    for hits, row in zip(store.search(queries, k=8, conditions=conditions), scores, strict=True):
+        assert_ranking(hits, ids, row, k=8, allowed=allowed)
+        assert all(matches_conditions(h.payload, conditions) for h in hits)
+
+
+def test_payload_round_trip(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.ensure_collection(DIM)
+    payload = {
+        "title": "Robe d'été « légère » — 女装 😀",
+        "quoted": 'say "hi" \\ back\\slash\nnew line',
+        "nested": {"sizes": ["S", "M", "XL"], "stock": {"S": 3, "M": 0}, "deep": [{"a": [1, 2.5, None]}]},
+        "price": 1299.5, "year": 2015, "in_stock": True, "tags": [], "missing": None,
+    }
+    ids, vectors, _ = make_items(3)
+    store.upsert(["ünï-cødé/ id #1", ids[1], ids[2]], vectors, [payload, {"colour": "red"}, {}])
+    hits = store.search(vectors[0], k=3)[0]
+    assert (hits[0].id, hits[0].payload) == ("ünï-cødé/ id #1", payload)
+    assert {h.id: h.payload for h in hits}[ids[2]] == {}
+    for spec in ({"title": payload["title"]}, {"quoted": payload["quoted"]}, {"title": [payload["title"], "x"]}):
+        filtered = store.search(vectors[1], k=3, conditions=parse_filter(spec))[0]
+        assert [h.id for h in filtered] == ["ünï-cødé/ id #1"], spec
+    store.delete(["ünï-cødé/ id #1"])
+    assert store.count() == 2
+
+
+def test_wrong_vector_size(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.ensure_collection(DIM)
+    with pytest.raises(VectorSizeError, match=store.collection):
+        store.upsert(["a"], np.ones((1, DIM + 1), dtype=np.float32), [{}])
+    with pytest.raises(VectorSizeError, match=store.collection):
+        store.search(np.ones(DIM - 1, dtype=np.float32), k=3)
+    with pytest.raises(VectorSizeError, match=store.collection):
+        store.ensure_collection(DIM * 2)
+    assert store.count() == 0
+
+
+def test_close_and_reopen(store_factory: StoreFactory) -> None:
+    ids, vectors, payloads = make_items(25)
+    store = store_factory()
+    store.ensure_collection(DIM)
+    store.upsert(ids, vectors, payloads)
+    store.close()
+    with store_factory() as reopened:
+        assert reopened.count() == len(ids)
+        scores = brute_force(vectors, vectors[:1])
+        assert_ranking(reopened.search(vectors[0], k=7)[0], ids, scores[0], k=7)
+        assert reopened.search(vectors[3], k=1)[0][0].payload == payloads[3]
+        reopened.ensure_collection(DIM)  # an existing collection of the right size is fine
+        reopened.delete(ids[:5])
+    with store_factory() as again:
+        assert again.count() == len(ids) - 5
+
+
+def test_two_collections_side_by_side(store_factory: StoreFactory) -> None:
+    small_ids, small, _ = make_items(10, dim=8, seed=3)
+    large_ids, large, _ = make_items(15, dim=12, seed=4)
+    with store_factory("alpha") as alpha:
+        alpha.ensure_collection(8)
+        alpha.upsert(small_ids, small, [{"in": "alpha"}] * 10)
+    with store_factory("beta") as beta:
+        beta.ensure_collection(12)
+        beta.upsert(large_ids, large, [{"in": "beta"}] * 15)
+        beta.delete(large_ids[:3])
+    with store_factory("alpha") as alpha:
+        assert alpha.count() == 10
+        hits = alpha.search(small[0], k=20)[0]
+        assert len(hits) == 10 and {h.payload["in"] for h in hits} == {"alpha"}
+        with pytest.raises(VectorSizeError):
+            alpha.search(large[0], k=1)
+    with store_factory("beta") as beta:
+        assert beta.count() == 12
+        assert {h.payload["in"] for h in beta.search(large[5], k=20)[0]} == {"beta"}
+
+
+def test_unknown_connector_name() -> None:
+    with pytest.raises(ConnectorNotFoundError, match="no-such-database"):
+        open_store("no-such-database", uri="anywhere")

@@ -1,0 +1,148 @@
+"""Milvus-specific behaviour: filter translation, URIs, errors and secrets, metrics, persistence, the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("pymilvus")
+
+from smar_milvus import MilvusStore, to_milvus_filter  # noqa: E402
+
+from smar_sdk.cli import main  # noqa: E402
+from smar_sdk.errors import FilterError, StoreError  # noqa: E402
+from smar_sdk.filters import Equals, parse_filter  # noqa: E402
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_filter_translation() -> None:
+    assert to_milvus_filter(None) == ""
+    assert to_milvus_filter(parse_filter({"gender": "Women"})) == 'payload["gender"] == "Women"'
+    assert to_milvus_filter(parse_filter({"colour": ["Red", "Navy Blue"], "year": {"gte": 2012, "lt": 2016}})) == (
+        '(payload["colour"] == "Red" or payload["colour"] == "Navy Blue") and '
+        'payload["year"] >= 2012.0 and payload["year"] < 2016.0')
+    assert to_milvus_filter(parse_filter({"new": True, "n": 3})) == 'payload["new"] == true and payload["n"] == 3'
+    tricky = to_milvus_filter([Equals(field='we"ird\\key', value='a "quoted" \\ value\n女装')])
+    assert tricky == 'payload["we\\"ird\\\\key"] == "a \\"quoted\\" \\\\ value\\n女装"'
+    with pytest.raises(FilterError):
+        to_milvus_filter([Equals(field="x", value=float("nan"))])
+
+
+def test_bad_uri_and_collection_name(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"\.db"):
+        MilvusStore(uri=str(tmp_path / "folder"))
+    with pytest.raises(StoreError, match="collection name"):
+        MilvusStore(uri=str(tmp_path / "x.db"), collection="my-products")
+
+
+def test_default_uri_is_a_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with MilvusStore() as store:
+        store.ensure_collection(4)
+        store.upsert(["a"], np.ones((1, 4)), [{}])
+        assert store.count() == 1
+    assert (tmp_path / "smar.db").exists()
+
+
+def test_unreachable_server_names_uri_and_hides_secrets() -> None:
+    port = closed_port()
+    with pytest.raises(StoreError) as caught:
+        MilvusStore(uri=f"http://127.0.0.1:{port}", api_key="s3cret-t0ken", timeout=5)
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message and "server running" in message
+    assert "s3cret-t0ken" not in message
+    with pytest.raises(StoreError) as caught:
+        MilvusStore(uri=f"http://alice:hunter2@127.0.0.1:{port}", timeout=5)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_cli_error_is_one_line_without_token() -> None:
+    result = CliRunner().invoke(main, ["count", "--store", "milvus", "--uri", f"http://127.0.0.1:{closed_port()}",
+                                       "--api-key", "s3cret-t0ken"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "Milvus server" in result.output
+    assert "s3cret-t0ken" not in result.output
+
+
+@pytest.mark.parametrize("metric", ["dot", "euclid"])
+def test_other_metrics_rank_higher_is_better(tmp_path: Path, metric: str) -> None:
+    rng = np.random.default_rng(5)
+    vectors, query = rng.normal(size=(20, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    truth = vectors @ query if metric == "dot" else -((vectors - query) ** 2).sum(axis=1)
+    with MilvusStore(uri=str(tmp_path / "m.db"), collection=metric) as store:
+        store.ensure_collection(8, metric=metric)
+        store.upsert([f"i{i}" for i in range(20)], vectors, [{}] * 20)
+        hits = store.search(query, k=5)[0]
+    assert [h.id for h in hits] == [f"i{i}" for i in np.argsort(-truth)[:5]]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with MilvusStore(uri=str(tmp_path / "m.db"), collection=metric) as reopened:  # the metric is read back
+        assert [h.id for h in reopened.search(query, k=5)[0]] == [h.id for h in hits]
+
+
+def test_foreign_collection_is_a_clear_error(tmp_path: Path) -> None:
+    from pymilvus import MilvusClient
+
+    uri = str(tmp_path / "f.db")
+    client = MilvusClient(uri)
+    client.create_collection("theirs", dimension=4)
+    client.close()
+    with MilvusStore(uri=uri, collection="theirs") as store, pytest.raises(StoreError, match="not made by smar-sdk"):
+        store.ensure_collection(4)
+
+
+def test_data_persists_across_processes(tmp_path: Path) -> None:
+    uri = str(tmp_path / "shared.db")
+    writer = (
+        "import numpy as np\nfrom smar_milvus import MilvusStore\n"
+        f"with MilvusStore(uri={uri!r}) as s:\n"
+        "    s.ensure_collection(4)\n"
+        "    s.upsert(['a', 'b'], np.eye(4)[:2], [{'t': 'ä'}, {'t': 'b'}])\n"
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True, timeout=300)
+    with MilvusStore(uri=uri) as store:
+        assert store.count() == 2
+        assert store.search(np.eye(4)[0], k=1)[0][0].payload == {"t": "ä"}
+
+
+# ----- the real CLI, Milvus against embedded Qdrant on the same catalog and model -----
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("where", ["milvus-lite", pytest.param(
+    "milvus-server", marks=[pytest.mark.integration, pytest.mark.slow])])
+def test_cli_index_and_search_match_qdrant(where: str, request: pytest.FixtureRequest, tiny_model_dir: Path,
+                                           catalog: Path, tmp_path: Path) -> None:
+    milvus_uri = str(tmp_path / "milvus.db") if where == "milvus-lite" else request.getfixturevalue("milvus_server_uri")
+    collection = f"e2e_{uuid.uuid4().hex[:10]}"
+    stores = {"qdrant": str(tmp_path / "qdrant"), "milvus": milvus_uri}
+    model = ["--model", str(tiny_model_dir)]
+    for store, uri in stores.items():
+        where_args = ["--store", store, "--uri", uri, "--collection", collection]
+        report = json.loads(cli("index", str(catalog), *model, *where_args, "--quiet", "--json"))
+        assert (report["indexed"], report["rejected"]) == (30, 0)
+    assert cli("count", "--store", "milvus", "--uri", milvus_uri, "--collection", collection).strip() == "30"
+    for extra in ([], ["--filter", "gender=Women", "--filter", "colour=red,blue"]):
+        hits = {store: json.loads(cli("search", "red shirt", "-k", "10", *model, "--store", store, "--uri", uri,
+                                      "--collection", collection, "--json", *extra))["hits"]
+                for store, uri in stores.items()}
+        assert len(hits["milvus"]) == (10 if not extra else 5)
+        assert [h["id"] for h in hits["milvus"]] == [h["id"] for h in hits["qdrant"]], extra
+        assert [h["score"] for h in hits["milvus"]] == pytest.approx([h["score"] for h in hits["qdrant"]], abs=1e-4)
+        assert hits["milvus"] == [{**h, "score": m["score"]} for h, m in zip(hits["qdrant"], hits["milvus"],
+                                                                             strict=True)]
