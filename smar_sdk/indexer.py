@@ -40,6 +40,7 @@ class _Prepared(BaseModel, arbitrary_types_allowed=True):
     products: list[Product]
     pixels: list[torch.Tensor]
     rejections: list[Rejection]
+    good_rows: int
 
 
 class StoreUser:
@@ -99,8 +100,8 @@ class SMARIndexer(StoreUser):
                         self._record(report, rejection, rejects)
                     if prepared.products:
                         self._write(prepared)
-                        report.indexed += len(prepared.products)
-                    bar.update(len(prepared.products) + len(prepared.rejections))
+                        report.indexed += prepared.good_rows
+                    bar.update(prepared.good_rows + len(prepared.rejections))
                     bar.set_postfix(rejected=report.rejected, refresh=False)
         finally:
             if rejects:
@@ -137,17 +138,19 @@ class SMARIndexer(StoreUser):
 
     def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader) -> _Prepared:
         rejections = [r for r in batch if isinstance(r, Rejection)]
-        latest = {p.id: p for p in batch if isinstance(p, Product)}  # a repeated id: the last row wins
-        products, pixels = [], []
-        for product in latest.values():
+        latest: dict[str, tuple[Product, torch.Tensor]] = {}
+        good = 0
+        for product in (p for p in batch if isinstance(p, Product)):
             result = self._pixels(product, loader)
             if isinstance(result, Rejection):
                 rejections.append(result)
             else:
-                products.append(product)
-                pixels.append(result)
+                good += 1
+                latest.pop(product.id, None)
+                latest[product.id] = (product, result)  # a repeated id: the last good row wins
         rejections.sort(key=lambda r: r.line)
-        return _Prepared(products=products, pixels=pixels, rejections=rejections)
+        return _Prepared(products=[p for p, _ in latest.values()], pixels=[x for _, x in latest.values()],
+                         rejections=rejections, good_rows=good)
 
     def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:
         try:
