@@ -138,6 +138,10 @@ def main() -> None:
 @click.option("--batch-size", default=32, show_default=True, help="Products encoded per batch.")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write rejected rows (JSON Lines: line, id, reason, row) here, to fix and re-feed.")
+@click.option("--prune", is_flag=True,
+              help="Afterwards delete stored products whose id is not in CATALOG (skipped if any row was rejected).")
+@click.option("--no-resume", is_flag=True,
+              help="Re-encode every row, even those already stored unchanged (same content and model).")
 @click.option("--allow-outside-images", is_flag=True,
               help="Let relative image paths point outside the catalog's folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -145,13 +149,15 @@ def main() -> None:
 @_fail_cleanly
 def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, collection: str,
           api_key: str | None, id_field: str, text_fields: str | None, image_field: str, only: tuple[str, ...],
-          batch_size: int, rejects_path: Path | None, allow_outside_images: bool, as_json: bool, quiet: bool) -> None:
+          batch_size: int, rejects_path: Path | None, prune: bool, no_resume: bool, allow_outside_images: bool,
+          as_json: bool, quiet: bool) -> None:
     """Encode every product of CATALOG (JSON Lines) into fused vectors and upsert them.
 
     Each line is a JSON object with an id, the text fields (default `title`) and an image (a path
     relative to the catalog's folder, an absolute path, or an http(s) URL); every field is kept as
     payload for filters. Re-indexing an id replaces it. Broken rows are reported with their line
-    number and reason and the rest is still indexed.
+    number and reason and the rest is still indexed. A re-run (after a crash, or on an updated
+    catalog) skips products already stored with the same content and model.
     """
     from .indexer import SMARIndexer
 
@@ -159,7 +165,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     only_rows = _pairs(only, "--only")
     with SMARIndexer(model, mapping=_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
                      allow_outside_images=allow_outside_images, **_store_kwargs(store, uri, collection, api_key)) as ix:
-        report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet)
+        report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
+                          prune=prune, resume=not no_resume)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -168,7 +175,9 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         if report.rejected > 20:
             click.echo(f"... and {report.rejected - 20} more rejected rows"
                        f"{'' if rejects_path else ' (use --rejects FILE to list them all)'}", err=True)
-        click.echo(f"indexed {report.indexed}, rejected {report.rejected} in {report.seconds:.1f}s "
+        extra = f", unchanged {report.unchanged}" if report.unchanged else ""
+        extra += f", pruned {report.pruned}" if report.pruned else ""
+        click.echo(f"indexed {report.indexed}, rejected {report.rejected}{extra} in {report.seconds:.1f}s "
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
     if report.rejected:
         sys.exit(EXIT_REJECTED_ROWS)

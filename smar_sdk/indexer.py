@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from .catalog import FieldMapping, Product, Rejection, read_catalog
 from .errors import RowError
 from .images import ImageLoader
 from .model import ItemView, SMARModel
-from .store import VectorStore, open_store
+from .store import HASH_PAYLOAD_KEY, VectorStore, open_store
 
 MAX_REPORTED_REJECTIONS = 1000
 
 
 class IndexReport(BaseModel):
-    """What an indexing run did."""
+    """What an indexing run did. ``indexed + unchanged + rejected`` is every non-blank row read."""
 
     indexed: int = 0
+    unchanged: int = Field(0, description="rows already in the store with the same content and model")
     rejected: int = 0
+    pruned: int = 0
     seconds: float = 0.0
     rejections: list[Rejection] = Field(default_factory=list, description="the first rejections, in order")
     rejects_file: str | None = None
@@ -36,11 +39,14 @@ class IndexReport(BaseModel):
         return self.indexed / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Prepared(BaseModel, arbitrary_types_allowed=True):
+class _Prepared(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     products: list[Product]
     pixels: list[torch.Tensor]
     rejections: list[Rejection]
     good_rows: int
+    unchanged: int
 
 
 class StoreUser:
@@ -69,8 +75,10 @@ class SMARIndexer(StoreUser):
     """Streams a catalog, loads and encodes images and titles in batches, and upserts fused vectors.
 
     Image decoding for the next batch overlaps encoding of the current one. Broken rows are rejected
-    with their line number and reason; every good row is indexed. ``view`` picks the item vector
-    stored (``fused`` by default; ``text`` and ``image`` serve the single-modality ablations).
+    with their line number and reason; every good row is indexed. Each point carries a content hash
+    (model + item text + image reference + payload), so a re-run after a crash or on an updated
+    catalog skips rows already stored unchanged. ``view`` picks the item vector stored (``fused`` by
+    default; ``text`` and ``image`` serve the single-modality ablations).
     """
 
     def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
@@ -78,44 +86,73 @@ class SMARIndexer(StoreUser):
                  allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView = "fused",
                  **store_options: Any) -> None:
         super().__init__(model, store, uri, collection, **store_options)
-        self.view = view
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
         self.batch_size = batch_size
         self.allow_outside_images = allow_outside_images
         self.loader_threads = loader_threads
+        self.view = view
 
     def index(self, catalog: str | Path, only: dict[str, str] | None = None, rejects_path: str | Path | None = None,
-              progress: bool = True) -> IndexReport:
-        """Index every valid row of a JSON Lines catalog; return counts, rejections and timing."""
+              progress: bool = True, prune: bool = False, resume: bool = True) -> IndexReport:
+        """Index every valid row of a JSON Lines catalog; return counts, rejections and timing.
+
+        ``resume`` skips rows stored with the same content hash; ``prune`` then deletes stored items
+        whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
+        """
         catalog = Path(catalog)
         loader = ImageLoader(base_dir=catalog.resolve().parent, allow_outside=self.allow_outside_images)
         self.store.ensure_collection(self.model.dim)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
+        seen: set[str] = set()
         started = time.perf_counter()
         rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         try:
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
-                for prepared in self._prepare(read_catalog(catalog, self.mapping, only), loader):
+                records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
+                for prepared in self._prepare(records, loader, resume):
                     for rejection in prepared.rejections:
                         self._record(report, rejection, rejects)
                     if prepared.products:
                         self._write(prepared)
-                        report.indexed += prepared.good_rows
-                    bar.update(prepared.good_rows + len(prepared.rejections))
-                    bar.set_postfix(rejected=report.rejected, refresh=False)
+                    report.indexed += prepared.good_rows
+                    report.unchanged += prepared.unchanged
+                    bar.update(prepared.good_rows + prepared.unchanged + len(prepared.rejections))
+                    bar.set_postfix(rejected=report.rejected, unchanged=report.unchanged, refresh=False)
+            if prune and report.rejected == 0:
+                report.pruned = self._prune(seen)
         finally:
             if rejects:
                 rejects.close()
             report.seconds = time.perf_counter() - started
         return report
 
+    def _prune(self, keep: set[str]) -> int:
+        stale = sorted(self.store.ids() - keep)
+        for start in range(0, len(stale), 1000):
+            self.store.delete(stale[start : start + 1000])
+        return len(stale)
+
+    @staticmethod
+    def _track_ids(records: Iterable[Product | Rejection], seen: set[str] | None) -> Iterator[Product | Rejection]:
+        for record in records:
+            if seen is not None and isinstance(record, Product):
+                seen.add(record.id)
+            yield record
+
+    def content_hash(self, product: Product) -> str:
+        """Identifies what a stored vector was made from: model, view, item text, image and payload."""
+        body = json.dumps([self.model.fingerprint, self.view, product.text, product.image, product.payload],
+                          sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:32]
+
     def _write(self, prepared: _Prepared) -> None:
         products = prepared.products
         vectors = self.model.encode_item_inputs([p.text for p in products], prepared.pixels, self.view)
-        self.store.upsert([p.id for p in products], vectors, [p.payload for p in products])
+        payloads = [{**p.payload, HASH_PAYLOAD_KEY: self.content_hash(p)} for p in products]
+        self.store.upsert([p.id for p in products], vectors, payloads)
 
     @staticmethod
-    def _record(report: IndexReport, rejection: Rejection, rejects) -> None:
+    def _record(report: IndexReport, rejection: Rejection, rejects: TextIO | None) -> None:
         report.rejected += 1
         if len(report.rejections) < MAX_REPORTED_REJECTIONS:
             report.rejections.append(rejection)
@@ -124,23 +161,33 @@ class SMARIndexer(StoreUser):
                                       "row": rejection.raw}, ensure_ascii=False) + "\n")
             rejects.flush()
 
-    def _prepare(self, records: Iterable[Product | Rejection], loader: ImageLoader) -> Iterator[_Prepared]:
+    def _prepare(self, records: Iterable[Product | Rejection], loader: ImageLoader,
+                 resume: bool) -> Iterator[_Prepared]:
         """Batch records and decode their images on worker threads, one batch ahead of the encoder."""
         with ThreadPoolExecutor(max_workers=self.loader_threads, thread_name_prefix="smar-images") as pool:
             pending: Future[_Prepared] | None = None
             for batch in _batched(records, self.batch_size):
-                job = pool.submit(self._load_batch, batch, loader)
+                stored = self._stored_hashes(batch) if resume else {}
+                job = pool.submit(self._load_batch, batch, loader, stored)
                 if pending is not None:
                     yield pending.result()
                 pending = job
             if pending is not None:
                 yield pending.result()
 
-    def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader) -> _Prepared:
+    def _stored_hashes(self, batch: list[Product | Rejection]) -> dict[str, str]:
+        ids = [r.id for r in batch if isinstance(r, Product)]
+        lookup = getattr(self.store, "stored_hashes", None)
+        return lookup(ids) if lookup and ids else {}
+
+    def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str]) -> _Prepared:
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor]] = {}
-        good = 0
+        good = unchanged = 0
         for product in (p for p in batch if isinstance(p, Product)):
+            if stored.get(product.id) == self.content_hash(product):
+                unchanged += 1
+                continue
             result = self._pixels(product, loader)
             if isinstance(result, Rejection):
                 rejections.append(result)
@@ -150,7 +197,7 @@ class SMARIndexer(StoreUser):
                 latest[product.id] = (product, result)  # a repeated id: the last good row wins
         rejections.sort(key=lambda r: r.line)
         return _Prepared(products=[p for p, _ in latest.values()], pixels=[x for _, x in latest.values()],
-                         rejections=rejections, good_rows=good)
+                         rejections=rejections, good_rows=good, unchanged=unchanged)
 
     def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -48,6 +50,7 @@ class SMARModel(nn.Module):
         self.fusion = CrossAttentionFusion(token_dim, text_dim, image_dim, cfg.fusion_dim, cfg.dim,
                                            cfg.fusion_heads, cfg.dropout)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.05))))
+        self.fingerprint = f"unsaved-{uuid.uuid4().hex}"  # set from the weights file by load()
         self.eval()
 
     @property
@@ -152,7 +155,17 @@ class SMARModel(nn.Module):
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
             raise ModelError(f"{weights_path} does not fit {config_path}: {exc}") from exc
+        model.fingerprint = _file_digest(config_path, weights_path)
         return model.eval()
+
+
+def _file_digest(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:24]
 
 
 def _storage_tensor(tensor: torch.Tensor, half: bool) -> torch.Tensor:

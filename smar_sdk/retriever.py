@@ -7,7 +7,7 @@ from typing import Any
 
 from .filters import parse_filter
 from .indexer import StoreUser
-from .store import Hit
+from .store import RESERVED_PAYLOAD_KEYS, Hit
 
 
 class SMARRetriever(StoreUser):
@@ -24,4 +24,13 @@ class SMARRetriever(StoreUser):
         if not queries:
             return []
         conditions = parse_filter(filter)
-        return self.store.search(self.model.encode_queries(list(queries)), k=k, conditions=conditions)
+        results = self.store.search(self.model.encode_queries(list(queries)), k=k, conditions=conditions)
+        return [[_public(hit) for hit in hits] for hits in results]
+
+
+def _public(hit: Hit) -> Hit:
+    """Drop the SDK's bookkeeping fields from a hit's payload."""
+    if any(key in hit.payload for key in RESERVED_PAYLOAD_KEYS):
+        payload = {k: v for k, v in hit.payload.items() if k not in RESERVED_PAYLOAD_KEYS}
+        return hit.model_copy(update={"payload": payload})
+    return hit

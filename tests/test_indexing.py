@@ -72,3 +72,25 @@ def test_wrong_vector_size_and_unknown_connector(tiny_model: SMARModel, catalog:
         indexer.index(catalog, progress=False)
     with pytest.raises(ConnectorNotFoundError, match="unknown store 'nosuchdb'.*qdrant"):
         SMARIndexer(tiny_model, store="nosuchdb")
+
+
+def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    model = SMARModel.load(tiny_model_dir)
+    uri = str(tmp_path / "store")
+    with SMARIndexer(model, uri=uri) as indexer:
+        first = indexer.index(catalog, progress=False)
+        again = indexer.index(catalog, progress=False)
+        assert (first.indexed, again.indexed, again.unchanged) == (30, 0, 30)
+        rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+        rows[3]["title"] = "nice cotton dress"
+        rows = rows[:-2] + [{**rows[0], "id": "sku-new", "image": rows[0]["image"]}]
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        update = indexer.index(catalog, progress=False, prune=True)
+        assert (update.indexed, update.unchanged, update.pruned) == (2, 27, 2)
+        assert indexer.store.count() == 29
+        assert indexer.store.ids() == {r["id"] for r in rows}
+    with SMARIndexer(SMARModel.load(tiny_model_dir), uri=uri) as indexer:  # same model files: still unchanged
+        assert indexer.index(catalog, progress=False).unchanged == 29
+    with SMARRetriever(model, uri=uri) as retriever:
+        hit = retriever.search("dress", k=1, filter={"title": "nice cotton dress"})[0]
+        assert hit.id == rows[3]["id"] and not any(k.startswith("_smar") for k in hit.payload)

@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient, models
 
 from smar_sdk.errors import StoreError, VectorSizeError
 from smar_sdk.filters import Condition, Equals, OneOf, Range
-from smar_sdk.store import ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
+from smar_sdk.store import HASH_PAYLOAD_KEY, ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
 
 DEFAULT_PATH = "./smar_data"
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
@@ -156,6 +156,16 @@ class QdrantStore:
             if offset is None:
                 return found
 
+    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        """Content hashes of the given ids that are stored (lets a re-run skip unchanged items)."""
+        if not ids or not self._exists():
+            return {}
+        points = self._call("reading content hashes", lambda: self.client.retrieve(
+            self.collection, ids=[point_uuid(i) for i in ids], with_payload=[ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY],
+            with_vectors=False))
+        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[HASH_PAYLOAD_KEY]) for p in points
+                if p.payload and HASH_PAYLOAD_KEY in p.payload}
+
     def close(self) -> None:
         self.client.close()
 
@@ -169,4 +179,5 @@ class QdrantStore:
 def _to_hit(point: models.ScoredPoint) -> Hit:
     payload = dict(point.payload or {})
     item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
+    payload.pop(HASH_PAYLOAD_KEY, None)
     return Hit(id=item_id, score=float(point.score), payload=payload)
