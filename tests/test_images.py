@@ -1,0 +1,92 @@
+"""Image loading rules: local confinement, decompression bombs, and http(s) URLs on a loopback server."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from smar_sdk import ImageError
+from smar_sdk.images import ImageLoader
+
+
+def jpeg_bytes(size: tuple[int, int] = (30, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        status, headers, body = self.routes.get(self.path, (404, {}, b"missing"))
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    _Handler.routes = {
+        "/ok.jpg": (200, {"Content-Type": "image/jpeg"}, jpeg_bytes()),
+        "/big.jpg": (200, {}, b"\xff" * 5000),
+        "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+        "/to-ok": (302, {"Location": f"{base}/ok.jpg"}, b""),
+        "/text": (200, {}, b"hello, not an image"),
+    }
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    httpd.shutdown()
+
+
+def test_urls_load_and_unsafe_ones_fail_clearly(server: str) -> None:
+    loader = ImageLoader(max_bytes=4000, timeout=5)
+    assert loader.load(f"{server}/ok.jpg").size == (30, 40)
+    assert loader.load(f"{server}/to-ok").size == (30, 40)
+    for path, message in [("/big.jpg", "over the 4000-byte limit"), ("/to-file", "only http"),
+                          ("/missing", "HTTP 404"), ("/text", "cannot be decoded")]:
+        with pytest.raises(ImageError, match=message):
+            loader.load(f"{server}{path}")
+    with pytest.raises(ImageError, match="only http and https"):
+        loader.load("ftp://example.invalid/a.jpg")
+    with pytest.raises(ImageError, match="could not be fetched"):
+        ImageLoader(timeout=2).load("http://127.0.0.1:9/nothing.jpg")  # discard port: connection refused
+
+
+def test_local_paths_are_confined_and_bombs_refused(tmp_path: Path) -> None:
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "outside.jpg").write_bytes(jpeg_bytes())
+    loader = ImageLoader(base_dir=tmp_path / "cat")
+    with pytest.raises(ImageError, match="leaves the catalog folder"):
+        loader.load("../outside.jpg")
+    assert ImageLoader(base_dir=tmp_path / "cat", allow_outside=True).load("../outside.jpg").size == (30, 40)
+    (tmp_path / "cat" / "huge.png").write_bytes(_huge_png())
+    with pytest.raises(ImageError, match="pixel limit"):
+        ImageLoader(base_dir=tmp_path / "cat", max_pixels=1_000_000).load("huge.png")
+    truncated = jpeg_bytes((200, 200))
+    (tmp_path / "cat" / "truncated.jpg").write_bytes(truncated[: len(truncated) // 2])
+    with pytest.raises(ImageError, match="cannot be decoded"):
+        loader.load("truncated.jpg")
+    with pytest.raises(ImageError, match="non-empty string"):
+        loader.load(None)
+
+
+def _huge_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (4000, 4000)).save(buffer, "PNG")  # 16 MP, a few KB on disk
+    return buffer.getvalue()
