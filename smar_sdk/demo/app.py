@@ -1,0 +1,69 @@
+"""The demo web app: a JSON API and a static shop page (plain HTML/JS/CSS, all served by the app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..errors import SMARError
+from .images import CatalogImages
+from .search import DemoSearch, SearchResult
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_K = 100
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' http: https:; object-src 'none'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(search: DemoSearch, images: CatalogImages | None = None, info: dict[str, Any] | None = None) -> FastAPI:
+    """Build the app around a ready :class:`DemoSearch` (and the catalog images it may serve)."""
+    app = FastAPI(title="smar-sdk shop demo", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    details = {**(info or {}), "facets": search.facets, "attributes": search.attributes, "pool": search.pool,
+               "modes": {m: search.mode_label(m) for m in ("fused", "text")},
+               "images": "catalog" if images is not None else "http(s) payload URLs only"}
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        if not request.url.path.startswith("/api/docs"):  # the interactive docs page loads its own assets
+            response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(SMARError)
+    async def smar_error(_: Request, exc: SMARError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/info")
+    def api_info() -> dict[str, Any]:
+        """The model, store and collection behind the demo, the facets and what each mode means."""
+        return {**details, "count": search.count()}
+
+    @app.get("/api/search", response_model=SearchResult)
+    def api_search(request: Request, q: str = Query(min_length=1, max_length=500),
+                   k: int = Query(24, ge=1, le=MAX_K),
+                   mode: Literal["fused", "text"] = "fused") -> SearchResult:
+        """Products for query ``q``; every facet field (``gender``, ``article_type``, ...) is an equality filter."""
+        filters = {f: request.query_params[f] for f in search.facets if request.query_params.get(f)}
+        return search.search(q, k=k, mode=mode, filters=filters)
+
+    @app.get("/images/{item_id:path}", include_in_schema=False)
+    def image(item_id: str) -> FileResponse:
+        path = images.path(item_id) if images is not None else None
+        if path is None:
+            raise HTTPException(404, f"no servable image for product {item_id!r}")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,88 @@
+"""``smar-sdk demo``: serve the shop demo page for an indexed collection."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..cli import mapping_options, model_option, store_options
+from ..errors import SMARError
+
+
+def _fields(value: str) -> list[str]:
+    return [f.strip() for f in value.split(",") if f.strip()]
+
+
+def _clean_errors(fn: Callable) -> Callable:
+    """SDK errors become one line on stderr and exit status 1, as in the other commands."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SMARError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+@click.command()
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; the default serves this machine only.")
+@click.option("--catalog", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The catalog the collection was indexed from: its images (paths relative to its folder) are "
+                   "served by product id. Without it only http(s) image URLs show.")
+@model_option
+@store_options
+@mapping_options
+@click.option("--facets", default="gender,article_type", show_default=True,
+              help="Comma-separated payload fields offered as filter chips (and accepted as API filters).")
+@click.option("--attributes", default="gender,article_type,colour", show_default=True,
+              help="Comma-separated payload fields shown on each product card.")
+@click.option("--pool", default=200, show_default=True, type=click.IntRange(1, 10_000),
+              help="Fused candidates re-ranked in text-only mode, and counted for the filter chips.")
+@_clean_errors
+def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, store: str, uri: str | None,
+         collection: str, api_key: str | None, id_field: str, text_fields: str | None, image_field: str, facets: str,
+         attributes: str, pool: int) -> None:
+    """Serve a shop page: search box, product grid, filter chips, and SMAR vs text-only ranking.
+
+    \b
+    Index first, then serve the same store and catalog:
+      smar-sdk index catalog.jsonl
+      smar-sdk demo --catalog catalog.jsonl        # open http://127.0.0.1:8000
+
+    The page and its JSON API (GET /api/search?q=...&mode=fused|text&gender=...; /api/docs) are served
+    by the app itself; nothing loads from the internet. Text-only mode re-ranks the top --pool fused
+    candidates by the model's title-only item vector.
+    """
+    import uvicorn
+
+    from ..catalog import FieldMapping
+    from ..model import SMARModel
+    from ..store import open_store
+    from .app import create_app
+    from .images import CatalogImages
+    from .search import DemoSearch
+
+    model = SMARModel.load(model_dir)
+    mapping = FieldMapping(id_field=id_field, text_fields=_fields(text_fields) if text_fields else
+                           model.config.text_fields, image_field=image_field)
+    images = CatalogImages(catalog, mapping) if catalog else None
+    vector_store = open_store(store, uri=uri, collection=collection, **({"api_key": api_key} if api_key else {}))
+    try:
+        search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=_fields(facets),
+                            attributes=_fields(attributes), pool=pool, image_url=images.url if images else None)
+        info = {"model": str(model_dir or "shipped default"), "store": store, "collection": collection,
+                "catalog": str(catalog) if catalog else None}
+        app = create_app(search, images, info)
+        click.echo(f"serving {vector_store.count()} products from {store}:{collection} on http://{host}:{port} "
+                   "(Ctrl+C to stop)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        vector_store.close()

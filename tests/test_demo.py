@@ -1,0 +1,242 @@
+"""The shop demo: its JSON API on a tiny model (fast), and the real page in headless Chromium (slow, integration)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from smar_sdk import SMARIndexer, SMARModel, open_store
+from smar_sdk.demo.app import create_app
+from smar_sdk.demo.command import demo
+from smar_sdk.demo.images import CatalogImages
+from smar_sdk.demo.search import DemoSearch, encode_text_view
+from smar_sdk.model import DEFAULT_MODEL_DIR
+
+from .conftest import SHARED_DATA, write_jpeg
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def index_catalog(model: SMARModel, catalog: Path, uri: Path) -> None:
+    with SMARIndexer(model, uri=str(uri)) as indexer:
+        report = indexer.index(catalog, progress=False)
+    assert report.rejected == 0, report.rejections
+
+
+@pytest.fixture()
+def client(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> Iterator[TestClient]:
+    index_catalog(tiny_model, catalog, tmp_path / "store")
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        images = CatalogImages(catalog)
+        search = DemoSearch(tiny_model, store, image_url=images.url)
+        with TestClient(create_app(search, images, {"store": "qdrant", "collection": "products"})) as test_client:
+            yield test_client
+
+
+def test_search_api_fused_text_and_filters(client: TestClient, tiny_model: SMARModel, catalog: Path) -> None:
+    fused = client.get("/api/search", params={"q": "red shirt", "k": 5}).json()
+    assert fused["mode"] == "fused" and len(fused["hits"]) == 5
+    scores = [h["score"] for h in fused["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    assert sum(fused["facets"]["gender"].values()) == 30  # the pool (200) covers the whole catalog
+    assert set(fused["facets"]["article_type"]) == {"shirt", "shoes", "dress", "watch", "bag"}
+    hit = fused["hits"][0]
+    assert set(hit["attributes"]) == {"gender", "article_type", "colour"} and hit["image_url"] == f"/images/{hit['id']}"
+
+    text = client.get("/api/search", params={"q": "red shirt", "k": 30, "mode": "text"}).json()
+    assert text["mode"] == "text" and "text-only" in text["mode_label"] and len(text["hits"]) == 30
+    # with the whole catalog in the pool, text mode is the exact title-only ranking of the model
+    rows = {json.loads(line)["id"]: json.loads(line) for line in catalog.read_text().splitlines()}
+    expected = encode_text_view(tiny_model, [rows[h["id"]]["title"] for h in text["hits"]])
+    expected = expected @ tiny_model.encode_queries(["red shirt"])[0]
+    np.testing.assert_allclose([h["score"] for h in text["hits"]], expected, atol=1e-4)
+    assert [h["score"] for h in text["hits"]] == sorted((h["score"] for h in text["hits"]), reverse=True)
+
+    for mode in ("fused", "text"):
+        women = client.get("/api/search", params={"q": "shoes", "k": 30, "mode": mode, "gender": "Women"}).json()
+        assert len(women["hits"]) == 15 and {h["attributes"]["gender"] for h in women["hits"]} == {"Women"}
+        assert women["filters"] == {"gender": "Women"}
+        assert sum(women["facets"]["gender"].values()) == 30  # chips still offer every gender
+
+
+def test_bad_requests_are_rejected(client: TestClient) -> None:
+    assert client.get("/api/search").status_code == 422
+    assert client.get("/api/search", params={"q": "x", "k": 0}).status_code == 422
+    assert client.get("/api/search", params={"q": "x", "mode": "image"}).status_code == 422
+
+
+def test_page_assets_info_and_headers(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and '/static/app.js' in page.text and "default-src 'self'" in \
+        page.headers["content-security-policy"]
+    assert "http" not in "".join(line for line in page.text.splitlines() if "<script" in line or "<link" in line)
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    info = client.get("/api/info").json()
+    assert info["count"] == 30 and info["facets"] == ["gender", "article_type"] and set(info["modes"]) == {
+        "fused", "text"}
+
+
+def test_images_are_served_by_id_and_confined(client: TestClient, catalog: Path, tmp_path: Path) -> None:
+    response = client.get("/images/sku-003")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert response.content == (catalog.parent / "images" / "003.jpg").read_bytes()
+    assert client.get("/images/no-such-id").status_code == 404
+    assert client.get("/images/../catalog.jsonl").status_code == 404
+
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.jpg"
+    write_jpeg(outside, (1, 2, 3))
+    (catalog.parent / "images" / "link.jpg").symlink_to(outside)
+    sneaky = {"up": f"../{outside.name}", "abs": str(outside), "link": "images/link.jpg", "txt": "catalog.jsonl",
+              "ok": str(catalog.parent / "images" / "000.jpg")}
+    catalog.write_text(catalog.read_text() + "".join(json.dumps({"id": i, "title": "t", "image": ref}) + "\n"
+                                                     for i, ref in sneaky.items()))
+    images = CatalogImages(catalog)
+    assert [images.path(i) for i in ("up", "abs", "link", "txt")] == [None] * 4
+    assert images.path("ok") == (catalog.parent / "images" / "000.jpg").resolve()
+    outside.unlink()
+
+
+def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    index_catalog(SMARModel.load(tiny_model_dir), catalog, tmp_path / "store")
+    seen = {}
+
+    def fake_run(app, host: str, port: int, **_: object) -> None:
+        seen.update(host=host, port=port)
+        with TestClient(app) as test_client:
+            seen["hits"] = test_client.get("/api/search", params={"q": "blue bag", "k": 3}).json()["hits"]
+            seen["image"] = test_client.get(seen["hits"][0]["image_url"]).status_code
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    result = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
+                                       "--catalog", str(catalog), "--port", "8123"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "serving 30 products from qdrant:products on http://127.0.0.1:8123" in result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123 and len(seen["hits"]) == 3 and seen["image"] == 200
+    missing = CliRunner().invoke(demo, ["--model", str(tmp_path / "nope"), "--uri", str(tmp_path / "store")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+# ----- the real page in a real browser, with the shipped model and real Myntra products -----
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def myntra_subset(root: Path, size: int = 80) -> list[dict]:
+    """The first ``size`` test-split products, with their images copied beside a new catalog."""
+    rows = []
+    for line in (SHARED_DATA / "catalog.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["split"] == "test":
+            (root / row["image"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SHARED_DATA / row["image"], root / row["image"])
+            rows.append(row)
+        if len(rows) == size:
+            break
+    (root / "catalog.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+@pytest.fixture()
+def live_demo(tmp_path: Path) -> Iterator[tuple[str, list[dict]]]:
+    import uvicorn
+
+    if not (SHARED_DATA / "catalog.jsonl").is_file():
+        pytest.skip(f"shared Myntra data not found at {SHARED_DATA}")
+    if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        pytest.skip(f"the shipped default model is not in {DEFAULT_MODEL_DIR} yet")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium)")
+    rows = myntra_subset(tmp_path)
+    model = SMARModel.load()
+    index_catalog(model, tmp_path / "catalog.jsonl", tmp_path / "store")
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        images = CatalogImages(tmp_path / "catalog.jsonl")
+        app = create_app(DemoSearch(model, store, image_url=images.url), images,
+                         {"store": "qdrant", "collection": "products"})
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{server.config.port}", rows
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_shop_page_in_headless_chromium(live_demo: tuple[str, list[dict]]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, rows = live_demo
+    article, _ = Counter(r["article_type"] for r in rows).most_common(1)[0]
+    of_kind = [r for r in rows if r["article_type"] == article]
+    colour = Counter(r["colour"] for r in of_kind).most_common(1)[0][0]
+    gender = Counter(r["gender"] for r in of_kind if r["colour"] == colour).most_common(1)[0][0]
+    query = f"{colour} {article} for {gender}".lower()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            page.wait_for_selector("body[data-ready=true]")
+            page.fill("#q", query)
+            page.press("#q", "Enter")
+            page.wait_for_selector("#grid[data-mode=fused] .card", timeout=60_000)
+            page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(i => i.complete)")
+            widths = page.eval_on_selector_all("#grid img", "imgs => imgs.map(i => i.naturalWidth)")
+            assert len(widths) == 24 and all(w > 0 for w in widths), widths
+            first = page.locator("#grid .card").first
+            assert first.locator("[data-attr=article_type]").inner_text() == article, (query, first.inner_text())
+            assert page.locator("#chips [data-facet=gender] .chip").count() >= 2
+
+            renders = int(page.get_attribute("#grid", "data-renders"))
+            fused_ids = page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.id)")
+            page.click("#mode-text")
+            page.wait_for_selector(f"#grid[data-mode=text][data-renders='{renders + 1}'] .card")
+            assert "text-only" in page.inner_text("#mode-label")
+            text_ids = page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.id)")
+            assert len(text_ids) == 24 and set(text_ids) <= {r["id"] for r in rows}
+            assert page.locator("#grid .card .delta").first.inner_text().startswith("SMAR fused")
+
+            page.click("#mode-fused")
+            page.click(f"#chips [data-facet=gender] .chip[data-value='{gender}']")
+            page.wait_for_selector(f"#grid[data-renders='{renders + 3}'] .card")
+            genders = page.eval_on_selector_all("#grid [data-attr=gender]", "tags => tags.map(t => t.textContent)")
+            assert genders and set(genders) == {gender}
+            page.click(f"#chips [data-facet=gender] .chip[data-value='{gender}']")  # back to every gender
+            page.wait_for_selector(f"#grid[data-renders='{renders + 4}'] .card")
+            page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(i => i.complete)")
+            assert page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.id)") == fused_ids
+            (REPO / "docs").mkdir(exist_ok=True)
+            page.screenshot(path=str(REPO / "docs" / "demo.png"))
+            assert not errors, errors
+        finally:
+            browser.close()
