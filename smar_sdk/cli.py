@@ -375,3 +375,8 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
     else:
         for key, value in details.items():
             click.echo(f"{key:>14}: {value}")
+
+
+from .demo.command import demo  # noqa: E402  (the demo imports this module's option decorators)
+
+main.add_command(demo)
