@@ -15,7 +15,7 @@ import pytest
 
 from smar_sdk.errors import ConnectorNotFoundError, StoreError, VectorSizeError
 from smar_sdk.filters import matches_conditions, parse_filter
-from smar_sdk.store import Hit, VectorStore, open_store
+from smar_sdk.store import HASH_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore, open_store
 
 DIM = 16
 StoreFactory = Callable[..., VectorStore]  # the `store_factory` fixture (see conftest.py)
@@ -156,6 +156,20 @@ def test_payload_round_trip(store_factory: StoreFactory) -> None:
         assert [h.id for h in filtered] == ["ünï-cødé/ id #1"], spec
     store.delete(["ünï-cødé/ id #1"])
     assert store.count() == 2
+
+
+def test_stored_hashes(store_factory: StoreFactory) -> None:
+    """Optional: ``stored_hashes(ids)`` lets the indexer skip unchanged rows; the hash never shows in hits."""
+    store = store_factory()
+    if not hasattr(store, "stored_hashes"):
+        pytest.skip("connector has no stored_hashes()")
+    assert store.stored_hashes(["a"]) == {}
+    ids, vectors, payloads = make_items(4)
+    store.ensure_collection(DIM)
+    store.upsert(ids, vectors, [{**p, HASH_PAYLOAD_KEY: f"h{i}"} for i, p in enumerate(payloads[:3])] + payloads[3:])
+    assert store.stored_hashes([ids[0], ids[2], ids[3], "unknown", ids[0]]) == {ids[0]: "h0", ids[2]: "h2"}
+    hit = store.search(vectors[1], k=1)[0][0]
+    assert {k: v for k, v in hit.payload.items() if k not in RESERVED_PAYLOAD_KEYS} == payloads[1]
 
 
 def test_wrong_vector_size(store_factory: StoreFactory) -> None:

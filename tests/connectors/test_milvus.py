@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import traceback
 import uuid
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def test_data_persists_across_processes(tmp_path: Path) -> None:
 # ----- the real CLI, Milvus against embedded Qdrant on the same catalog and model -----
 def cli(*args: str) -> str:
     result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
+    trace = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+    assert result.exit_code == 0, f"smar-sdk {' '.join(args)} -> exit {result.exit_code}\n{result.output}\n{trace}"
     return result.stdout
 
 
@@ -136,13 +138,23 @@ def test_cli_index_and_search_match_qdrant(where: str, request: pytest.FixtureRe
         where_args = ["--store", store, "--uri", uri, "--collection", collection]
         report = json.loads(cli("index", str(catalog), *model, *where_args, "--quiet", "--json"))
         assert (report["indexed"], report["rejected"]) == (30, 0)
-    assert cli("count", "--store", "milvus", "--uri", milvus_uri, "--collection", collection).strip() == "30"
+    milvus_args = ["--store", "milvus", "--uri", milvus_uri, "--collection", collection]
+    assert cli("count", *milvus_args).strip() == "30"
+    again = json.loads(cli("index", str(catalog), *model, *milvus_args, "--quiet", "--json", "--prune"))
+    assert (again["indexed"], again["unchanged"], again["pruned"]) == (0, 30, 0)  # resumed through stored_hashes
+    smaller = catalog.with_name("smaller.jsonl")
+    smaller.write_text("".join(catalog.read_text().splitlines(keepends=True)[:25]))
+    pruned = json.loads(cli("index", str(smaller), *model, *milvus_args, "--quiet", "--json", "--prune"))
+    assert (pruned["unchanged"], pruned["pruned"]) == (25, 5)  # pruned through ids() and delete()
+    assert cli("count", *milvus_args).strip() == "25"
+    cli("index", str(catalog), *model, *milvus_args, "--quiet")
     for extra in ([], ["--filter", "gender=Women", "--filter", "colour=red,blue"]):
         hits = {store: json.loads(cli("search", "red shirt", "-k", "10", *model, "--store", store, "--uri", uri,
                                       "--collection", collection, "--json", *extra))["hits"]
                 for store, uri in stores.items()}
-        assert len(hits["milvus"]) == (10 if not extra else 5)
-        assert [h["id"] for h in hits["milvus"]] == [h["id"] for h in hits["qdrant"]], extra
+        ranked = {store: [(h["id"], round(h["score"], 5)) for h in store_hits] for store, store_hits in hits.items()}
+        assert len(hits["milvus"]) == (10 if not extra else 5), ranked
+        assert [h["id"] for h in hits["milvus"]] == [h["id"] for h in hits["qdrant"]], (extra, ranked)
         assert [h["score"] for h in hits["milvus"]] == pytest.approx([h["score"] for h in hits["qdrant"]], abs=1e-4)
         assert hits["milvus"] == [{**h, "score": m["score"]} for h, m in zip(hits["qdrant"], hits["milvus"],
                                                                              strict=True)]

@@ -1,0 +1,326 @@
+"""``MilvusStore``: the smar-sdk store protocol on pymilvus ``MilvusClient``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.client.types import LoadState
+
+from smar_sdk.errors import FilterError, StoreError, VectorSizeError
+from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
+from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_vectors
+
+DEFAULT_URI = "./smar.db"
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
+ID_FIELD, VECTOR_FIELD, PAYLOAD_FIELD = "id", "vector", "payload"
+MAX_ID_BYTES = 1024
+METRICS: dict[str, str] = {"cosine": "COSINE", "dot": "IP", "euclid": "L2"}
+COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+BATCH = 1000  # rows per upsert/delete request, well under the server's message size limit
+DEFAULT_EF = 64
+T = TypeVar("T")
+
+
+class _Quiet(logging.Filter):
+    """Mutes pymilvus' own error logs (with tracebacks) for calls whose failure we re-raise as one StoreError."""
+
+    local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "active", False)
+
+
+_QUIET = _Quiet()
+for _name in ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator"):
+    logging.getLogger(_name).addFilter(_QUIET)
+
+
+def _literal(value: Scalar) -> str:
+    """A Milvus expression literal: a double-quoted, backslash-escaped string, true/false or a number."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FilterError(f"filter value {value!r} is not a finite number")
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def to_milvus_filter(conditions: list[Condition] | None) -> str:
+    """Translate SDK conditions into a Milvus boolean expression on the JSON payload field (AND of all)."""
+    parts: list[str] = []
+    for cond in conditions or []:
+        key = f"{PAYLOAD_FIELD}[{_literal(cond.field)}]"
+        if isinstance(cond, Equals):
+            parts.append(f"{key} == {_literal(cond.value)}")
+        elif isinstance(cond, OneOf):
+            if not cond.values:
+                raise FilterError(f"filter on {cond.field!r}: an empty list matches nothing")
+            # an OR of equalities: Milvus Lite does not accept `payload["k"] in [...]`, servers accept both
+            parts.append("(" + " or ".join(f"{key} == {_literal(v)}" for v in cond.values) + ")")
+        elif isinstance(cond, Range):
+            bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
+            parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
+    return " and ".join(parts)
+
+
+def _id_filters(ids: list[str]) -> Iterator[str]:
+    """``id in [...]`` expressions over the distinct ids, ``BATCH`` at a time."""
+    unique = list(dict.fromkeys(str(i) for i in ids))
+    for start in range(0, len(unique), BATCH):
+        yield f"{ID_FIELD} in [{', '.join(_literal(i) for i in unique[start:start + BATCH])}]"
+
+
+def _public(entity: dict[str, Any]) -> dict[str, Any]:
+    """A hit's payload as written, without the indexer's content hash (as the Qdrant connector does)."""
+    payload = dict(entity.get(PAYLOAD_FIELD) or {})
+    payload.pop(HASH_PAYLOAD_KEY, None)
+    return payload
+
+
+def _safe_uri(uri: str) -> str:
+    """The URI without any user:password part, fit for messages."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
+def _reason(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+class MilvusStore:
+    """A Milvus collection. ``uri`` is a ``.db`` file for Milvus Lite (default ``./smar.db``) or the
+    ``http(s)://host:port`` URI of a server or cluster; ``api_key`` is the server's token (``user:password``
+    or an API key), never printed.
+
+    Each item is a row: the original id (VarChar primary key), the vector (``FLOAT_VECTOR``) and the payload
+    (a JSON field). ``index_type`` defaults to ``FLAT`` (exact) on Milvus Lite and ``AUTOINDEX`` on a server;
+    ``index_params`` and ``search_params`` (e.g. ``{"ef": 128}`` for HNSW) are passed through. ``metric``,
+    when given, overrides the metric asked of :meth:`ensure_collection`.
+    """
+
+    def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
+                 index_type: str | None = None, index_params: dict[str, Any] | None = None,
+                 search_params: dict[str, Any] | None = None, metric: Metric | None = None, db_name: str = "",
+                 timeout: float = 30.0, consistency_level: str = "Strong") -> None:
+        self.uri = uri or DEFAULT_URI
+        self.collection = collection
+        self.is_server = self.uri.startswith(SERVER_SCHEMES)
+        self.index_type = (index_type or ("AUTOINDEX" if self.is_server else "FLAT")).upper()
+        self.index_params = dict(index_params or ({"M": 16, "efConstruction": 200} if self.index_type == "HNSW"
+                                                  else {}))
+        self.search_params = dict(search_params or {})
+        self.metric = metric
+        self.consistency_level = consistency_level
+        self._token = api_key or ""
+        self._secrets = [secret for secret in (api_key, urlsplit(self.uri).password) if secret]
+        self._dim: int | None = None
+        self._metric_type = METRICS[metric or "cosine"]
+        self._loaded = False
+        if not COLLECTION_NAME.fullmatch(collection):
+            raise StoreError(f"{collection!r} is not a valid Milvus collection name: use letters, digits and "
+                             "underscores, starting with a letter or underscore (e.g. --collection my_products)")
+        if metric is not None and metric not in METRICS:
+            raise StoreError(f"unknown metric {metric!r}; use one of {sorted(METRICS)}")
+        if not self.is_server:
+            if Path(self.uri).suffix != ".db":
+                raise StoreError(f"Milvus Lite keeps its data in a file ending in .db, got {self.uri!r}; use "
+                                 "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+        with self._errors("connecting", connecting=True):
+            self.client = MilvusClient(uri=self.uri, token=self._token, db_name=db_name, timeout=timeout)
+
+    # ----- helpers -----
+    def _where(self) -> str:
+        return f"Milvus server {_safe_uri(self.uri)}" if self.is_server else f"Milvus Lite at {self.uri}"
+
+    @contextmanager
+    def _errors(self, action: str, connecting: bool = False) -> Iterator[None]:
+        _QUIET.local.active = True
+        try:
+            yield
+        except (StoreError, FilterError):
+            raise
+        except Exception as exc:  # pymilvus raises MilvusException and its children, grpc and OS errors
+            if self.is_server:
+                hint = ("; is the server running, and are the URI (http(s)://host:port, gRPC port, default 19530) "
+                        "and the API key/token right?")
+            else:
+                hint = ("; is milvus-lite installed (pip install \"smar-sdk[milvus]\") and the file writable?"
+                        if connecting else "")
+            what = f"cannot connect to {self._where()}" if connecting else \
+                f"{action} on collection {self.collection!r} failed at {self._where()}"
+            message, leaks = f"{what}: {_reason(exc)}{hint}", any(secret in str(exc) for secret in self._secrets)
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            raise StoreError(message) from (None if leaks else exc)
+        finally:
+            _QUIET.local.active = False
+
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        with self._errors(action):
+            return fn()
+
+    def _exists(self) -> bool:
+        return self._dim is not None or bool(self._call("checking the collection",
+                                                        lambda: self.client.has_collection(self.collection)))
+
+    def dimension(self) -> int | None:
+        """The collection's vector size, or None when it does not exist yet."""
+        if self._dim is None and self._exists():
+            info = self._call("reading the collection", lambda: self.client.describe_collection(self.collection))
+            fields = {f["name"]: f for f in info["fields"]}
+            vector = fields.get(VECTOR_FIELD)
+            if ID_FIELD not in fields or PAYLOAD_FIELD not in fields or vector is None \
+                    or vector["type"] != DataType.FLOAT_VECTOR:
+                raise StoreError(f"collection {self.collection!r} at {self._where()} was not made by smar-sdk "
+                                 f"(it needs the fields {ID_FIELD}, {VECTOR_FIELD}, {PAYLOAD_FIELD}); use another "
+                                 "--collection")
+            indexes = self._call("reading the index", lambda: self.client.list_indexes(self.collection, VECTOR_FIELD))
+            if indexes:
+                index = self._call("reading the index",
+                                   lambda: self.client.describe_index(self.collection, indexes[0]))
+                self._metric_type = str(index.get("metric_type", self._metric_type)).upper()
+                self.index_type = str(index.get("index_type", self.index_type)).upper()
+            self._dim = int(vector["params"]["dim"])
+        return self._dim
+
+    def _require_dim(self) -> int:
+        dim = self.dimension()
+        if dim is None:
+            raise StoreError(f"collection {self.collection!r} does not exist at {self._where()}; "
+                             "index a catalog first")
+        return dim
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            state = self._call("loading the collection", lambda: self.client.get_load_state(self.collection))
+            if state.get("state") != LoadState.Loaded:
+                self._call("loading the collection", lambda: self.client.load_collection(self.collection))
+            self._loaded = True
+
+    def _search_params(self, k: int) -> dict[str, Any]:
+        params = dict(self.search_params)
+        if self.index_type == "HNSW":
+            params["ef"] = max(k, int(params.get("ef", DEFAULT_EF)))
+        return {"metric_type": self._metric_type, "params": params}
+
+    # ----- the store protocol -----
+    def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
+        existing = self.dimension()
+        if existing is not None:
+            if existing != dim:
+                raise VectorSizeError(f"collection {self.collection!r} at {self._where()} holds {existing}-d "
+                                      f"vectors but the model makes {dim}-d ones; use the model it was built with "
+                                      "or another --collection")
+            return
+        metric_type = METRICS[self.metric or metric]
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field(PAYLOAD_FIELD, DataType.JSON)
+        index = MilvusClient.prepare_index_params()
+        index.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=metric_type,
+                        params=self.index_params)
+        self._call("creating the collection", lambda: self.client.create_collection(
+            self.collection, schema=schema, index_params=index, consistency_level=self.consistency_level))
+        self._dim, self._metric_type = dim, metric_type
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        if not len(ids):
+            return
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        if not len(ids) == len(array) == len(payloads):
+            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        latest = {str(item_id): row for row, item_id in enumerate(ids)}  # a repeated id: the last one wins
+        for item_id in latest:
+            if len(item_id.encode()) > MAX_ID_BYTES:
+                raise StoreError(f"item id {item_id[:40]!r}... is longer than {MAX_ID_BYTES} bytes, the most a "
+                                 f"Milvus collection ({self.collection!r}) made by smar-sdk holds")
+        rows = [{ID_FIELD: item_id, VECTOR_FIELD: array[row].tolist(), PAYLOAD_FIELD: payloads[row]}
+                for item_id, row in latest.items()]
+        self._ensure_loaded()
+        for start in range(0, len(rows), BATCH):
+            self._call("upserting", lambda b=rows[start:start + BATCH]: self.client.upsert(self.collection, b))
+
+    def delete(self, ids: list[str]) -> None:
+        if not len(ids) or not self._exists():
+            return
+        self._ensure_loaded()
+        for expr in _id_filters(ids):
+            self._call("deleting", lambda e=expr: self.client.delete(self.collection, filter=e))
+
+    def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        expr = to_milvus_filter(conditions)
+        self._ensure_loaded()
+        results = self._call("searching", lambda: self.client.search(
+            self.collection, data=array.tolist(), limit=k, filter=expr, output_fields=[PAYLOAD_FIELD],
+            search_params=self._search_params(k), consistency_level=self.consistency_level))
+        sign = -1.0 if self._metric_type == "L2" else 1.0  # L2 is a distance: negate so that higher is better
+        return [[Hit(id=str(hit["id"]), score=sign * float(hit["distance"]), payload=_public(hit["entity"]))
+                 for hit in hits] for hits in results]
+
+    def count(self) -> int:
+        """The exact number of items (a strongly consistent ``count(*)`` query)."""
+        if not self._exists():
+            return 0
+        self._ensure_loaded()
+        rows = self._call("counting", lambda: self.client.query(
+            self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"))
+        return int(rows[0]["count(*)"])
+
+    def ids(self) -> set[str]:
+        """Every item id in the collection (used to prune items no longer in a catalog)."""
+        found: set[str] = set()
+        if not self._exists():
+            return found
+        self._ensure_loaded()
+        iterator = self._call("listing ids", lambda: self.client.query_iterator(
+            self.collection, batch_size=BATCH, filter=f'{ID_FIELD} != ""', output_fields=[ID_FIELD],
+            consistency_level="Strong"))
+        try:
+            while batch := self._call("listing ids", iterator.next):
+                found.update(str(row[ID_FIELD]) for row in batch)
+        finally:
+            iterator.close()
+        return found
+
+    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        """Content hashes stored for the given ids (lets a re-run of the indexer skip unchanged items)."""
+        found: dict[str, str] = {}
+        if not len(ids) or not self._exists():
+            return found
+        self._ensure_loaded()
+        for expr in _id_filters(ids):
+            rows = self._call("reading content hashes", lambda e=expr: self.client.query(
+                self.collection, filter=e, output_fields=[ID_FIELD, PAYLOAD_FIELD],
+                consistency_level=self.consistency_level))
+            found.update((str(row[ID_FIELD]), str(row[PAYLOAD_FIELD][HASH_PAYLOAD_KEY])) for row in rows
+                         if HASH_PAYLOAD_KEY in (row.get(PAYLOAD_FIELD) or {}))
+        return found
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> MilvusStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
