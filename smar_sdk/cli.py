@@ -1,71 +1,18 @@
-"""The ``smar-sdk`` command line: index, search, count, delete, train, eval, info."""
+"""The ``smar-sdk`` command line: index, search, count, delete, train, eval, info, demo."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .errors import SMARError
+from .cli_options import fail_cleanly, mapping_options, model_option, only_option, store_options
+from .demo.command import demo
 
 EXIT_REJECTED_ROWS = 3
-
-
-def _fail_cleanly(fn: Callable) -> Callable:
-    """Turn SDK errors into one clear line on stderr and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SMARError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
-
-
-def store_options(fn: Callable) -> Callable:
-    """--store, --uri, --collection, --api-key: where the vectors live."""
-    options = [
-        click.option("--store", default="qdrant", show_default=True, envvar="SMAR_STORE",
-                     help="Connector name (entry point in `smar_sdk.connectors`): qdrant, milvus, ..."),
-        click.option("--uri", default=None, envvar="SMAR_URI",
-                     help="Embedded store path (qdrant: folder, default ./smar_data; milvus: ./smar.db) or a "
-                          "server URL such as http://localhost:6333."),
-        click.option("--collection", default="products", show_default=True, envvar="SMAR_COLLECTION",
-                     help="Collection (table) holding the item vectors."),
-        click.option("--api-key", default=None, envvar="SMAR_API_KEY",
-                     help="API key or token for a store server (or set SMAR_API_KEY); never printed."),
-    ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
-
-
-def model_option(fn: Callable) -> Callable:
-    return click.option("--model", "model_dir", default=None, envvar="SMAR_MODEL",
-                        type=click.Path(file_okay=False, path_type=Path),
-                        help="Trained model directory (config.json + model.safetensors); "
-                             "default: the shipped model.")(fn)
-
-
-def mapping_options(fn: Callable) -> Callable:
-    options = [
-        click.option("--id-field", default="id", show_default=True, help="Catalog field holding the product id."),
-        click.option("--text-fields", default=None,
-                     help="Comma-separated catalog fields joined into the item text (default: the model's, title)."),
-        click.option("--image-field", default="image", show_default=True,
-                     help="Catalog field holding the image path or URL (the shared data also has `thumbnail`)."),
-    ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
-
-
-def only_option(fn: Callable) -> Callable:
-    return click.option("--only", "only", multiple=True, metavar="FIELD=VALUE",
-                        help="Use only catalog rows whose FIELD equals VALUE (repeatable), e.g. --only split=test.")(fn)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -146,7 +93,7 @@ def main() -> None:
               help="Let relative image paths point outside the catalog's folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@_fail_cleanly
+@fail_cleanly
 def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, collection: str,
           api_key: str | None, id_field: str, text_fields: str | None, image_field: str, only: tuple[str, ...],
           batch_size: int, rejects_path: Path | None, prune: bool, no_resume: bool, allow_outside_images: bool,
@@ -198,7 +145,7 @@ def _hit_line(rank: int, hit) -> str:
 @model_option
 @store_options
 @click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", ...payload}]}.')
-@_fail_cleanly
+@fail_cleanly
 def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None, store: str, uri: str | None,
            collection: str, api_key: str | None, as_json: bool) -> None:
     """Find the K products that best answer the text QUERY."""
@@ -221,7 +168,7 @@ def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None,
 
 @main.command()
 @store_options
-@_fail_cleanly
+@fail_cleanly
 def count(store: str, uri: str | None, collection: str, api_key: str | None) -> None:
     """Print how many products the collection holds."""
     from .store import open_store
@@ -233,7 +180,7 @@ def count(store: str, uri: str | None, collection: str, api_key: str | None) -> 
 @main.command()
 @click.argument("ids", nargs=-1, required=True)
 @store_options
-@_fail_cleanly
+@fail_cleanly
 def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, api_key: str | None) -> None:
     """Remove the products with these IDS from the collection (unknown ids are ignored)."""
     from .store import open_store
@@ -279,7 +226,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="Where frozen-backbone features are cached (default ~/.cache/smar-sdk/features).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@_fail_cleanly
+@fail_cleanly
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
@@ -330,7 +277,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
               help="Which item vector to index (text/image are the single-modality ablations).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"metrics": {...}, ...} as JSON.')
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@_fail_cleanly
+@fail_cleanly
 def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: str, text_fields: str | None,
           image_field: str, only: tuple[str, ...], view: str, as_json: bool, quiet: bool) -> None:
     """Measure nDCG@10, Recall@10, Recall@50 and MRR@10 of a model on labelled queries."""
@@ -352,7 +299,7 @@ def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: s
 @model_option
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@_fail_cleanly
+@fail_cleanly
 def info(model_dir: Path | None, store: str, uri: str | None, collection: str, api_key: str | None,
          as_json: bool) -> None:
     """Show the model, the store, the collection and how many products it holds."""
@@ -376,7 +323,5 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         for key, value in details.items():
             click.echo(f"{key:>14}: {value}")
 
-
-from .demo.command import demo  # noqa: E402  (the demo imports this module's option decorators)
 
 main.add_command(demo)

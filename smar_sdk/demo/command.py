@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..cli import mapping_options, model_option, store_options
-from ..errors import SMARError
+from ..cli_options import fail_cleanly, mapping_options, model_option, store_options
 
 
 def _fields(value: str) -> list[str]:
     return [f.strip() for f in value.split(",") if f.strip()]
-
-
-def _clean_errors(fn: Callable) -> Callable:
-    """SDK errors become one line on stderr and exit status 1, as in the other commands."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SMARError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
 
 
 @click.command()
@@ -46,7 +29,7 @@ def _clean_errors(fn: Callable) -> Callable:
               help="Comma-separated payload fields shown on each product card.")
 @click.option("--pool", default=200, show_default=True, type=click.IntRange(1, 10_000),
               help="Fused candidates re-ranked in text-only mode, and counted for the filter chips.")
-@_clean_errors
+@fail_cleanly
 def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, store: str, uri: str | None,
          collection: str, api_key: str | None, id_field: str, text_fields: str | None, image_field: str, facets: str,
          attributes: str, pool: int) -> None:

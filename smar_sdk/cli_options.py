@@ -1,0 +1,64 @@
+"""Option groups and error handling shared by every ``smar-sdk`` command (the core CLI and the demo)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SMARError
+
+
+def fail_cleanly(fn: Callable) -> Callable:
+    """Turn SDK errors into one clear line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SMARError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def store_options(fn: Callable) -> Callable:
+    """--store, --uri, --collection, --api-key: where the vectors live."""
+    options = [
+        click.option("--store", default="qdrant", show_default=True, envvar="SMAR_STORE",
+                     help="Connector name (entry point in `smar_sdk.connectors`): qdrant, milvus, ..."),
+        click.option("--uri", default=None, envvar="SMAR_URI",
+                     help="Embedded store path (qdrant: folder, default ./smar_data; milvus: ./smar.db) or a "
+                          "server URL such as http://localhost:6333."),
+        click.option("--collection", default="products", show_default=True, envvar="SMAR_COLLECTION",
+                     help="Collection (table) holding the item vectors."),
+        click.option("--api-key", default=None, envvar="SMAR_API_KEY",
+                     help="API key or token for a store server (or set SMAR_API_KEY); never printed."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
+
+
+def model_option(fn: Callable) -> Callable:
+    return click.option("--model", "model_dir", default=None, envvar="SMAR_MODEL",
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="Trained model directory (config.json + model.safetensors); "
+                             "default: the shipped model.")(fn)
+
+
+def mapping_options(fn: Callable) -> Callable:
+    options = [
+        click.option("--id-field", default="id", show_default=True, help="Catalog field holding the product id."),
+        click.option("--text-fields", default=None,
+                     help="Comma-separated catalog fields joined into the item text (default: the model's, title)."),
+        click.option("--image-field", default="image", show_default=True,
+                     help="Catalog field holding the image path or URL (the shared data also has `thumbnail`)."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), fn)
+
+
+def only_option(fn: Callable) -> Callable:
+    return click.option("--only", "only", multiple=True, metavar="FIELD=VALUE",
+                        help="Use only catalog rows whose FIELD equals VALUE (repeatable), e.g. --only split=test.")(fn)
