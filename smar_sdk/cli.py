@@ -203,6 +203,10 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @only_option
 @click.option("--image-field-extra", "extra_image_fields", multiple=True,
               help="More image fields to sample from during training (resolution augmentation), e.g. thumbnail.")
+@click.option("--text-variant-catalog", "text_variant_catalogs", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="A catalog with the same ids and other item texts (e.g. titles without colour words); each "
+                   "pair samples its item text from the main or a variant catalog (text augmentation).")
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--batch-size", default=256, show_default=True, help="Pairs per step (in-batch negatives).")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
@@ -228,7 +232,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @fail_cleanly
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
-          only: tuple[str, ...], extra_image_fields: tuple[str, ...], epochs: int, batch_size: int,
+          only: tuple[str, ...], extra_image_fields: tuple[str, ...], text_variant_catalogs: tuple[Path, ...],
+          epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
           fixed_temperature: bool, model_config: Path | None, dim: int | None, text_encoder: str | None,
           image_kind: str | None,
@@ -256,7 +261,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, text_weight=text_weight,
         image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
-        only=_pairs(only, "--only"), seed=seed)
+        only=_pairs(only, "--only"), seed=seed, text_variant_catalogs=[str(p) for p in text_variant_catalogs])
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

@@ -22,7 +22,15 @@ from .catalog import FieldMapping, Product, read_catalog
 from .config import SMARConfig
 from .encoders import ImageStates, TextStates
 from .errors import CatalogError
-from .features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states, text_pooled
+from .features import (
+    DEFAULT_CACHE_DIR,
+    FeatureCache,
+    ItemImageStates,
+    ItemTextStates,
+    item_image_states,
+    item_text_states,
+    text_pooled,
+)
 from .images import ImageLoader
 from .model import SMARModel
 
@@ -45,6 +53,10 @@ class TrainConfig(BaseModel):
     learn_temperature: bool = True
     image_fields: list[str] = Field(default_factory=lambda: ["image"], min_length=1,
                                     description="image fields to sample from per step (resolution augmentation)")
+    text_variant_catalogs: list[str] = Field(
+        default_factory=list,
+        description="catalogs with the same ids whose item texts are sampled per pair instead of the main "
+                    "catalog's (text augmentation, e.g. titles without colour words)")
     only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
     seed: int = 0
 
@@ -57,6 +69,42 @@ class TrainReport(BaseModel):
     first_loss: float
     last_loss: float
     seconds: float
+
+
+def _variant_texts(cfg: TrainConfig, products: list[Product], mapping: FieldMapping) -> list[list[str]]:
+    """Item texts of the same products from each text-variant catalog (falling back to the main text)."""
+    variants = []
+    for path in cfg.text_variant_catalogs:
+        texts = {r.id: r.text for r in read_catalog(path, mapping) if isinstance(r, Product)}
+        variants.append([texts.get(p.id, p.text) for p in products])
+    return variants
+
+
+def _choice(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(count, (size,), generator=generator)
+
+
+def _mixed_text(variants: list[ItemTextStates], items: torch.Tensor, generator: torch.Generator) -> TextStates:
+    """Per pair, the item's states from one randomly chosen text variant."""
+    pick = _choice(len(variants), len(items), generator)
+    tokens, mask, pooled = variants[0].tokens[items].float(), variants[0].mask[items], variants[0].pooled[items]
+    for index, variant in enumerate(variants[1:], start=1):
+        chosen = pick == index
+        tokens = torch.where(chosen[:, None, None], variant.tokens[items].float(), tokens)
+        mask = torch.where(chosen[:, None], variant.mask[items], mask)
+        pooled = torch.where(chosen[:, None], variant.pooled[items], pooled)
+    return TextStates(tokens, mask, pooled)
+
+
+def _mixed_image(variants: list[ItemImageStates], items: torch.Tensor, generator: torch.Generator) -> ImageStates:
+    """Per pair, the item's states from one randomly chosen image field (resolution augmentation)."""
+    pick = _choice(len(variants), len(items), generator)
+    tokens, pooled = variants[0].tokens[items].float(), variants[0].pooled[items]
+    for index, variant in enumerate(variants[1:], start=1):
+        chosen = pick == index
+        tokens = torch.where(chosen[:, None, None], variant.tokens[items].float(), tokens)
+        pooled = torch.where(chosen[:, None], variant.pooled[items], pooled)
+    return ImageStates(tokens, pooled)
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -136,7 +184,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     queries = sorted({q for q, _ in pairs})
     query_index = {q: i for i, q in enumerate(queries)}
     query_states = text_pooled(model, queries, cache, progress=progress)
-    text_states = item_text_states(model, [p.text for p in products], cache, progress=progress)
+    text_states = [item_text_states(model, texts, cache, progress=progress)
+                   for texts in [[p.text for p in products], *_variant_texts(cfg, products, mapping)]]
     image_states = [item_image_states(model, products, f, loader, cache, progress=progress) for f in cfg.image_fields]
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
@@ -160,9 +209,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
                 q_idx, i_idx = pair_queries[batch], pair_items[batch]
                 positives = (i_idx[:, None] == i_idx[None, :]) | (q_idx[:, None] == q_idx[None, :])
-                variant = image_states[int(torch.randint(len(image_states), (1,), generator=generator))]
-                text = TextStates(text_states.tokens[i_idx].float(), text_states.mask[i_idx], text_states.pooled[i_idx])
-                image = ImageStates(variant.tokens[i_idx].float(), variant.pooled[i_idx])
+                text = _mixed_text(text_states, i_idx, generator)
+                image = _mixed_image(image_states, i_idx, generator)
                 views = model.item_vectors(text, image)
                 query = model.query_vectors(query_states[q_idx])
                 scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()

@@ -59,3 +59,27 @@ def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_
     bad.write_text('{"query": "red", "item_id": "nope"}\nnot json\n')
     with pytest.raises(CatalogError, match="no usable"):
         train(catalog, bad, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
+
+
+def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    import json
+
+    from smar_sdk.features import ItemImageStates, ItemTextStates
+    from smar_sdk.training import _mixed_image, _mixed_text
+
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    plain = ItemTextStates(torch.zeros(4, 3, 2, dtype=torch.float16), mask, torch.zeros(4, 2))
+    other = ItemTextStates(torch.ones(4, 3, 2, dtype=torch.float16), mask, torch.ones(4, 2))
+    mixed = _mixed_text([plain, other], torch.arange(4).repeat(50), torch.Generator().manual_seed(0))
+    picked = mixed.pooled[:, 0]
+    assert 0.3 < picked.mean() < 0.7 and torch.equal(mixed.tokens[:, 0, 0], picked)  # per pair, consistently
+    image = _mixed_image([ItemImageStates(torch.zeros(4, 5, 2, dtype=torch.float16), torch.zeros(4, 2))],
+                         torch.arange(4), torch.Generator())
+    assert image.tokens.shape == (4, 5, 2)
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    variant = catalog.parent / "no-colour.jsonl"
+    variant.write_text("".join(json.dumps({**r, "title": r["article_type"]}) + "\n" for r in rows))
+    config = TrainConfig(epochs=2, batch_size=16, text_variant_catalogs=[str(variant)])
+    _, report = train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
+    assert report.steps == 10
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.name.startswith("itemtext")]) == 2
