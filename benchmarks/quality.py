@@ -3,13 +3,16 @@
 Methods: BM25 over titles (bm25s), the text encoder zero-shot, and four configurations of the same
 ``smar_sdk`` model and trainer: text-only trained (DPSR ablation, loss weights 1/0/0, text view),
 image-only trained (0/1/0, image view), late fusion (1/1/0, score = w*text + (1-w)*image, w tuned on
-train-split queries) and SMAR (multi-task a/b/c, cross-attention fused view). Every model trains on the
-train split of the same catalog it is tested on; backbones are frozen, so test-item states come from
-the feature cache and rankings are exact (brute force, what the embedded store returns).
+train-split queries) and SMAR (multi-task a/b/c, cross-attention fused view). Every trained method uses
+the same recipe: the train split only, each pair's item text sampled from `catalog.jsonl` or
+`catalog_no_colour.jsonl` titles and its image from `image` or `thumbnail`; one model per method is
+then tested on both catalogs' test splits. Backbones are frozen, so test-item states come from the
+feature cache and rankings are exact (brute force, what the embedded store returns).
 
-    python benchmarks/quality.py --data ../shared/data/myntra --epochs 8 --out benchmarks/results/quality.json
+    python benchmarks/quality.py --epochs 6 --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
+    python benchmarks/quality.py --markdown --plot docs/quality.png --out benchmarks/results/quality.json
 
-Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the table.
+Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the tables.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ TRAINED = {  # method -> (text, image, fused) loss weights, item view
     "late fusion": ((1.0, 1.0, 0.0), "late"),
     "SMAR": ((0.5, 0.5, 1.0), "fused"),
 }
+RUN_ORDER = ("SMAR", "text-only trained (DPSR)", "late fusion", "image-only trained")  # most telling first
+METHOD_ORDER = ("BM25 (titles)", "MiniLM zero-shot", *TRAINED)
 
 
 def rank(query_vectors: np.ndarray, item_vectors: np.ndarray, ids: list[str]) -> list[list[tuple[str, float]]]:
@@ -108,15 +113,16 @@ class Bench:
 
         return self.evaluate("MiniLM zero-shot", catalog, score)
 
-    def trained(self, catalog: str, method: str) -> list[dict]:
+    def trained(self, method: str, save_to: Path | None = None) -> list[dict]:
         (a, b, c), view = TRAINED[method]
         config = TrainConfig(epochs=self.epochs, text_weight=a, image_weight=b, fused_weight=c,
-                             image_fields=list(IMAGE_FIELDS), only={"split": "train"})
+                             image_fields=list(IMAGE_FIELDS), only={"split": "train"},
+                             text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         started = time.perf_counter()
-        model, report = train(self.data / catalog, self.data / "train_pairs.jsonl", None, SMARConfig(), config,
-                              cache_dir=self.cache_dir)
+        model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to, SMARConfig(),
+                              config, cache_dir=self.cache_dir)
         seconds = time.perf_counter() - started
-        weight = self.tune_late_weight(model, catalog) if view == "late" else None
+        weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
         def score(test, ids, image_field, queries: list[LabelledQuery]):
             views = item_views(model, *self.states(test, image_field))
@@ -125,7 +131,7 @@ class Bench:
                 return rank(qv, weight * views["text"] + (1 - weight) * views["image"], ids)
             return rank(qv, views[view], ids)
 
-        rows = self.evaluate(method, catalog, score)
+        rows = [row for catalog in CATALOGS for row in self.evaluate(method, catalog, score)]
         for row in rows:
             row.update(train_seconds=round(seconds, 1), late_weight=weight)
         return rows
@@ -155,7 +161,7 @@ def markdown(rows: list[dict]) -> str:
             lines += [f"\n**{catalog}, `{image_field}`** (nDCG@10 / Recall@50; test_queries | paraphrased)\n",
                       "| method | nDCG@10 | R@50 | nDCG@10 para. | R@50 para. | MRR@10 para. | train s |",
                       "|---|---|---|---|---|---|---|"]
-            for method in dict.fromkeys(r["method"] for r in rows):
+            for method in METHOD_ORDER:
                 sel = {r["queries"]: r for r in rows if r["method"] == method and r["catalog"] == catalog
                        and r["image_field"] == image_field}
                 if len(sel) < 2:
@@ -166,26 +172,52 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Bar chart of nDCG@10 on the paraphrased queries, per method, for each catalog and image size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    panels = [(c, f) for c in CATALOGS for f in IMAGE_FIELDS]
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(panels)
+    for i, (catalog, field) in enumerate(panels):
+        values = [next((r["ndcg@10"] for r in rows if r["method"] == m and r["catalog"] == catalog
+                        and r["image_field"] == field and r["queries"] == QUERY_FILES[1]), 0.0) for m in methods]
+        axis.bar([j + i * width for j in range(len(methods))], values, width, label=f"{catalog} / {field}")
+    axis.set_xticks([j + 0.4 - width / 2 for j in range(len(methods))], methods, rotation=15, ha="right")
+    axis.set_ylabel("nDCG@10 (test_queries_paraphrased)")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8)
+    axis.set_title("Myntra test split: nDCG@10 per method (paraphrased queries)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/myntra")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
-    parser.add_argument("--catalogs", nargs="+", default=list(CATALOGS))
+    parser.add_argument("--save-smar", type=Path, default=None, help="save the trained SMAR model here")
     parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
+    parser.add_argument("--plot", type=Path, default=None, help="also draw nDCG@10 per method into this PNG")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(json.loads(args.out.read_text())))
+        rows = json.loads(args.out.read_text())
+        print(markdown(rows))
+        if args.plot:
+            plot(rows, args.plot)
         return
     bench = Bench(args.data, args.epochs, args.cache_dir)
-    rows: list[dict] = []
-    for catalog in args.catalogs:
-        rows += bench.bm25(catalog) + bench.zero_shot(catalog)
-        for method in TRAINED:
-            rows += bench.trained(catalog, method)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    rows: list[dict] = [row for catalog in CATALOGS for row in bench.bm25(catalog) + bench.zero_shot(catalog)]
+    for method in RUN_ORDER:
+        rows += bench.trained(method, args.save_smar if method == "SMAR" else None)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(markdown(rows))
 
 
