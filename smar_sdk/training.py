@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from .catalog import FieldMapping, Product, read_catalog
+from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
 from .encoders import ImageStates, TextStates
 from .errors import CatalogError
@@ -32,7 +34,7 @@ from .features import (
     text_pooled,
 )
 from .images import ImageLoader
-from .model import SMARModel
+from .model import HEAD_PREFIXES, SMARModel
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
 
@@ -164,8 +166,13 @@ def set_seed(seed: int) -> None:
 def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | None = None,
           model_config: SMARConfig | None = None, train_config: TrainConfig | None = None,
           mapping: FieldMapping | None = None, cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
-          progress: bool = True) -> tuple[SMARModel, TrainReport]:
-    """Train a SMAR model's heads on (query, item) pairs and save it to ``out_dir`` if given."""
+          progress: bool = True, on_epoch: Callable[[int, float], None] | None = None) -> tuple[SMARModel, TrainReport]:
+    """Train a SMAR model's heads on (query, item) pairs and save it to ``out_dir`` if given.
+
+    With ``out_dir``, the state after every epoch is checkpointed there, and a re-run of the same
+    training (same data and configuration) resumes after the last finished epoch. ``on_epoch`` is
+    called with (epochs done, mean loss of that epoch) after each checkpoint.
+    """
     cfg = train_config or TrainConfig()
     set_seed(cfg.seed)
     model_config = model_config or SMARConfig()
@@ -200,10 +207,14 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total))
     weights = {"text": cfg.text_weight, "image": cfg.image_weight, "fused": cfg.fused_weight}
     generator = torch.Generator().manual_seed(cfg.seed)
-    losses: list[float] = []
+    fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), str(Path(catalog).resolve()),
+                              str(Path(pairs_path).resolve()), len(pairs), len(products)], sort_keys=True)
+    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES)
+    done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
-    with tqdm(total=total, desc="training", unit="step", disable=not progress) as bar:
-        for _ in range(cfg.epochs):
+    with tqdm(total=total, initial=done * steps_per_epoch, desc="training", unit="step",
+              disable=not progress) as bar:
+        for epoch in range(done, cfg.epochs):
             order = torch.randperm(len(pairs), generator=generator)
             for step in range(steps_per_epoch):
                 batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
@@ -223,6 +234,9 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / float(scale):.3f}", refresh=False)
+            checkpoint.save(epoch + 1, model, optimizer, scheduler, generator, losses)
+            if on_epoch:
+                on_epoch(epoch + 1, float(np.mean(losses[-steps_per_epoch:])))
     model.eval()
     window = max(1, min(10, len(losses) // 4))
     report = TrainReport(pairs=len(pairs), skipped_pairs=skipped, items=len(products), steps=len(losses),
@@ -236,4 +250,5 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     })
     if out_dir is not None:
         model.save(out_dir)
+        checkpoint.clear()
     return model, report

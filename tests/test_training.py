@@ -83,3 +83,25 @@ def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, 
     _, report = train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
     assert report.steps == 10
     assert len([p for p in (tmp_path / "cache").iterdir() if p.name.startswith("itemtext")]) == 2
+
+
+def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Path, pairs: Path,
+                                                        tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, batch_size=16, seed=5)
+    straight, _ = train(catalog, pairs, tmp_path / "straight", tiny_config, config, cache_dir=None, progress=False)
+    assert not (tmp_path / "straight" / ".checkpoint").exists()  # cleared once the model is saved
+
+    def crash_after_first_epoch(epoch: int, loss: float) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(catalog, pairs, tmp_path / "resumed", tiny_config, config, cache_dir=None, progress=False,
+              on_epoch=crash_after_first_epoch)
+    assert (tmp_path / "resumed" / ".checkpoint" / "state.pt").is_file()
+    seen: list[int] = []
+    resumed, report = train(catalog, pairs, tmp_path / "resumed", tiny_config, config, cache_dir=None,
+                            progress=False, on_epoch=lambda epoch, loss: seen.append(epoch))
+    assert seen == [2, 3] and report.steps == 15  # epoch 1 was not redone
+    queries = ["red shirt", "blue bag"]
+    np.testing.assert_allclose(resumed.encode_queries(queries), straight.encode_queries(queries), atol=1e-5)

@@ -1,0 +1,69 @@
+"""Per-epoch training checkpoints, so an interrupted ``smar-sdk train`` resumes where it stopped."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelError
+
+CHECKPOINT_DIR = ".checkpoint"
+
+
+class EpochCheckpoint:
+    """Training state after the last finished epoch, in ``<out_dir>/.checkpoint``.
+
+    Trainable weights go to safetensors; optimizer, scheduler and random-generator states to a
+    tensors-only file read back with ``weights_only`` (no code runs on load). A checkpoint is used
+    only when its fingerprint (data and configuration) matches the run being resumed.
+    """
+
+    def __init__(self, out_dir: str | Path | None, fingerprint: str, prefixes: tuple[str, ...]) -> None:
+        self.directory = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
+        self.fingerprint = fingerprint
+        self.prefixes = prefixes
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                generator: torch.Generator) -> tuple[int, list[float]]:
+        """Load the last state if it belongs to this run; return (epochs done, losses so far)."""
+        if self.directory is None or not (self.directory / "state.pt").is_file():
+            return 0, []
+        try:
+            state = torch.load(self.directory / "state.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelError(f"training checkpoint {self.directory} is unreadable ({exc}); "
+                             "delete it to start over") from exc
+        if state.get("fingerprint") != self.fingerprint:
+            return 0, []
+        model.load_state_dict(load_file(str(self.directory / "weights.safetensors")), strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["epoch"]), [float(x) for x in state["losses"]]
+
+    def save(self, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+             generator: torch.Generator, losses: list[float]) -> None:
+        """Atomically replace the checkpoint with the state after ``epoch`` finished epochs."""
+        if self.directory is None:
+            return
+        staging = self.directory.with_name(CHECKPOINT_DIR + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()
+                   if k.startswith(self.prefixes)}
+        save_file(weights, str(staging / "weights.safetensors"))
+        torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "losses": torch.tensor(losses),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                   staging / "state.pt")
+        shutil.rmtree(self.directory, ignore_errors=True)
+        staging.rename(self.directory)
+
+    def clear(self) -> None:
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
