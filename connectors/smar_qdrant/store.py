@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -15,6 +15,8 @@ from smar_sdk.filters import Condition, Equals, OneOf, Range
 from smar_sdk.store import HASH_PAYLOAD_KEY, ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
 
 DEFAULT_PATH = "./smar_data"
+Engine = Literal["local", "edge"]
+DEFAULT_ENGINE: Engine = "local"  # the engine of new embedded folders; existing ones keep theirs
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 T = TypeVar("T")
 
@@ -35,19 +37,51 @@ def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None
     return models.Filter(must=must)
 
 
+def select_engine(uri: str | None, engine: Engine | None = None) -> Engine | None:
+    """The embedded engine for ``uri``: the one asked for, else the one whose files the folder holds, else the
+    default; None for a server URL (which refuses an engine)."""
+    if uri and uri.startswith(("http://", "https://")):
+        if engine is not None:
+            raise StoreError(f"engine={engine!r} is for embedded folders, not for the server {uri}")
+        return None
+    if engine is not None:
+        if engine not in ("local", "edge"):
+            raise StoreError(f"unknown Qdrant engine {engine!r}; choose 'local' or 'edge'")
+        return engine
+    folder = Path(uri or DEFAULT_PATH)
+    if (folder / "meta.json").exists() or (folder / "collection").is_dir():
+        return "local"
+    if (folder / "edge").is_dir():
+        return "edge"
+    return DEFAULT_ENGINE
+
+
 class QdrantStore:
     """A Qdrant collection. ``uri`` is a folder for embedded local mode (default ``./smar_data``) or an
     ``http(s)://host:port`` URL of a server or cluster; ``api_key`` authenticates against a server.
 
     Server-only options (``shard_number``, ``replication_factor``, ``write_consistency_factor``,
     ``on_disk``, ``prefer_grpc``, ``timeout``) are passed through when the collection is created.
+
+    ``engine`` picks the embedded engine of a folder: ``"local"`` (qdrant-client's local mode, brute force) or
+    ``"edge"`` (Qdrant Edge with HNSW, see ``QdrantEdgeStore`` for its options); by default an existing folder
+    keeps the engine that wrote it and a new one gets ``DEFAULT_ENGINE``. Server URLs take no engine.
     """
+
+    def __new__(cls, uri: str | None = None, collection: str = "products", *args: Any, engine: Engine | None = None,
+                **options: Any) -> QdrantStore:
+        if cls is QdrantStore and select_engine(uri, engine) == "edge":
+            from .edge import QdrantEdgeStore
+
+            cls = QdrantEdgeStore
+        return super().__new__(cls)
 
     def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
                  prefer_grpc: bool = False, timeout: float = 30.0, shard_number: int | None = None,
                  replication_factor: int | None = None, write_consistency_factor: int | None = None,
-                 on_disk: bool = False) -> None:
+                 on_disk: bool = False, engine: Engine | None = None) -> None:
         self.uri = uri or DEFAULT_PATH
+        self.engine = None if self.uri.startswith(("http://", "https://")) else "local"
         self.collection = collection
         self.is_server = self.uri.startswith(("http://", "https://"))
         self._collection_options = {"shard_number": shard_number, "replication_factor": replication_factor,

@@ -29,14 +29,17 @@ LOCAL_URIS: dict[str, Callable[[Path], str]] = {
     "qdrant": lambda tmp: str(tmp / "qdrant"),
     "milvus": lambda tmp: str(tmp / "milvus.db"),
 }
+# extra embedded cases of a registered connector: case id -> (connector name, options)
+OPTION_CASES: dict[str, tuple[str, dict[str, Any]]] = {"qdrant-edge": ("qdrant", {"engine": "edge"})}
 # case id -> (connector name, session fixture that yields the server's URI)
 SERVER_CASES: dict[str, tuple[str, str]] = {"milvus-server": ("milvus", "milvus_server_uri")}
 SERVER_START_SECONDS = 240
 
 
 def connector_cases() -> list[Any]:
-    """Every registered connector (embedded/local mode), then the real-server cases."""
+    """Every registered connector (embedded/local mode), its option variants, then the real-server cases."""
     cases = [pytest.param(name, id=name) for name in sorted(available_connectors())]
+    cases += [pytest.param(case, id=case) for case, (name, _) in OPTION_CASES.items() if name in available_connectors()]
     cases += [pytest.param(case, id=case, marks=[pytest.mark.integration, pytest.mark.slow]) for case in SERVER_CASES]
     return cases
 
@@ -47,12 +50,13 @@ class StoreFactory:
     On a shared server each test gets its own collection-name prefix, so tests never see each other's data.
     """
 
-    def __init__(self, name: str, uri: str | None, prefix: str = "") -> None:
+    def __init__(self, name: str, uri: str | None, prefix: str = "", options: dict[str, Any] | None = None) -> None:
         self.name, self.uri, self.prefix = name, uri, prefix
+        self.options = options or {}
         self.opened: list[VectorStore] = []
 
     def __call__(self, collection: str = "products", **options: Any) -> VectorStore:
-        store = open_store(self.name, uri=self.uri, collection=self.prefix + collection, **options)
+        store = open_store(self.name, uri=self.uri, collection=self.prefix + collection, **{**self.options, **options})
         self.opened.append(store)
         return store
 
@@ -69,8 +73,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         name, uri_fixture = SERVER_CASES[case]
         factory = StoreFactory(name, request.getfixturevalue(uri_fixture), prefix=f"t{uuid.uuid4().hex[:12]}_")
     else:
-        name = case
-        factory = StoreFactory(name, LOCAL_URIS.get(name, lambda tmp: str(tmp / name))(tmp_path))
+        name, options = OPTION_CASES.get(case, (case, {}))
+        factory = StoreFactory(name, LOCAL_URIS.get(name, lambda tmp: str(tmp / name))(tmp_path), options=options)
     try:
         available_connectors()[name].load()
     except ImportError as exc:

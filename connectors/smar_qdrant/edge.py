@@ -1,0 +1,251 @@
+"""``QdrantEdgeStore``: the smar-sdk store protocol on Qdrant Edge (``qdrant-edge-py``), Qdrant's in-process engine.
+
+Each collection is one Edge shard in ``<folder>/edge/<collection>/`` with an HNSW index; the index is built by
+``optimize()``, which ``close()`` runs after writes (segments below the indexing threshold stay brute-force).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import numpy as np
+
+from smar_sdk.errors import StoreError, VectorSizeError
+from smar_sdk.filters import Condition, Equals, OneOf, Range
+from smar_sdk.store import HASH_PAYLOAD_KEY, ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
+
+from .store import QdrantStore
+
+EDGE_DIR = "edge"
+CONFIG_FILE = "edge_config.json"
+BATCH = 1024  # points per update / retrieve call
+HNSW_DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10_000}
+T = TypeVar("T")
+
+
+def _edge() -> Any:
+    try:
+        import qdrant_edge
+    except ImportError as exc:
+        raise StoreError(f"the Qdrant Edge engine needs `pip install qdrant-edge-py` ({exc})") from exc
+    return qdrant_edge
+
+
+def edge_folder(root: str | Path, collection: str) -> Path:
+    """The shard folder of a collection (its name percent-encoded, so any name is one safe folder)."""
+    if collection in ("", ".", ".."):
+        raise StoreError(f"invalid collection name {collection!r}")
+    return Path(root) / EDGE_DIR / quote(collection, safe="")
+
+
+def to_edge_filter(conditions: list[Condition] | None) -> Any:
+    """Translate SDK conditions into a Qdrant Edge filter (AND of all conditions)."""
+    if not conditions:
+        return None
+    q = _edge()
+
+    def equals(field: str, value: Any) -> Any:
+        if isinstance(value, float) and not isinstance(value, bool):  # MatchValue takes str/int/bool only
+            return q.FieldCondition(key=field, range=q.RangeFloat(gte=value, lte=value))
+        return q.FieldCondition(key=field, match=q.MatchValue(value=value))
+
+    must: list[Any] = []
+    for cond in conditions:
+        if isinstance(cond, Equals):
+            must.append(equals(cond.field, cond.value))
+        elif isinstance(cond, OneOf):
+            values = list(cond.values)
+            if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+                must.append(q.FieldCondition(key=cond.field, match=q.MatchAny(any=values)))
+            else:  # mixed types: an OR of equalities
+                must.append(q.Filter(should=[equals(cond.field, v) for v in values]))
+        elif isinstance(cond, Range):
+            must.append(q.FieldCondition(key=cond.field, range=q.RangeFloat(gt=cond.gt, gte=cond.gte,
+                                                                              lt=cond.lt, lte=cond.lte)))
+    return q.Filter(must=must)
+
+
+class QdrantEdgeStore(QdrantStore):
+    """A collection in an embedded Qdrant Edge shard under ``uri`` (a folder, default ``./smar_data``).
+
+    ``hnsw_m``, ``hnsw_ef_construct`` and ``full_scan_threshold`` set the HNSW index of new collections;
+    ``hnsw_ef`` the search beam (None: Qdrant's default); ``search_threads`` caps the search pool;
+    ``on_disk`` keeps vectors memory-mapped from disk instead of cached in RAM.
+    A folder can be open in one process at a time.
+    """
+
+    def __init__(self, uri: str | None = None, collection: str = "products", *, hnsw_m: int | None = None,
+                 hnsw_ef_construct: int | None = None, full_scan_threshold: int | None = None,
+                 hnsw_ef: int | None = None, search_threads: int | None = None, on_disk: bool = False,
+                 engine: str | None = "edge") -> None:
+        from .store import DEFAULT_PATH
+
+        self.uri = uri or DEFAULT_PATH
+        self.collection = collection
+        self.is_server = False
+        self.engine = "edge"
+        self.folder = edge_folder(self.uri, collection)
+        given = {"m": hnsw_m, "ef_construct": hnsw_ef_construct, "full_scan_threshold": full_scan_threshold}
+        self._hnsw = {**HNSW_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        self._hnsw_ef = hnsw_ef
+        self._search_threads = search_threads
+        self._on_disk = on_disk
+        self._dim: int | None = None
+        self._dirty = False
+        self._shard: Any = None
+        if (self.folder / CONFIG_FILE).exists():
+            self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
+
+    # ----- helpers -----
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (StoreError, VectorSizeError):
+            raise
+        except Exception as exc:  # qdrant_edge raises plain Exception subclasses
+            hint = "; an embedded store folder can be open in one process at a time" if "WAL" in str(exc) else ""
+            raise StoreError(f"{action} on collection {self.collection!r} failed in the Qdrant Edge store at "
+                             f"{self.uri}: {type(exc).__name__}: {exc}{hint}") from exc
+
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        with self._errors(action):
+            return fn()
+
+    def _exists(self) -> bool:
+        return self._shard is not None
+
+    def dimension(self) -> int | None:
+        """The collection's vector size, or None when it does not exist yet."""
+        if self._dim is None and self._shard is not None:
+            config = json.loads((self.folder / CONFIG_FILE).read_text())
+            self._dim = int(config["vectors"][""]["size"])
+        return self._dim
+
+    def _retrieve(self, ids: list[str], keys: list[str]) -> list[Any]:
+        q = _edge()
+        uuids = list(dict.fromkeys(point_uuid(i) for i in ids))
+        records: list[Any] = []
+        for start in range(0, len(uuids), BATCH):
+            chunk = uuids[start:start + BATCH]
+            records += self._call("reading points", lambda c=chunk: self._shard.retrieve(
+                c, with_payload=q.PayloadSelector.Include(keys), with_vector=False))
+        return records
+
+    # ----- the store protocol -----
+    def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
+        existing = self.dimension()
+        if existing is not None:
+            if existing != dim:
+                raise VectorSizeError(f"collection {self.collection!r} at {self.uri} holds {existing}-d vectors "
+                                      f"but the model makes {dim}-d ones; use the model it was built with or "
+                                      "another --collection")
+            return
+        q = _edge()
+        distance = {"cosine": q.Distance.Cosine, "dot": q.Distance.Dot, "euclid": q.Distance.Euclid}[metric]
+        memory = q.Memory.Cold if self._on_disk else None
+        config = q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=distance, memory=memory),
+                              hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads)
+        self._shard = self._call("creating the collection", lambda: q.EdgeShard.create(str(self.folder), config))
+        self._dim = dim
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        if not ids:
+            return
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        if not len(ids) == len(array) == len(payloads):
+            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        q = _edge()
+        rows = array.tolist()
+        for start in range(0, len(ids), BATCH):
+            points = [q.Point(point_uuid(i), row, {**p, ID_PAYLOAD_KEY: i}) for i, row, p in
+                      zip(ids[start:start + BATCH], rows[start:start + BATCH], payloads[start:start + BATCH],
+                          strict=True)]
+            self._call("upserting", lambda ps=points: self._shard.update(q.UpdateOperation.upsert_points(ps)))
+        self._dirty = True
+
+    def delete(self, ids: list[str]) -> None:
+        if not ids or self._shard is None:
+            return
+        q = _edge()
+        uuids = list(dict.fromkeys(point_uuid(i) for i in ids))
+        for start in range(0, len(uuids), BATCH):
+            chunk = uuids[start:start + BATCH]
+            self._call("deleting", lambda c=chunk: self._shard.update(q.UpdateOperation.delete_points(c)))
+        self._dirty = True
+
+    def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        q = _edge()
+        query_filter = to_edge_filter(conditions)
+        params = q.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        requests = [q.QueryRequest(limit=k, query=q.Query.Nearest(v), filter=query_filter, with_payload=True,
+                                   params=params) for v in array.tolist()]
+        if len(requests) == 1:
+            responses = [self._call("searching", lambda: self._shard.query(requests[0]))]
+        else:
+            responses = self._call("searching", lambda: self._shard.query_batch(q.QueryBatchRequest(requests)))
+        return [[_to_hit(point) for point in points] for points in responses]
+
+    def count(self) -> int:
+        if self._shard is None:
+            return 0
+        return int(self._call("counting", lambda: self._shard.count(_edge().CountRequest(exact=True))))
+
+    def ids(self) -> set[str]:
+        """Every item id in the collection (used to prune items no longer in a catalog)."""
+        found: set[str] = set()
+        if self._shard is None:
+            return found
+        q = _edge()
+        offset = None
+        while True:
+            request = q.ScrollRequest(offset=offset, limit=BATCH, with_payload=q.PayloadSelector.Include(
+                [ID_PAYLOAD_KEY]), with_vector=False)
+            points, offset = self._call("listing ids", lambda r=request: self._shard.scroll(r))
+            found.update(str(p.payload[ID_PAYLOAD_KEY]) for p in points if p.payload)
+            if offset is None:
+                return found
+
+    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        """Content hashes of the given ids that are stored (lets a re-run skip unchanged items)."""
+        if not ids or self._shard is None:
+            return {}
+        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[HASH_PAYLOAD_KEY])
+                for p in self._retrieve(ids, [ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY])
+                if p.payload and HASH_PAYLOAD_KEY in p.payload}
+
+    def optimize(self) -> bool:
+        """Build the HNSW index of segments over the indexing threshold (blocking); True if anything changed."""
+        if self._shard is None:
+            return False
+        changed = bool(self._call("optimizing", self._shard.optimize))
+        self._dirty = False
+        return changed
+
+    def close(self) -> None:
+        if self._shard is None:
+            return
+        shard, self._shard = self._shard, None
+        try:
+            with self._errors("closing"):
+                if self._dirty:
+                    shard.optimize()
+                shard.flush()
+        finally:
+            shard.close()
+
+    def __enter__(self) -> QdrantEdgeStore:
+        return self
+
+
+def _to_hit(point: Any) -> Hit:
+    payload = dict(point.payload or {})
+    item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
+    payload.pop(HASH_PAYLOAD_KEY, None)
+    return Hit(id=item_id, score=float(point.score), payload=payload)
