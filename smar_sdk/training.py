@@ -246,6 +246,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
         "trained_backbone_prefixes": sorted({*model.config.trained_backbone_prefixes, "image_encoder."}),
         "image_encoder": model.config.image_encoder.model_copy(update={"weights": None}),
         "training": {**cfg.model_dump(), "catalog": Path(catalog).name, "pairs": Path(pairs_path).name,
+                     "text_variant_catalogs": [Path(p).name for p in cfg.text_variant_catalogs],
                      "report": report.model_dump()},
     })
     if out_dir is not None:
