@@ -76,16 +76,21 @@ class QdrantEdgeStore(QdrantStore):
     ``hnsw_m``, ``hnsw_ef_construct`` and ``full_scan_threshold`` set the HNSW index of new collections;
     ``hnsw_ef`` the search beam (None: Qdrant's default); ``search_threads`` caps the search pool;
     ``on_disk`` keeps vectors memory-mapped from disk instead of cached in RAM.
-    A folder can be open in one process at a time.
+    The server-only options of ``QdrantStore`` are accepted and ignored, as in local mode.
+    A collection can be open in one process at a time.
     """
 
-    def __init__(self, uri: str | None = None, collection: str = "products", *, hnsw_m: int | None = None,
+    def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
+                 prefer_grpc: bool = False, timeout: float = 30.0, shard_number: int | None = None,
+                 replication_factor: int | None = None, write_consistency_factor: int | None = None,
+                 on_disk: bool = False, engine: str | None = "edge", *, hnsw_m: int | None = None,
                  hnsw_ef_construct: int | None = None, full_scan_threshold: int | None = None,
-                 hnsw_ef: int | None = None, search_threads: int | None = None, on_disk: bool = False,
-                 engine: str | None = "edge") -> None:
-        from .store import DEFAULT_PATH
+                 hnsw_ef: int | None = None, search_threads: int | None = None) -> None:
+        from .store import DEFAULT_PATH, folder_engine
 
         self.uri = uri or DEFAULT_PATH
+        if folder_engine(self.uri) == "local":
+            raise StoreError(f"{self.uri} holds a Qdrant local-mode store; open it with engine='local'")
         self.collection = collection
         self.is_server = False
         self.engine = "edge"

@@ -37,23 +37,30 @@ def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None
     return models.Filter(must=must)
 
 
+def folder_engine(uri: str | None) -> Engine | None:
+    """The engine whose files an embedded folder holds (local mode writes ``meta.json``), or None if neither."""
+    folder = Path(uri or DEFAULT_PATH)
+    if (folder / "meta.json").exists():
+        return "local"
+    if (folder / "edge").is_dir():
+        return "edge"
+    return None
+
+
 def select_engine(uri: str | None, engine: Engine | None = None) -> Engine | None:
-    """The embedded engine for ``uri``: the one asked for, else the one whose files the folder holds, else the
-    default; None for a server URL (which refuses an engine)."""
+    """The embedded engine for ``uri``: the folder's own, else the one asked for, else ``DEFAULT_ENGINE``; None for
+    a server URL. Asking a folder for the other engine's format is refused (one format per folder)."""
     if uri and uri.startswith(("http://", "https://")):
         if engine is not None:
             raise StoreError(f"engine={engine!r} is for embedded folders, not for the server {uri}")
         return None
-    if engine is not None:
-        if engine not in ("local", "edge"):
-            raise StoreError(f"unknown Qdrant engine {engine!r}; choose 'local' or 'edge'")
-        return engine
-    folder = Path(uri or DEFAULT_PATH)
-    if (folder / "meta.json").exists() or (folder / "collection").is_dir():
-        return "local"
-    if (folder / "edge").is_dir():
-        return "edge"
-    return DEFAULT_ENGINE
+    if engine is not None and engine not in ("local", "edge"):
+        raise StoreError(f"unknown Qdrant engine {engine!r}; choose 'local' or 'edge'")
+    found = folder_engine(uri)
+    if engine is not None and found is not None and found != engine:
+        raise StoreError(f"{uri or DEFAULT_PATH} holds a Qdrant {found!r}-engine store; open it with "
+                         f"engine={found!r} or use another folder for engine={engine!r}")
+    return found or engine or DEFAULT_ENGINE
 
 
 class QdrantStore:

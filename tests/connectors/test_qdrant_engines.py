@@ -1,0 +1,54 @@
+"""The Qdrant connector's embedded engines: a folder keeps the engine that wrote it, mixing is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from smar_qdrant import QdrantStore
+from smar_qdrant.edge import QdrantEdgeStore  # imports qdrant_edge lazily
+from smar_qdrant.store import select_engine
+
+from smar_sdk.errors import StoreError
+
+pytest.importorskip("qdrant_edge")
+
+
+def fill(store: QdrantStore) -> None:
+    with store:
+        store.ensure_collection(4)
+        store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [{"n": 1}, {"n": 2}])
+
+
+@pytest.mark.parametrize("engine", ["local", "edge"])
+def test_folder_keeps_its_engine(tmp_path: Path, engine: str) -> None:
+    uri = str(tmp_path / "store")
+    fill(QdrantStore(uri=uri, engine=engine))  # type: ignore[arg-type]
+    assert select_engine(uri) == engine
+    with QdrantStore(uri=uri) as store:
+        assert isinstance(store, QdrantEdgeStore) == (engine == "edge")
+        assert store.count() == 2
+        assert store.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
+    other = "edge" if engine == "local" else "local"
+    with pytest.raises(StoreError, match=f"engine='{engine}'"):
+        QdrantStore(uri=uri, engine=other)  # type: ignore[arg-type]
+
+
+def test_engine_is_for_folders_only() -> None:
+    with pytest.raises(StoreError, match="embedded folders"):
+        QdrantStore(uri="http://localhost:6333", engine="edge")
+    with pytest.raises(StoreError, match="unknown Qdrant engine"):
+        QdrantStore(uri="somewhere", engine="rocks")  # type: ignore[arg-type]
+
+
+def test_edge_options_and_optimize(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    ids = [str(i) for i in range(300)]
+    with QdrantStore(uri=str(tmp_path / "s"), engine="edge", hnsw_m=8, full_scan_threshold=10, hnsw_ef=64) as store:
+        store.ensure_collection(8)
+        store.upsert(ids, vectors, [{}] * 300)
+        assert isinstance(store, QdrantEdgeStore)
+        store.optimize()
+        assert store.search(vectors[7], k=1)[0][0].id == "7"
