@@ -49,26 +49,23 @@ def test_save_load_round_trip(tiny_model: SMARModel, tiny_model_dir: Path) -> No
 
 
 def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path) -> None:
+    good_config = (tiny_model_dir / "config.json").read_bytes()
+    good_weights = (tiny_model_dir / "model.safetensors").read_bytes()
+    cases = [  # (files in the directory, expected error)
+        ({"config.json": good_config, "pytorch_model.bin": b"\x80\x04not really"}, "refusing pickle"),
+        ({"config.json": b'{"dim": "wide"}', "model.safetensors": good_weights}, "not a valid SMAR config"),
+        ({"config.json": good_config, "model.safetensors": b"garbage"}, "safetensors"),
+        ({"model.safetensors": good_weights}, "has no config.json"),
+    ]
     with pytest.raises(ModelError, match="does not exist"):
         SMARModel.load(tmp_path / "nope")
-    pickled = tmp_path / "pickled"
-    pickled.mkdir()
-    (pickled / "config.json").write_text((tiny_model_dir / "config.json").read_text())
-    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
-    with pytest.raises(ModelError, match="refusing pickle"):
-        SMARModel.load(pickled)
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "config.json").write_text('{"dim": "wide"}')
-    (broken / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
-    with pytest.raises(ModelError, match="not a valid SMAR config"):
-        SMARModel.load(broken)
-    truncated = tmp_path / "truncated"
-    truncated.mkdir()
-    (truncated / "config.json").write_text((tiny_model_dir / "config.json").read_text())
-    (truncated / "model.safetensors").write_bytes(b"garbage")
-    with pytest.raises(ModelError, match="safetensors"):
-        SMARModel.load(truncated)
+    for number, (files, message) in enumerate(cases):
+        directory = tmp_path / f"case{number}"
+        directory.mkdir()
+        for name, content in files.items():
+            (directory / name).write_bytes(content)
+        with pytest.raises(ModelError, match=message):
+            SMARModel.load(directory)
 
 
 def test_unknown_encoders_fail_clearly(tiny_config) -> None:
