@@ -203,6 +203,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
     parser.add_argument("--save-smar", type=Path, default=None, help="save the trained SMAR model here")
+    parser.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=RUN_ORDER, metavar="METHOD",
+                        help="trained methods to (re)run; rows of the others are kept from --out")
     parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
     parser.add_argument("--plot", type=Path, default=None, help="also draw nDCG@10 per method into this PNG")
     args = parser.parse_args()
@@ -213,8 +215,10 @@ def main() -> None:
             plot(rows, args.plot)
         return
     bench = Bench(args.data, args.epochs, args.cache_dir)
-    rows: list[dict] = [row for catalog in CATALOGS for row in bench.bm25(catalog) + bench.zero_shot(catalog)]
-    for method in RUN_ORDER:
+    kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
+        if args.out.is_file() else []
+    rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]
+    for method in args.methods:
         rows += bench.trained(method, args.save_smar if method == "SMAR" else None)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -65,6 +65,8 @@ def score_rankings(queries: Sequence[LabelledQuery], rankings: Sequence[Sequence
         # ranx sorts by score; keep our order when scores tie by nudging with the rank
         run[f"q{i}"] = {doc: float(score) - rank * 1e-9 for rank, (doc, score) in enumerate(ranking)} or {"": 0.0}
     values = evaluate(Qrels(qrels), Run(run), list(metrics), make_comparable=True)
+    if len(metrics) == 1:  # ranx returns a bare number for a single metric
+        return {metrics[0]: float(values)}
     return {m: float(values[m]) for m in metrics}
 
 

@@ -93,3 +93,13 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     only = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                      str(out), "--json", "-q", "--only", "gender=Men"])
     assert json.loads(only.stdout)["indexed"] == 15
+
+
+def test_score_rankings_single_and_many_metrics() -> None:
+    from smar_sdk.evaluation import LabelledQuery, score_rankings
+
+    queries = [LabelledQuery(query="a", relevant=["x"]), LabelledQuery(query="b", relevant=["y", "z"])]
+    rankings = [[("x", 0.9), ("w", 0.5)], [("w", 0.9), ("z", 0.8)]]
+    assert score_rankings(queries, rankings, ["mrr@10"]) == {"mrr@10": 0.75}
+    both = score_rankings(queries, rankings)
+    assert both["recall@10"] == 0.75 and both["mrr@10"] == 0.75 and 0 < both["ndcg@10"] < 1
