@@ -179,7 +179,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    methods = [m for m in METHOD_ORDER if any(r["method"] == m for r in rows)]
     panels = [(c, f) for c in CATALOGS for f in IMAGE_FIELDS]
     figure, axis = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / len(panels)
