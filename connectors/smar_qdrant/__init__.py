@@ -1,5 +1,6 @@
-"""Qdrant connector for smar-sdk: embedded local mode (a folder) or a Qdrant server/cluster by URL."""
+"""Qdrant connector for smar-sdk: an embedded folder (local mode or Qdrant Edge) or a Qdrant server/cluster by URL."""
 
+from .edge import QdrantEdgeStore
 from .store import QdrantStore
 
-__all__ = ["QdrantStore"]
+__all__ = ["QdrantEdgeStore", "QdrantStore"]

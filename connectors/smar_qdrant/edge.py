@@ -97,7 +97,7 @@ class QdrantEdgeStore(QdrantStore):
         self.folder = edge_folder(self.uri, collection)
         given = {"m": hnsw_m, "ef_construct": hnsw_ef_construct, "full_scan_threshold": full_scan_threshold}
         self._hnsw = {**HNSW_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
-        self._hnsw_ef = hnsw_ef
+        self.hnsw_ef = hnsw_ef
         self._search_threads = search_threads
         self._on_disk = on_disk
         self._dim: int | None = None
@@ -188,7 +188,7 @@ class QdrantEdgeStore(QdrantStore):
         array = check_vectors(vectors, self._require_dim(), self.collection)
         q = _edge()
         query_filter = to_edge_filter(conditions)
-        params = q.SearchParams(hnsw_ef=self._hnsw_ef) if self._hnsw_ef else None
+        params = q.SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef else None
         requests = [q.QueryRequest(limit=k, query=q.Query.Nearest(v), filter=query_filter, with_payload=True,
                                    params=params) for v in array.tolist()]
         if len(requests) == 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from smar_sdk.store import HASH_PAYLOAD_KEY, ID_PAYLOAD_KEY, Hit, Metric, check_
 
 DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
-DEFAULT_ENGINE: Engine = "local"  # the engine of new embedded folders; existing ones keep theirs
+DEFAULT_ENGINE: Engine = "local"  # the engine of new embedded folders (if installed); existing ones keep theirs
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 T = TypeVar("T")
 
@@ -60,11 +61,16 @@ def select_engine(uri: str | None, engine: Engine | None = None) -> Engine | Non
     if engine is not None and found is not None and found != engine:
         raise StoreError(f"{uri or DEFAULT_PATH} holds a Qdrant {found!r}-engine store; open it with "
                          f"engine={found!r} or use another folder for engine={engine!r}")
-    return found or engine or DEFAULT_ENGINE
+    return found or engine or default_engine()
+
+
+def default_engine() -> Engine:
+    """``DEFAULT_ENGINE``, or local mode when the Edge engine (``qdrant-edge-py``, an optional extra) is missing."""
+    return "local" if DEFAULT_ENGINE == "edge" and importlib.util.find_spec("qdrant_edge") is None else DEFAULT_ENGINE
 
 
 class QdrantStore:
-    """A Qdrant collection. ``uri`` is a folder for embedded local mode (default ``./smar_data``) or an
+    """A Qdrant collection. ``uri`` is a folder for an embedded engine (default ``./smar_data``) or an
     ``http(s)://host:port`` URL of a server or cluster; ``api_key`` authenticates against a server.
 
     Server-only options (``shard_number``, ``replication_factor``, ``write_consistency_factor``,
