@@ -74,7 +74,8 @@ class QdrantEdgeStore(QdrantStore):
     """A collection in an embedded Qdrant Edge shard under ``uri`` (a folder, default ``./smar_data``).
 
     ``hnsw_m``, ``hnsw_ef_construct`` and ``full_scan_threshold`` set the HNSW index of new collections;
-    ``hnsw_ef`` the search beam (None: Qdrant's default); ``search_threads`` caps the search pool;
+    ``hnsw_ef`` the search beam (None: Qdrant's default); ``exact`` searches brute force (recall 1, slower);
+    ``search_threads`` caps the search pool;
     ``on_disk`` keeps vectors memory-mapped from disk instead of cached in RAM.
     The server-only options of ``QdrantStore`` are accepted and ignored, as in local mode.
     A collection can be open in one process at a time.
@@ -85,7 +86,7 @@ class QdrantEdgeStore(QdrantStore):
                  replication_factor: int | None = None, write_consistency_factor: int | None = None,
                  on_disk: bool = False, engine: str | None = "edge", *, hnsw_m: int | None = None,
                  hnsw_ef_construct: int | None = None, full_scan_threshold: int | None = None,
-                 hnsw_ef: int | None = None, search_threads: int | None = None) -> None:
+                 hnsw_ef: int | None = None, exact: bool = False, search_threads: int | None = None) -> None:
         from .store import DEFAULT_PATH, folder_engine
 
         self.uri = uri or DEFAULT_PATH
@@ -98,6 +99,7 @@ class QdrantEdgeStore(QdrantStore):
         given = {"m": hnsw_m, "ef_construct": hnsw_ef_construct, "full_scan_threshold": full_scan_threshold}
         self._hnsw = {**HNSW_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
         self.hnsw_ef = hnsw_ef
+        self.exact = exact
         self._search_threads = search_threads
         self._on_disk = on_disk
         self._dim: int | None = None
@@ -188,7 +190,7 @@ class QdrantEdgeStore(QdrantStore):
         array = check_vectors(vectors, self._require_dim(), self.collection)
         q = _edge()
         query_filter = to_edge_filter(conditions)
-        params = q.SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef else None
+        params = q.SearchParams(hnsw_ef=self.hnsw_ef, exact=self.exact) if self.hnsw_ef or self.exact else None
         requests = [q.QueryRequest(limit=k, query=q.Query.Nearest(v), filter=query_filter, with_payload=True,
                                    params=params) for v in array.tolist()]
         if len(requests) == 1:

@@ -52,3 +52,8 @@ def test_edge_options_and_optimize(tmp_path: Path) -> None:
         assert isinstance(store, QdrantEdgeStore)
         store.optimize()
         assert store.search(vectors[7], k=1)[0][0].id == "7"
+        store.exact = True
+        queries = rng.normal(size=(5, 8)).astype(np.float32)
+        expected = np.argsort(-(queries / np.linalg.norm(queries, axis=1, keepdims=True))
+                              @ (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).T, axis=1)[:, :10]
+        assert [[int(h.id) for h in hits] for hits in store.search(queries, k=10)] == expected.tolist()
