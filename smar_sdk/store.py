@@ -77,6 +77,16 @@ def open_store(store: str, uri: str | None = None, collection: str = "products",
     return cls(uri=uri, collection=collection, **options)
 
 
+def collection_matches(collection: str, where: str, existing: int | None, dim: int) -> bool:
+    """True when the collection already exists with vectors of ``dim``; a different size is an error."""
+    if existing is None:
+        return False
+    if existing != dim:
+        raise VectorSizeError(f"collection {collection!r} at {where} holds {existing}-d vectors but the model makes "
+                              f"{dim}-d ones; use the model it was built with or another --collection")
+    return True
+
+
 def check_vectors(vectors: np.ndarray, dim: int, collection: str) -> np.ndarray:
     """Validate a batch of vectors against a collection's size; return a C-contiguous float32 copy."""
     array = np.asarray(vectors, dtype=np.float32)

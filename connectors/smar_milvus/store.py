@@ -17,9 +17,9 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.client.types import LoadState
 
-from smar_sdk.errors import FilterError, StoreError, VectorSizeError
+from smar_sdk.errors import FilterError, StoreError
 from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
-from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_vectors
+from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_vectors, collection_matches
 
 DEFAULT_URI = "./smar.db"
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
@@ -223,12 +223,7 @@ class MilvusStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        existing = self.dimension()
-        if existing is not None:
-            if existing != dim:
-                raise VectorSizeError(f"collection {self.collection!r} at {self._where()} holds {existing}-d "
-                                      f"vectors but the model makes {dim}-d ones; use the model it was built with "
-                                      "or another --collection")
+        if collection_matches(self.collection, self._where(), self.dimension(), dim):
             return
         metric_type = METRICS[self.metric or metric]
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)

@@ -17,7 +17,15 @@ import numpy as np
 
 from smar_sdk.errors import StoreError, VectorSizeError
 from smar_sdk.filters import Condition, Equals, OneOf, Range
-from smar_sdk.store import HASH_PAYLOAD_KEY, ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
+from smar_sdk.store import (
+    HASH_PAYLOAD_KEY,
+    ID_PAYLOAD_KEY,
+    Hit,
+    Metric,
+    check_vectors,
+    collection_matches,
+    point_uuid,
+)
 
 from .store import QdrantStore
 
@@ -146,12 +154,7 @@ class QdrantEdgeStore(QdrantStore):
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        existing = self.dimension()
-        if existing is not None:
-            if existing != dim:
-                raise VectorSizeError(f"collection {self.collection!r} at {self.uri} holds {existing}-d vectors "
-                                      f"but the model makes {dim}-d ones; use the model it was built with or "
-                                      "another --collection")
+        if collection_matches(self.collection, self.uri, self.dimension(), dim):
             return
         q = _edge()
         distance = {"cosine": q.Distance.Cosine, "dot": q.Distance.Dot, "euclid": q.Distance.Euclid}[metric]

@@ -13,7 +13,15 @@ from qdrant_client import QdrantClient, models
 
 from smar_sdk.errors import StoreError, VectorSizeError
 from smar_sdk.filters import Condition, Equals, OneOf, Range
-from smar_sdk.store import HASH_PAYLOAD_KEY, ID_PAYLOAD_KEY, Hit, Metric, check_vectors, point_uuid
+from smar_sdk.store import (
+    HASH_PAYLOAD_KEY,
+    ID_PAYLOAD_KEY,
+    Hit,
+    Metric,
+    check_vectors,
+    collection_matches,
+    point_uuid,
+)
 
 DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
@@ -148,12 +156,7 @@ class QdrantStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        existing = self.dimension()
-        if existing is not None:
-            if existing != dim:
-                raise VectorSizeError(f"collection {self.collection!r} at {self.uri} holds {existing}-d vectors "
-                                      f"but the model makes {dim}-d ones; use the model it was built with or "
-                                      "another --collection")
+        if collection_matches(self.collection, self.uri, self.dimension(), dim):
             return
         options = {k: v for k, v in self._collection_options.items() if v is not None} if self.is_server else {}
         params = models.VectorParams(size=dim, distance=DISTANCES[metric], on_disk=self._on_disk or None)
