@@ -7,15 +7,13 @@ Each collection is one Edge shard in ``<folder>/edge/<collection>/`` with an HNS
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 
-from smar_sdk.errors import StoreError, VectorSizeError
+from smar_sdk.errors import StoreError
 from smar_sdk.filters import Condition, Equals, OneOf, Range
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
@@ -117,20 +115,10 @@ class QdrantEdgeStore(QdrantStore):
             self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
     # ----- helpers -----
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (StoreError, VectorSizeError):
-            raise
-        except Exception as exc:  # qdrant_edge raises plain Exception subclasses
-            hint = "; an embedded store folder can be open in one process at a time" if "WAL" in str(exc) else ""
-            raise StoreError(f"{action} on collection {self.collection!r} failed in the Qdrant Edge store at "
-                             f"{self.uri}: {type(exc).__name__}: {exc}{hint}") from exc
-
-    def _call(self, action: str, fn: Callable[[], T]) -> T:
-        with self._errors(action):
-            return fn()
+    def _failure(self, action: str, exc: Exception) -> StoreError:
+        hint = "; an embedded store folder can be open in one process at a time" if "WAL" in str(exc) else ""
+        return StoreError(f"{action} on collection {self.collection!r} failed in the Qdrant Edge store at "
+                          f"{self.uri}: {type(exc).__name__}: {exc}{hint}")
 
     def _exists(self) -> bool:
         return self._shard is not None

@@ -128,10 +128,14 @@ class QdrantStore:
         except (StoreError, VectorSizeError):
             raise
         except Exception as exc:  # qdrant-client raises httpx, grpc and its own exception types
-            where = f"Qdrant server {self.uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
-            hint = "; is the server running and the URL/API key right?" if self.is_server else ""
-            raise StoreError(f"{action} on collection {self.collection!r} failed at {where}: "
-                             f"{type(exc).__name__}: {exc}{hint}") from exc
+            raise self._failure(action, exc) from exc
+
+    def _failure(self, action: str, exc: Exception) -> StoreError:
+        """The one-line error for a failed call: what, on which collection, where, and what to check."""
+        where = f"Qdrant server {self.uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
+        hint = "; is the server running and the URL/API key right?" if self.is_server else ""
+        return StoreError(f"{action} on collection {self.collection!r} failed at {where}: "
+                          f"{type(exc).__name__}: {exc}{hint}")
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         with self._errors(action):
