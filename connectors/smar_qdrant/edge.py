@@ -155,9 +155,7 @@ class QdrantEdgeStore(QdrantStore):
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
-        array = check_vectors(vectors, self._require_dim(), self.collection)
-        if not len(ids) == len(array) == len(payloads):
-            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        array = self._checked_batch(ids, vectors, payloads)
         q = _edge()
         rows = array.tolist()
         for start in range(0, len(ids), BATCH):

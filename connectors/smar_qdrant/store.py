@@ -171,12 +171,17 @@ class QdrantStore:
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
-        array = check_vectors(vectors, self._require_dim(), self.collection)
-        if not len(ids) == len(array) == len(payloads):
-            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        array = self._checked_batch(ids, vectors, payloads)
         points = models.Batch(ids=[point_uuid(i) for i in ids], vectors=array.tolist(),
                               payloads=[{**p, ID_PAYLOAD_KEY: i} for i, p in zip(ids, payloads, strict=True)])
         self._call("upserting", lambda: self.client.upsert(self.collection, points=points, wait=True))
+
+    def _checked_batch(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> np.ndarray:
+        """The batch's vectors as float32, after checking their size and that ids/vectors/payloads align."""
+        array = check_vectors(vectors, self._require_dim(), self.collection)
+        if not len(ids) == len(array) == len(payloads):
+            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        return array
 
     def delete(self, ids: list[str]) -> None:
         if not ids or not self._exists():
