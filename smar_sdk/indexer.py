@@ -44,6 +44,7 @@ class _Prepared(BaseModel):
 
     products: list[Product]
     pixels: list[torch.Tensor]
+    hashes: list[str]
     rejections: list[Rejection]
     good_rows: int
     unchanged: int
@@ -148,7 +149,7 @@ class SMARIndexer(StoreUser):
     def _write(self, prepared: _Prepared) -> None:
         products = prepared.products
         vectors = self.model.encode_item_inputs([p.text for p in products], prepared.pixels, self.view)
-        payloads = [{**p.payload, HASH_PAYLOAD_KEY: self.content_hash(p)} for p in products]
+        payloads = [{**p.payload, HASH_PAYLOAD_KEY: h} for p, h in zip(products, prepared.hashes, strict=True)]
         self.store.upsert([p.id for p in products], vectors, payloads)
 
     @staticmethod
@@ -182,10 +183,11 @@ class SMARIndexer(StoreUser):
 
     def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str]) -> _Prepared:
         rejections = [r for r in batch if isinstance(r, Rejection)]
-        latest: dict[str, tuple[Product, torch.Tensor]] = {}
+        latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
         good = unchanged = 0
         for product in (p for p in batch if isinstance(p, Product)):
-            if stored.get(product.id) == self.content_hash(product):
+            content = self.content_hash(product)
+            if stored.get(product.id) == content:
                 unchanged += 1
                 continue
             result = self._pixels(product, loader)
@@ -194,9 +196,10 @@ class SMARIndexer(StoreUser):
             else:
                 good += 1
                 latest.pop(product.id, None)
-                latest[product.id] = (product, result)  # a repeated id: the last good row wins
+                latest[product.id] = (product, result, content)  # a repeated id: the last good row wins
         rejections.sort(key=lambda r: r.line)
-        return _Prepared(products=[p for p, _ in latest.values()], pixels=[x for _, x in latest.values()],
+        kept = list(latest.values())
+        return _Prepared(products=[k[0] for k in kept], pixels=[k[1] for k in kept], hashes=[k[2] for k in kept],
                          rejections=rejections, good_rows=good, unchanged=unchanged)
 
     def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:
