@@ -82,31 +82,28 @@ def _variant_texts(cfg: TrainConfig, products: list[Product], mapping: FieldMapp
     return variants
 
 
-def _choice(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.randint(count, (size,), generator=generator)
+def _mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
+         generator: torch.Generator) -> list[torch.Tensor]:
+    """Per pair, the item's rows of every tensor from one randomly chosen variant (floats as float32)."""
+    pick = torch.randint(len(variants), (len(items),), generator=generator)
+    mixed = [t[items].float() if t.is_floating_point() else t[items] for t in variants[0]]
+    for index, variant in enumerate(variants[1:], start=1):
+        chosen = pick == index
+        for position, tensor in enumerate(variant):
+            rows = tensor[items].float() if tensor.is_floating_point() else tensor[items]
+            shape = chosen.view(-1, *([1] * (rows.dim() - 1)))
+            mixed[position] = torch.where(shape, rows, mixed[position])
+    return mixed
 
 
 def _mixed_text(variants: list[ItemTextStates], items: torch.Tensor, generator: torch.Generator) -> TextStates:
     """Per pair, the item's states from one randomly chosen text variant."""
-    pick = _choice(len(variants), len(items), generator)
-    tokens, mask, pooled = variants[0].tokens[items].float(), variants[0].mask[items], variants[0].pooled[items]
-    for index, variant in enumerate(variants[1:], start=1):
-        chosen = pick == index
-        tokens = torch.where(chosen[:, None, None], variant.tokens[items].float(), tokens)
-        mask = torch.where(chosen[:, None], variant.mask[items], mask)
-        pooled = torch.where(chosen[:, None], variant.pooled[items], pooled)
-    return TextStates(tokens, mask, pooled)
+    return TextStates(*_mix([(v.tokens, v.mask, v.pooled) for v in variants], items, generator))
 
 
 def _mixed_image(variants: list[ItemImageStates], items: torch.Tensor, generator: torch.Generator) -> ImageStates:
     """Per pair, the item's states from one randomly chosen image field (resolution augmentation)."""
-    pick = _choice(len(variants), len(items), generator)
-    tokens, pooled = variants[0].tokens[items].float(), variants[0].pooled[items]
-    for index, variant in enumerate(variants[1:], start=1):
-        chosen = pick == index
-        tokens = torch.where(chosen[:, None, None], variant.tokens[items].float(), tokens)
-        pooled = torch.where(chosen[:, None], variant.pooled[items], pooled)
-    return ImageStates(tokens, pooled)
+    return ImageStates(*_mix([(v.tokens, v.pooled) for v in variants], items, generator))
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
