@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -86,8 +87,7 @@ def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> 
         if isinstance(cond, Range):
             if not isinstance(value, int | float) or isinstance(value, bool):
                 return False
-            bounds = [(cond.gt, value > (cond.gt or 0)), (cond.gte, value >= (cond.gte or 0)),
-                      (cond.lt, value < (cond.lt or 0)), (cond.lte, value <= (cond.lte or 0))]
-            if any(bound is not None and not ok for bound, ok in bounds):
+            checks = [(cond.gt, operator.gt), (cond.gte, operator.ge), (cond.lt, operator.lt), (cond.lte, operator.le)]
+            if not all(compare(value, bound) for bound, compare in checks if bound is not None):
                 return False
     return True
