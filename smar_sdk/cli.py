@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from .cli_options import fail_cleanly, mapping_options, model_option, only_option, store_options
+from .cli_options import (
+    fail_cleanly,
+    field_mapping,
+    mapping_options,
+    model_option,
+    only_option,
+    split_fields,
+    store_kwargs,
+    store_options,
+)
 from .demo.command import demo
 
 EXIT_REJECTED_ROWS = 3
@@ -31,13 +39,6 @@ def _load_model(model_dir: Path | None):
     return SMARModel.load(model_dir)
 
 
-def _mapping(model, id_field: str, text_fields: str | None, image_field: str):
-    from .catalog import FieldMapping
-
-    fields = [f.strip() for f in text_fields.split(",") if f.strip()] if text_fields else model.config.text_fields
-    return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
-
-
 def _read_config(path: Path):
     from pydantic import ValidationError
 
@@ -48,13 +49,6 @@ def _read_config(path: Path):
         return SMARConfig.model_validate_json(path.read_text())
     except (OSError, ValidationError) as exc:
         raise ModelError(f"--model-config {path}: not a readable SMAR config ({exc})") from exc
-
-
-def _store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"store": store, "uri": uri, "collection": collection}
-    if api_key:
-        kwargs["api_key"] = api_key
-    return kwargs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -110,8 +104,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
 
     model = _load_model(model_dir)
     only_rows = _pairs(only, "--only")
-    with SMARIndexer(model, mapping=_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
-                     allow_outside_images=allow_outside_images, **_store_kwargs(store, uri, collection, api_key)) as ix:
+    with SMARIndexer(model, mapping=field_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
+                     allow_outside_images=allow_outside_images, **store_kwargs(store, uri, collection, api_key)) as ix:
         report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
                           prune=prune, resume=not no_resume)
     if as_json:
@@ -154,7 +148,7 @@ def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None,
 
     spec = parse_cli_filters(filters)
     model = _load_model(model_dir)
-    with SMARRetriever(model, **_store_kwargs(store, uri, collection, api_key)) as retriever:
+    with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
     if as_json:
         click.echo(json.dumps({"hits": [{**h.payload, "id": h.id, "score": h.score} for h in hits]},
@@ -173,7 +167,7 @@ def count(store: str, uri: str | None, collection: str, api_key: str | None) -> 
     """Print how many products the collection holds."""
     from .store import open_store
 
-    with open_store(**_store_kwargs(store, uri, collection, api_key)) as vector_store:
+    with open_store(**store_kwargs(store, uri, collection, api_key)) as vector_store:
         click.echo(vector_store.count())
 
 
@@ -185,7 +179,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
     """Remove the products with these IDS from the collection (unknown ids are ignored)."""
     from .store import open_store
 
-    with open_store(**_store_kwargs(store, uri, collection, api_key)) as vector_store:
+    with open_store(**store_kwargs(store, uri, collection, api_key)) as vector_store:
         before = vector_store.count()
         vector_store.delete(list(ids))
         after = vector_store.count()
@@ -251,7 +245,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     from .training import train as run_training
 
     base = _read_config(model_config) if model_config else SMARConfig()
-    fields = [f.strip() for f in text_fields.split(",")] if text_fields else base.text_fields
+    fields = split_fields(text_fields) if text_fields else base.text_fields
     image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights}.items() if v}
     config = base.model_copy(update={
         "dim": dim or base.dim, "text_fields": fields,
@@ -290,7 +284,7 @@ def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: s
 
     model = _load_model(model_dir)
     report = evaluate_model(model, catalog, queries_path, only=_pairs(only, "--only") or None,
-                            mapping=_mapping(model, id_field, text_fields, image_field), view=view,
+                            mapping=field_mapping(model, id_field, text_fields, image_field), view=view,
                             progress=not quiet)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -312,7 +306,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
     from .store import open_store
 
     model = SMARModel.load(model_dir)
-    with open_store(**_store_kwargs(store, uri, collection, api_key)) as vector_store:
+    with open_store(**store_kwargs(store, uri, collection, api_key)) as vector_store:
         products = vector_store.count()
     cfg = model.config
     details = {

@@ -12,6 +12,27 @@ import click
 from .errors import SMARError
 
 
+def split_fields(value: str) -> list[str]:
+    """``"brand, title"`` -> ``["brand", "title"]`` (the comma-separated field options)."""
+    return [field.strip() for field in value.split(",") if field.strip()]
+
+
+def field_mapping(model: Any, id_field: str, text_fields: str | None, image_field: str) -> Any:
+    """The catalog ``FieldMapping`` of the mapping options (text fields default to the model's)."""
+    from .catalog import FieldMapping
+
+    fields = split_fields(text_fields) if text_fields else model.config.text_fields
+    return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
+
+
+def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None) -> dict[str, Any]:
+    """``open_store`` arguments from the store options (the API key only when one was given)."""
+    kwargs: dict[str, Any] = {"store": store, "uri": uri, "collection": collection}
+    if api_key:
+        kwargs["api_key"] = api_key
+    return kwargs
+
+
 def fail_cleanly(fn: Callable) -> Callable:
     """Turn SDK errors into one clear line on stderr and exit status 1."""
 

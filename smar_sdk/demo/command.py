@@ -6,11 +6,15 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import fail_cleanly, mapping_options, model_option, store_options
-
-
-def _fields(value: str) -> list[str]:
-    return [f.strip() for f in value.split(",") if f.strip()]
+from ..cli_options import (
+    fail_cleanly,
+    field_mapping,
+    mapping_options,
+    model_option,
+    split_fields,
+    store_kwargs,
+    store_options,
+)
 
 
 @click.command()
@@ -46,7 +50,6 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     """
     import uvicorn
 
-    from ..catalog import FieldMapping
     from ..model import SMARModel
     from ..store import open_store
     from .app import create_app
@@ -54,13 +57,12 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     from .search import DemoSearch
 
     model = SMARModel.load(model_dir)
-    mapping = FieldMapping(id_field=id_field, text_fields=_fields(text_fields) if text_fields else
-                           model.config.text_fields, image_field=image_field)
+    mapping = field_mapping(model, id_field, text_fields, image_field)
     images = CatalogImages(catalog, mapping) if catalog else None
-    vector_store = open_store(store, uri=uri, collection=collection, **({"api_key": api_key} if api_key else {}))
+    vector_store = open_store(**store_kwargs(store, uri, collection, api_key))
     try:
-        search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=_fields(facets),
-                            attributes=_fields(attributes), pool=pool, image_url=images.url if images else None)
+        search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=split_fields(facets),
+                            attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None)
         info = {"model": str(model_dir or "shipped default"), "store": store, "collection": collection,
                 "catalog": str(catalog) if catalog else None}
         app = create_app(search, images, info)
