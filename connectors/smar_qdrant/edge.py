@@ -25,7 +25,7 @@ from smar_sdk.store import (
     point_uuid,
 )
 
-from .store import QdrantStore
+from .store import QdrantStore, to_hit
 
 EDGE_DIR = "edge"
 CONFIG_FILE = "edge_config.json"
@@ -186,7 +186,7 @@ class QdrantEdgeStore(QdrantStore):
             responses = [self._call("searching", lambda: self._shard.query(requests[0]))]
         else:
             responses = self._call("searching", lambda: self._shard.query_batch(q.QueryBatchRequest(requests)))
-        return [[_to_hit(point) for point in points] for points in responses]
+        return [[to_hit(point) for point in points] for points in responses]
 
     def count(self) -> int:
         if self._shard is None:
@@ -238,10 +238,3 @@ class QdrantEdgeStore(QdrantStore):
 
     def __enter__(self) -> QdrantEdgeStore:
         return self
-
-
-def _to_hit(point: Any) -> Hit:
-    payload = dict(point.payload or {})
-    item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
-    payload.pop(HASH_PAYLOAD_KEY, None)
-    return Hit(id=item_id, score=float(point.score), payload=payload)

@@ -195,7 +195,7 @@ class QdrantStore:
         requests = [models.QueryRequest(query=v.tolist(), limit=k, filter=query_filter, with_payload=True)
                     for v in array]
         responses = self._call("searching", lambda: self.client.query_batch_points(self.collection, requests))
-        return [[_to_hit(point) for point in response.points] for response in responses]
+        return [[to_hit(point) for point in response.points] for response in responses]
 
     def count(self) -> int:
         if not self._exists():
@@ -235,7 +235,8 @@ class QdrantStore:
         self.close()
 
 
-def _to_hit(point: models.ScoredPoint) -> Hit:
+def to_hit(point: Any) -> Hit:
+    """A scored point of qdrant-client or Qdrant Edge as an SDK hit (original id, payload without bookkeeping)."""
     payload = dict(point.payload or {})
     item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
     payload.pop(HASH_PAYLOAD_KEY, None)
