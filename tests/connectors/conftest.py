@@ -9,12 +9,6 @@ a real server; they are marked ``integration`` and ``slow`` (run them with ``pyt
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +17,8 @@ from typing import Any
 import pytest
 
 from smar_sdk.store import VectorStore, available_connectors, open_store
+from tests.milvus_server import MilvusServer
 
-REPO = Path(__file__).resolve().parents[2]
 LOCAL_URIS: dict[str, Callable[[Path], str]] = {
     "qdrant": lambda tmp: str(tmp / "qdrant"),
     "milvus": lambda tmp: str(tmp / "milvus.db"),
@@ -33,7 +27,6 @@ LOCAL_URIS: dict[str, Callable[[Path], str]] = {
 OPTION_CASES: dict[str, tuple[str, dict[str, Any]]] = {"qdrant-edge": ("qdrant", {"engine": "edge"})}
 # case id -> (connector name, session fixture that yields the server's URI)
 SERVER_CASES: dict[str, tuple[str, str]] = {"milvus-server": ("milvus", "milvus_server_uri")}
-SERVER_START_SECONDS = 240
 
 
 def connector_cases() -> list[Any]:
@@ -84,90 +77,12 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 
 
 # ----- a real Milvus server (PyPI package `milvus`, a standalone Milvus 2.3 in its own virtualenv) -----
-def free_ports(count: int) -> list[int]:
-    """Ports free on loopback right now (held open together, so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def proxy_port(config: Path) -> int | None:
-    """The port the server's proxy (its gRPC endpoint) was given in the generated milvus.yaml."""
-    if not config.exists():
-        return None
-    in_proxy = False
-    for line in config.read_text().splitlines():
-        if line and not line[0].isspace():
-            in_proxy = line.startswith("proxy:")
-        elif in_proxy and (match := re.match(r"^  port: (\d+)", line)):
-            return int(match.group(1))
-    return None
-
-
-def _answers(uri: str) -> bool:
-    from pymilvus import MilvusClient
-
-    try:
-        client = MilvusClient(uri=uri, timeout=5)
-        try:
-            client.list_collections()
-        finally:
-            client.close()
-        return True
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
-
-
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``milvus-server`` on loopback with its data in a tmp folder, yield its URI, SIGKILL it at the end."""
-    installed = subprocess.run(["bash", str(REPO / ".ci" / "milvus-server.sh")], capture_output=True, text=True,
-                               timeout=1200)
-    if installed.returncode != 0:
-        pytest.fail(f".ci/milvus-server.sh failed ({installed.returncode}):\n{installed.stderr[-3000:]}")
-    executable = installed.stdout.strip().splitlines()[-1]
-    root = tmp_path_factory.mktemp("milvus-server")
-    data = root / "data"
-    etcd_client, etcd_peer, proxy = free_ports(3)
-    # the embedded etcd's peer port (2380) is no command-line option: give it one, so that two servers can coexist
-    etcd_config = root / "etcd.yaml"
-    etcd_config.write_text(
-        f"name: smar-test\ndata-dir: {data / 'data' / 'etcd.data'}\n"
-        f"listen-client-urls: http://127.0.0.1:{etcd_client}\nadvertise-client-urls: http://127.0.0.1:{etcd_client}\n"
-        f"listen-peer-urls: http://127.0.0.1:{etcd_peer}\ninitial-advertise-peer-urls: http://127.0.0.1:{etcd_peer}\n"
-        f"initial-cluster: smar-test=http://127.0.0.1:{etcd_peer}\n")
-    log_path = root / "milvus-server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [executable, "--data", str(data), "--proxy-port", str(proxy), "--etcd-port", str(etcd_client)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "ETCD_CONFIG_PATH": str(etcd_config)})
     try:
-        uri = _wait_until_up(server, data, log_path)
-        yield uri
-    finally:
-        # milvus-server ignores SIGTERM; kill its whole process group, which holds the `milvus` binary too
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=30)
-
-
-def _wait_until_up(server: subprocess.Popen, data: Path, log_path: Path) -> str:
-    stderr_log = data / "logs" / "milvus-stderr.log"
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        crashed = stderr_log.exists() and "panic:" in stderr_log.read_text(errors="replace")
-        if server.poll() is not None or crashed:
-            details = stderr_log.read_text(errors="replace")[-3000:] if stderr_log.exists() else ""
-            raise RuntimeError(f"milvus-server stopped while starting; see {log_path} and {stderr_log}:\n"
-                               f"{log_path.read_text(errors='replace')[-2000:]}\n{details}")
-        port = proxy_port(data / "configs" / "milvus.yaml")
-        if port and _answers(f"http://127.0.0.1:{port}"):
-            return f"http://127.0.0.1:{port}"
-        time.sleep(1)
-    raise RuntimeError(f"milvus-server did not answer within {SERVER_START_SECONDS}s; see {log_path} and "
-                       f"{stderr_log}")
+        server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    with server:
+        yield server.uri
