@@ -1,9 +1,13 @@
-"""Embedded engines side by side: Qdrant local mode, Qdrant Edge (HNSW) and Milvus Lite, through the store protocol.
+"""Embedded engines side by side: Qdrant local mode, Qdrant Edge (HNSW or exact) and Milvus Lite, through the
+store protocol; ground truth is an exact numpy search.
 
-Synthetic unit vectors (dim 256); queries are items plus Gaussian noise, ground truth is an exact numpy search.
-Each (engine, size) runs in its own subprocess so that its RSS growth is its own.
+``--vectors synthetic``: random unit vectors (dim 256), queries are items plus Gaussian noise (a near-worst case
+for HNSW). ``--vectors real``: the shipped model's fused vectors of 38,332 real catalog entries and its vectors of
+the 800 test queries (``benchmarks/product_vectors.py``). Each (engine, size) runs in its own subprocess so that
+its RSS growth is its own.
 
     python benchmarks/embedded_engines.py --sizes 10000 100000
+    python benchmarks/embedded_engines.py --vectors real --sizes 10000 35000
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ EF_SWEEP = (128, 256)  # extra search beams measured on Qdrant Edge's index
 ENGINES: dict[str, tuple[str, dict[str, Any], str]] = {  # name -> (connector, options, uri inside the tmp folder)
     "qdrant-local": ("qdrant", {"engine": "local"}, "qdrant"),
     "qdrant-edge": ("qdrant", {"engine": "edge"}, "qdrant"),
+    "qdrant-edge exact": ("qdrant", {"engine": "edge", "exact": True}, "qdrant"),
     "milvus-lite": ("milvus", {}, "milvus.db"),
 }
 RESULTS = Path(__file__).parent / "results" / "embedded_engines.json"
@@ -37,8 +42,17 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def make_data(n: int) -> tuple[np.ndarray, np.ndarray]:
+def make_data(n: int, vectors: str = "synthetic") -> tuple[np.ndarray, np.ndarray]:
+    """``n`` item vectors and the query vectors."""
     rng = np.random.default_rng(SEED)
+    if vectors == "real":
+        from product_vectors import load
+
+        real = load()
+        if n > len(real["items"]):
+            raise ValueError(f"only {len(real['items']):,} real item vectors exist, asked for {n:,}")
+        order = rng.permutation(len(real["items"]))[:n]  # a mix of catalogs, image sizes and splits
+        return real["items"][order], real["queries"]
     items = unit(rng.normal(size=(n, DIM)))
     picks = rng.choice(n, size=QUERIES, replace=False)
     queries = unit(items[picks] + rng.normal(scale=0.05, size=(QUERIES, DIM)))
@@ -71,12 +85,12 @@ def measure(store: Any, queries: np.ndarray, exact: np.ndarray) -> dict[str, flo
             "recall_at_10": recall}
 
 
-def run_one(engine: str, n: int) -> list[dict[str, Any]]:
+def run_one(engine: str, n: int, vectors: str = "synthetic") -> list[dict[str, Any]]:
     """One engine at one size, in this process."""
     from smar_sdk.store import open_store
 
     connector, options, name = ENGINES[engine]
-    items, queries = make_data(n)
+    items, queries = make_data(n, vectors)
     exact = np.argsort(-(queries @ items.T), axis=1)[:, :K]
     ids = [f"sku-{i}" for i in range(n)]
     payloads = [{"i": i, "colour": ("red", "green", "blue")[i % 3]} for i in range(n)]
@@ -94,9 +108,10 @@ def run_one(engine: str, n: int) -> list[dict[str, Any]]:
         if hasattr(store, "optimize"):  # Qdrant Edge builds its HNSW index here
             store.optimize()
         index_s = time.perf_counter() - start
-        rows = [{"engine": engine, "n": n, "upsert_per_s": n / upsert_s, "index_build_s": index_s,
+        rows = [{"engine": engine, "n": n, "vectors": vectors, "upsert_per_s": n / upsert_s, "index_build_s": index_s,
                  **measure(store, queries, exact)}]
-        for ef in EF_SWEEP if hasattr(store, "hnsw_ef") else ():  # the same HNSW index with a wider search beam
+        sweep = EF_SWEEP if hasattr(store, "hnsw_ef") and not options.get("exact") else ()
+        for ef in sweep:  # the same HNSW index with a wider search beam
             store.hnsw_ef = ef
             rows.append({**rows[0], "engine": f"{engine} ef={ef}", **measure(store, queries, exact)})
         rss_after, rss_peak = rss_mb()
@@ -125,17 +140,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument("--vectors", choices=("synthetic", "real"), default="synthetic")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--one", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)  # the subprocess
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]))))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.vectors)))
         return
     rows: list[dict[str, Any]] = []
     for n in args.sizes:
         for engine in args.engines:
             try:
-                done = subprocess.run([sys.executable, __file__, "--one", engine, str(n)], capture_output=True,
-                                      text=True, timeout=RUN_TIMEOUT_S)
+                command = [sys.executable, __file__, "--one", engine, str(n), "--vectors", args.vectors]
+                done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 rows.append({"engine": engine, "n": n, "error": f"did not finish within {RUN_TIMEOUT_S} s"})
                 print(f"{engine} {n}: timed out", file=sys.stderr, flush=True)
@@ -146,7 +163,8 @@ def main() -> None:
                 new = [{"engine": engine, "n": n, "error": done.stderr.strip().splitlines()[-1][:200]}]
             rows += new
             print("\n".join(table(new).splitlines()[2:]), file=sys.stderr, flush=True)
-    notes = [f"dim {DIM}, k={K}, {QUERIES} single-vector queries (items + N(0, 0.05) noise), upserts in batches of "
+    queries = "the 800 test queries' vectors" if args.vectors == "real" else f"{QUERIES} items + N(0, 0.05) noise"
+    notes = [f"{args.vectors} vectors, dim {DIM}, k={K}, single-vector queries ({queries}), upserts in batches of "
              f"{BATCH} with a 2-field payload; recall@10 against exact numpy search; index build = Qdrant Edge's "
              "optimize() (HNSW m=16, ef_construct=100, default search beam, then ef=128/256 on the same index), "
              "the others index nothing (local mode: numpy brute force; Milvus Lite: FLAT); "
@@ -157,8 +175,8 @@ def main() -> None:
     print(table(rows))
     for note in notes:
         print(f"\n{note}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"notes": notes, "rows": rows}, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"notes": notes, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
