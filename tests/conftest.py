@@ -64,6 +64,14 @@ def catalog(tmp_path: Path) -> Path:
     return path
 
 
+def repeated_catalog(catalog: Path, copies: int) -> list[dict]:
+    """Rewrite ``catalog`` as ``copies`` copies of its products (ids ``<id>-<copy>``, same images); return the rows."""
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    repeated = [{**row, "id": f"{row['id']}-{copy}"} for copy in range(copies) for row in rows]
+    catalog.write_text("".join(json.dumps(row) + "\n" for row in repeated))
+    return repeated
+
+
 @pytest.fixture()
 def pairs(catalog: Path) -> Path:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]

@@ -7,6 +7,7 @@ Each collection is one Edge shard in ``<folder>/edge/<collection>/`` with an HNS
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -111,6 +112,7 @@ class QdrantEdgeStore(QdrantStore):
         self._dim: int | None = None
         self._dirty = False
         self._shard: Any = None
+        self._turns = nullcontext()  # an Edge shard takes concurrent searches and updates (tests/test_soak.py)
         if (self.folder / CONFIG_FILE).exists():
             self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 

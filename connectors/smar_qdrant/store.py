@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -87,6 +88,9 @@ class QdrantStore:
     ``engine`` picks the embedded engine of a folder: ``"local"`` (qdrant-client's local mode, brute force) or
     ``"edge"`` (Qdrant Edge with HNSW, see ``QdrantEdgeStore`` for its options); by default an existing folder
     keeps the engine that wrote it and a new one gets ``DEFAULT_ENGINE``. Server URLs take no engine.
+
+    One store object may be shared by threads (an embedded folder can be open once per process, so an indexer and
+    retrievers in one process share it): local mode is not thread-safe, so its calls take turns under a lock.
     """
 
     def __new__(cls, uri: str | None = None, collection: str = "products", *args: Any, engine: Engine | None = None,
@@ -109,6 +113,8 @@ class QdrantStore:
                                     "write_consistency_factor": write_consistency_factor}
         self._on_disk = on_disk
         self._dim: int | None = None
+        # qdrant-client's local mode mutates numpy arrays in place: a search during an upsert can fail or mix points
+        self._turns: AbstractContextManager[Any] = nullcontext() if self.is_server else threading.RLock()
         try:
             if self.is_server:
                 self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
@@ -138,7 +144,7 @@ class QdrantStore:
                           f"{type(exc).__name__}: {exc}{hint}")
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        with self._errors(action):
+        with self._turns, self._errors(action):
             return fn()
 
     def _exists(self) -> bool:
@@ -226,7 +232,8 @@ class QdrantStore:
                 if p.payload and HASH_PAYLOAD_KEY in p.payload}
 
     def close(self) -> None:
-        self.client.close()
+        with self._turns:
+            self.client.close()
 
     def __enter__(self) -> QdrantStore:
         return self
