@@ -14,6 +14,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 START_SECONDS = 240
+# `milvus-server` test-binds its ports without SO_REUSEADDR, so right after a SIGKILL (sockets in TIME_WAIT) it would
+# silently move the proxy and etcd to the next free ports. Run its entry point with SO_REUSEADDR on every bind, as the
+# Go server itself does, so that a restart gets the same ports.
+REUSE_PORTS_LAUNCHER = """
+import socket, sys
+class ReusableSocket(socket.socket):
+    def bind(self, address):
+        self.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return super().bind(address)
+socket.socket = ReusableSocket
+from milvus import main
+sys.argv[0] = "milvus-server"
+sys.exit(main())
+"""
 
 
 def install() -> str:
@@ -90,8 +104,8 @@ class MilvusServer:
         """Start the server and wait until it answers; return its URI."""
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [self.executable, "--data", str(self.data), "--proxy-port", str(self.proxy),
-                 "--etcd-port", str(self.etcd_client)],
+                [str(Path(self.executable).with_name("python")), "-c", REUSE_PORTS_LAUNCHER, "--data", str(self.data),
+                 "--proxy-port", str(self.proxy), "--etcd-port", str(self.etcd_client)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 env={**os.environ, "ETCD_CONFIG_PATH": str(self.etcd_config)})
         self._wait_until_up()

@@ -18,7 +18,7 @@ from smar_sdk import SMARModel, SMARRetriever, open_store
 
 
 def _progress(stderr_path: Path) -> int:
-    counts = re.findall(r"(\d+)item", stderr_path.read_text(errors="replace"))
+    counts = re.findall(r"(\d+)item \[", stderr_path.read_text(errors="replace"))  # not the rate: "9.02item/s"
     return int(counts[-1]) if counts else 0
 
 
