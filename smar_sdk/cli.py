@@ -89,9 +89,9 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, collection: str,
-          api_key: str | None, id_field: str, text_fields: str | None, image_field: str, only: tuple[str, ...],
-          batch_size: int, rejects_path: Path | None, prune: bool, no_resume: bool, allow_outside_images: bool,
-          as_json: bool, quiet: bool) -> None:
+          api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None, image_field: str,
+          only: tuple[str, ...], batch_size: int, rejects_path: Path | None, prune: bool, no_resume: bool,
+          allow_outside_images: bool, as_json: bool, quiet: bool) -> None:
     """Encode every product of CATALOG (JSON Lines) into fused vectors and upsert them.
 
     Each line is a JSON object with an id, the text fields (default `title`) and an image (a path
@@ -105,7 +105,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     model = _load_model(model_dir)
     only_rows = _pairs(only, "--only")
     with SMARIndexer(model, mapping=field_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
-                     allow_outside_images=allow_outside_images, **store_kwargs(store, uri, collection, api_key)) as ix:
+                     allow_outside_images=allow_outside_images,
+                     **store_kwargs(store, uri, collection, api_key, retry_seconds)) as ix:
         report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
                           prune=prune, resume=not no_resume)
     if as_json:
@@ -141,14 +142,14 @@ def _hit_line(rank: int, hit) -> str:
 @click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", ...payload}]}.')
 @fail_cleanly
 def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None, store: str, uri: str | None,
-           collection: str, api_key: str | None, as_json: bool) -> None:
+           collection: str, api_key: str | None, retry_seconds: float | None, as_json: bool) -> None:
     """Find the K products that best answer the text QUERY."""
     from .filters import parse_cli_filters
     from .retriever import SMARRetriever
 
     spec = parse_cli_filters(filters)
     model = _load_model(model_dir)
-    with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key)) as retriever:
+    with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
     if as_json:
         click.echo(json.dumps({"hits": [{**h.payload, "id": h.id, "score": h.score} for h in hits]},
@@ -163,11 +164,11 @@ def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None,
 @main.command()
 @store_options
 @fail_cleanly
-def count(store: str, uri: str | None, collection: str, api_key: str | None) -> None:
+def count(store: str, uri: str | None, collection: str, api_key: str | None, retry_seconds: float | None) -> None:
     """Print how many products the collection holds."""
     from .store import open_store
 
-    with open_store(**store_kwargs(store, uri, collection, api_key)) as vector_store:
+    with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         click.echo(vector_store.count())
 
 
@@ -175,11 +176,12 @@ def count(store: str, uri: str | None, collection: str, api_key: str | None) -> 
 @click.argument("ids", nargs=-1, required=True)
 @store_options
 @fail_cleanly
-def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, api_key: str | None) -> None:
+def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, api_key: str | None,
+           retry_seconds: float | None) -> None:
     """Remove the products with these IDS from the collection (unknown ids are ignored)."""
     from .store import open_store
 
-    with open_store(**store_kwargs(store, uri, collection, api_key)) as vector_store:
+    with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         before = vector_store.count()
         vector_store.delete(list(ids))
         after = vector_store.count()
@@ -300,13 +302,13 @@ def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: s
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @fail_cleanly
 def info(model_dir: Path | None, store: str, uri: str | None, collection: str, api_key: str | None,
-         as_json: bool) -> None:
+         retry_seconds: float | None, as_json: bool) -> None:
     """Show the model, the store, the collection and how many products it holds."""
     from .model import DEFAULT_MODEL_DIR, SMARModel
     from .store import open_store
 
     model = SMARModel.load(model_dir)
-    with open_store(**store_kwargs(store, uri, collection, api_key)) as vector_store:
+    with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         products = vector_store.count()
     cfg = model.config
     details = {

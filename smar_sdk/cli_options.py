@@ -25,11 +25,14 @@ def field_mapping(model: Any, id_field: str, text_fields: str | None, image_fiel
     return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
 
 
-def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None) -> dict[str, Any]:
-    """``open_store`` arguments from the store options (the API key only when one was given)."""
+def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None,
+                 retry_seconds: float | None = None) -> dict[str, Any]:
+    """``open_store`` arguments from the store options (the API key and retry budget only when given)."""
     kwargs: dict[str, Any] = {"store": store, "uri": uri, "collection": collection}
     if api_key:
         kwargs["api_key"] = api_key
+    if retry_seconds is not None:
+        kwargs["retry_seconds"] = retry_seconds
     return kwargs
 
 
@@ -47,7 +50,7 @@ def fail_cleanly(fn: Callable) -> Callable:
 
 
 def store_options(fn: Callable) -> Callable:
-    """--store, --uri, --collection, --api-key: where the vectors live."""
+    """--store, --uri, --collection, --api-key, --retry-seconds: where the vectors live."""
     options = [
         click.option("--store", default="qdrant", show_default=True, envvar="SMAR_STORE",
                      help="Connector name (entry point in `smar_sdk.connectors`): qdrant, milvus, ..."),
@@ -58,6 +61,9 @@ def store_options(fn: Callable) -> Callable:
                      help="Collection (table) holding the item vectors."),
         click.option("--api-key", default=None, envvar="SMAR_API_KEY",
                      help="API key or token for a store server (or set SMAR_API_KEY); never printed."),
+        click.option("--retry-seconds", type=click.FloatRange(min=0), default=None, envvar="SMAR_RETRY_SECONDS",
+                     help="How long each call retries, with backoff, while a Milvus server is unreachable or "
+                          "restarting [default: 60; 0: fail at once]."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), fn)
 

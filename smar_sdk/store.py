@@ -74,7 +74,13 @@ def open_store(store: str, uri: str | None = None, collection: str = "products",
     except ImportError as exc:
         raise StoreError(f"connector {name!r} is installed but cannot be imported ({exc}); "
                          f"try `pip install \"smar-sdk[{name}]\"`") from exc
-    return cls(uri=uri, collection=collection, **options)
+    try:
+        return cls(uri=uri, collection=collection, **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise StoreError(f"connector {name!r} does not take the option {str(exc).rpartition(' ')[2]} "
+                         f"(given: {', '.join(sorted(options))})") from exc
 
 
 def collection_matches(collection: str, where: str, existing: int | None, dim: int) -> bool:

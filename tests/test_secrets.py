@@ -13,11 +13,12 @@ from smar_sdk.cli import main
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 
 
-@pytest.mark.parametrize("store", ["qdrant", "milvus"])
-def test_unreachable_server_error_hides_the_key(store: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("store", "options"), [("qdrant", {}), ("milvus", {"retry_seconds": 1})])
+def test_unreachable_server_error_hides_the_key(store: str, options: dict, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with (pytest.raises(StoreError) as caught,
-          open_store(store, uri="http://127.0.0.1:9", collection="products", api_key=SECRET, timeout=3) as s):
+          open_store(store, uri="http://127.0.0.1:9", collection="products", api_key=SECRET, timeout=3,
+                     **options) as s):
         s.count()
     message = str(caught.value)
     assert "127.0.0.1:9" in message and SECRET not in message

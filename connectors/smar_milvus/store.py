@@ -7,14 +7,16 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import grpc
 import numpy as np
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState
 
 from smar_sdk.errors import FilterError, StoreError
@@ -29,7 +31,16 @@ METRICS: dict[str, str] = {"cosine": "COSINE", "dot": "IP", "euclid": "L2"}
 COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 BATCH = 1000  # rows per upsert/delete request, well under the server's message size limit
 DEFAULT_EF = 64
+DEFAULT_RETRY_SECONDS = 60.0
+BACKOFF_FIRST, BACKOFF_FACTOR, BACKOFF_MAX = 0.5, 2.0, 5.0  # seconds between attempts: 0.5, 1, 2, 4, 5, 5, ...
+TRANSIENT_GRPC = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+CONNECT_FAILED = 2  # pymilvus' code (and Milvus' ServiceUnavailable) for "cannot reach the server"
+COLLECTION_NOT_LOADED = 101
+NOT_READY = (56, 57)  # Milvus' legacy NotReadyServe, NotReadyCoordActivating
+TRANSIENT_TEXT = re.compile(r"not ready|unavailable|connection refused|deadline exceeded|channel not available|"
+                            r"no available shard|shard delegator", re.IGNORECASE)
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class _Quiet(logging.Filter):
@@ -42,7 +53,8 @@ class _Quiet(logging.Filter):
 
 
 _QUIET = _Quiet()
-for _name in ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator"):
+for _name in ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator", "pymilvus.client.connection_manager",
+              "pymilvus.client.grpc_handler"):
     logging.getLogger(_name).addFilter(_QUIET)
 
 
@@ -99,6 +111,30 @@ def _safe_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure means "the server is not there (yet)": worth retrying the same idempotent call."""
+    if isinstance(exc, grpc.RpcError):
+        return exc.code() in TRANSIENT_GRPC
+    if isinstance(exc, MilvusException):
+        return (exc.code in TRANSIENT_GRPC or exc.code == CONNECT_FAILED or exc.compatible_code in NOT_READY
+                or exc.retriable or bool(TRANSIENT_TEXT.search(exc.message or "")))
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def is_not_loaded(exc: BaseException) -> bool:
+    """Whether a call failed because the collection is not loaded (as after a server restart): load, then retry."""
+    return isinstance(exc, MilvusException) and (exc.code == COLLECTION_NOT_LOADED
+                                                  or "not loaded" in (exc.message or "").lower())
+
+
+def backoff_delays(first: float = BACKOFF_FIRST) -> Iterator[float]:
+    """Exponential backoff: ``first``, doubled each time, capped at ``BACKOFF_MAX`` seconds."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * BACKOFF_FACTOR, BACKOFF_MAX)
+
+
 def _reason(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
@@ -113,12 +149,18 @@ class MilvusStore:
     (a JSON field). ``index_type`` defaults to ``FLAT`` (exact) on Milvus Lite and ``AUTOINDEX`` on a server;
     ``index_params`` and ``search_params`` (e.g. ``{"ef": 128}`` for HNSW) are passed through. ``metric``,
     when given, overrides the metric asked of :meth:`ensure_collection`.
+
+    A server that is unreachable, restarting or not ready is retried with exponential backoff (0.5 s doubling to
+    5 s) for up to ``retry_seconds`` per call (default 60; 0 turns retries off), then the call fails with a
+    ``StoreError`` saying so. Every retried call is idempotent (upserts by primary key, deletes, reads; creating
+    the collection skips the steps already done), so a retry or a re-run never doubles a row.
     """
 
     def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
                  index_type: str | None = None, index_params: dict[str, Any] | None = None,
                  search_params: dict[str, Any] | None = None, metric: Metric | None = None, db_name: str = "",
-                 timeout: float = 30.0, consistency_level: str = "Strong") -> None:
+                 timeout: float = 30.0, consistency_level: str = "Strong",
+                 retry_seconds: float = DEFAULT_RETRY_SECONDS) -> None:
         self.uri = uri or DEFAULT_URI
         self.collection = collection
         self.is_server = self.uri.startswith(SERVER_SCHEMES)
@@ -128,6 +170,7 @@ class MilvusStore:
         self.search_params = dict(search_params or {})
         self.metric = metric
         self.consistency_level = consistency_level
+        self.retry_seconds = max(0.0, float(retry_seconds))
         self._token = api_key or ""
         self._secrets = [secret for secret in (api_key, urlsplit(self.uri).password) if secret]
         self._dim: int | None = None
@@ -143,39 +186,72 @@ class MilvusStore:
                 raise StoreError(f"Milvus Lite keeps its data in a file ending in .db, got {self.uri!r}; use "
                                  "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
             Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
-        with self._errors("connecting", connecting=True):
-            self.client = MilvusClient(uri=self.uri, token=self._token, db_name=db_name, timeout=timeout)
+        self.client = self._call("connecting", lambda: MilvusClient(
+            uri=self.uri, token=self._token, db_name=db_name, timeout=timeout), connecting=True)
 
     # ----- helpers -----
     def _where(self) -> str:
         return f"Milvus server {_safe_uri(self.uri)}" if self.is_server else f"Milvus Lite at {self.uri}"
 
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _hint(self, exc: Exception, connecting: bool, started: float) -> str:
+        """What to do about a failed call: after retries, how long they ran and how to resume."""
+        if self.is_server and (is_transient(exc) or is_not_loaded(exc)):
+            return (f"; no answer after retrying for {time.monotonic() - started:.1f}s (retry_seconds="
+                    f"{self.retry_seconds:g}): is the server running and the URI right? Start it, then re-run the "
+                    "same command: finished rows are skipped")
+        if self.is_server:
+            return ("; is the server running, and are the URI (http(s)://host:port, gRPC port, default 19530) "
+                    "and the API key/token right?")
+        return ("; is milvus-lite installed (pip install \"smar-sdk[milvus]\") and the file writable?"
+                if connecting else "")
+
     @contextmanager
-    def _errors(self, action: str, connecting: bool = False) -> Iterator[None]:
-        _QUIET.local.active = True
+    def _errors(self, action: str, connecting: bool = False, started: float | None = None) -> Iterator[None]:
+        started = time.monotonic() if started is None else started
+        was_quiet, _QUIET.local.active = getattr(_QUIET.local, "active", False), True
         try:
             yield
         except (StoreError, FilterError):
             raise
         except Exception as exc:  # pymilvus raises MilvusException and its children, grpc and OS errors
-            if self.is_server:
-                hint = ("; is the server running, and are the URI (http(s)://host:port, gRPC port, default 19530) "
-                        "and the API key/token right?")
-            else:
-                hint = ("; is milvus-lite installed (pip install \"smar-sdk[milvus]\") and the file writable?"
-                        if connecting else "")
             what = f"cannot connect to {self._where()}" if connecting else \
                 f"{action} on collection {self.collection!r} failed at {self._where()}"
-            message, leaks = f"{what}: {_reason(exc)}{hint}", any(secret in str(exc) for secret in self._secrets)
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
+            leaks = any(secret in str(exc) for secret in self._secrets)
+            message = self._scrub(f"{what}: {_reason(exc)}{self._hint(exc, connecting, started)}")
             raise StoreError(message) from (None if leaks else exc)
         finally:
-            _QUIET.local.active = False
+            _QUIET.local.active = was_quiet
 
-    def _call(self, action: str, fn: Callable[[], T]) -> T:
-        with self._errors(action):
-            return fn()
+    def _call(self, action: str, fn: Callable[[], T], connecting: bool = False) -> T:
+        """Run one client call. On a server, transient failures (unreachable, restarting, not ready, collection not
+        loaded yet) are retried with exponential backoff for up to ``retry_seconds``; then one StoreError."""
+        started, delays, reload = time.monotonic(), backoff_delays(), False
+        with self._errors(action, connecting, started):
+            while True:
+                try:
+                    if reload:
+                        self.client.load_collection(self.collection)
+                    return fn()
+                except Exception as exc:
+                    reload = reload or is_not_loaded(exc)
+                    delay = self._retry_delay(action, exc, started, next(delays))
+                    if delay is None:
+                        raise
+                time.sleep(delay)
+
+    def _retry_delay(self, action: str, exc: Exception, started: float, backoff: float) -> float | None:
+        """Seconds to wait before retrying ``exc``, or None when it is not transient or the budget is spent."""
+        remaining = self.retry_seconds - (time.monotonic() - started)
+        if not self.is_server or remaining <= 0 or not (is_transient(exc) or is_not_loaded(exc)):
+            return None
+        logger.warning("%s", self._scrub(f"{action}: {self._where()} is not available ({_reason(exc)}); retrying "
+                                         f"in {min(backoff, remaining):.1f}s (for up to {remaining:.0f}s more)"))
+        return min(backoff, remaining)
 
     def _exists(self) -> bool:
         return self._dim is not None or bool(self._call("checking the collection",
@@ -233,9 +309,16 @@ class MilvusStore:
         index = MilvusClient.prepare_index_params()
         index.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=metric_type,
                         params=self.index_params)
-        self._call("creating the collection", lambda: self.client.create_collection(
-            self.collection, schema=schema, index_params=index, consistency_level=self.consistency_level))
-        self._dim, self._metric_type = dim, metric_type
+        self._call("creating the collection", lambda: self._create(schema, index))
+        self._dim, self._metric_type, self._loaded = dim, metric_type, True
+
+    def _create(self, schema: Any, index: Any) -> None:
+        """Create, index and load the collection, skipping what exists: safe to retry after a half-done attempt."""
+        if not self.client.has_collection(self.collection):
+            self.client.create_collection(self.collection, schema=schema, consistency_level=self.consistency_level)
+        if not self.client.list_indexes(self.collection, VECTOR_FIELD):
+            self.client.create_index(self.collection, index)
+        self.client.load_collection(self.collection)
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not len(ids):
@@ -287,11 +370,15 @@ class MilvusStore:
         if not self._exists():
             return found
         self._ensure_loaded()
-        iterator = self._call("listing ids", lambda: self.client.query_iterator(
-            self.collection, batch_size=BATCH, filter=f'{ID_FIELD} != ""', output_fields=[ID_FIELD],
-            consistency_level="Strong"))
+        return self._call("listing ids", self._all_ids)
+
+    def _all_ids(self) -> set[str]:
+        """One pass of a query iterator over every id (retried as a whole: an iterator cannot resume)."""
+        found: set[str] = set()
+        iterator = self.client.query_iterator(self.collection, batch_size=BATCH, filter=f'{ID_FIELD} != ""',
+                                              output_fields=[ID_FIELD], consistency_level="Strong")
         try:
-            while batch := self._call("listing ids", iterator.next):
+            while batch := iterator.next():
                 found.update(str(row[ID_FIELD]) for row in batch)
         finally:
             iterator.close()

@@ -35,8 +35,8 @@ from ..cli_options import (
               help="Fused candidates re-ranked in text-only mode, and counted for the filter chips.")
 @fail_cleanly
 def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, store: str, uri: str | None,
-         collection: str, api_key: str | None, id_field: str, text_fields: str | None, image_field: str, facets: str,
-         attributes: str, pool: int) -> None:
+         collection: str, api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None,
+         image_field: str, facets: str, attributes: str, pool: int) -> None:
     """Serve a shop page: search box, product grid, filter chips, and SMAR vs text-only ranking.
 
     \b
@@ -59,7 +59,7 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     model = SMARModel.load(model_dir)
     mapping = field_mapping(model, id_field, text_fields, image_field)
     images = CatalogImages(catalog, mapping) if catalog else None
-    vector_store = open_store(**store_kwargs(store, uri, collection, api_key))
+    vector_store = open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds))
     try:
         search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=split_fields(facets),
                             attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None)

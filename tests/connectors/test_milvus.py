@@ -61,18 +61,18 @@ def test_default_uri_is_a_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_unreachable_server_names_uri_and_hides_secrets() -> None:
     port = closed_port()
     with pytest.raises(StoreError) as caught:
-        MilvusStore(uri=f"http://127.0.0.1:{port}", api_key="s3cret-t0ken", timeout=5)
+        MilvusStore(uri=f"http://127.0.0.1:{port}", api_key="s3cret-t0ken", timeout=5, retry_seconds=0)
     message = str(caught.value)
     assert f"127.0.0.1:{port}" in message and "server running" in message
     assert "s3cret-t0ken" not in message
     with pytest.raises(StoreError) as caught:
-        MilvusStore(uri=f"http://alice:hunter2@127.0.0.1:{port}", timeout=5)
+        MilvusStore(uri=f"http://alice:hunter2@127.0.0.1:{port}", timeout=5, retry_seconds=0.5)
     assert "hunter2" not in str(caught.value)
 
 
 def test_cli_error_is_one_line_without_token() -> None:
     result = CliRunner().invoke(main, ["count", "--store", "milvus", "--uri", f"http://127.0.0.1:{closed_port()}",
-                                       "--api-key", "s3cret-t0ken"])
+                                       "--api-key", "s3cret-t0ken", "--retry-seconds", "0"])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "Milvus server" in result.output
     assert "s3cret-t0ken" not in result.output
