@@ -26,7 +26,7 @@ from smar_sdk.store import (
 
 DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
-DEFAULT_ENGINE: Engine = "local"  # the engine of new embedded folders (if installed); existing ones keep theirs
+DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def select_engine(uri: str | None, engine: Engine | None = None) -> Engine | Non
 
 
 def default_engine() -> Engine:
-    """``DEFAULT_ENGINE``, or local mode when the Edge engine (``qdrant-edge-py``, an optional extra) is missing."""
+    """``DEFAULT_ENGINE``, or local mode when the Edge engine (``qdrant-edge-py``) cannot be imported."""
     return "local" if DEFAULT_ENGINE == "edge" and importlib.util.find_spec("qdrant_edge") is None else DEFAULT_ENGINE
 
 
