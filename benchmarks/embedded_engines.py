@@ -170,7 +170,7 @@ def main() -> None:
              "the others index nothing (local mode: numpy brute force; Milvus Lite: FLAT); "
              "disk = allocated blocks after close; "
              "RSS growth = after searching minus before opening the store, (peak)"]
-    if 1_000_000 not in args.sizes:
+    if args.vectors == "synthetic" and 1_000_000 not in args.sizes:
         notes.append(ONE_MILLION_NOTE)
     print(table(rows))
     for note in notes:
