@@ -15,12 +15,14 @@ Steps and measures: start the server with its data in ``--root`` (a temporary fo
 ``MilvusStore.ensure_collection`` and ``MilvusStore.upsert`` (``--batch`` rows per call, payload
 ``{"title": ...}``) = upsert rate, with this process's CPU share (the client side's cost); flush and wait until
 the HNSW index (``--m``, ``--ef-construction``) covers every row = index build time; release the collection,
-restart the server, then the summed RSS of the server's process group before and after ``load_collection`` =
-memory per million vectors; single-query ``MilvusStore.search`` latency (k=10) for each ``--ef`` (search_params)
-with ``consistency_level="Bounded"``, and at one ef with the connector's default ``Strong`` (which waits for the
-server's next time tick, ~200 ms), and recall@10 against exact numpy search over all N vectors; allocated size
-of the data folder. Each run is
-stored in ``benchmarks/results/milvus_scale.json`` under its (distribution, n) key; a markdown table is printed.
+restart the server, and take the summed RSS of the server's process group before ``load_collection`` and after
+the searches (loaded and serving; the load's transient peak is kept too) = memory per million vectors;
+single-query ``MilvusStore.search`` latency (k=10) for each ``--ef`` (search_params) with
+``consistency_level="Bounded"``, and at one ef with the connector's default ``Strong`` (which waits for the
+server's next time tick, ~200 ms) and ``Session``, with recall@10 against exact numpy search over all N vectors;
+allocated size of the server's ``data/`` folder (etcd, write-ahead log, binlogs, index files; not the server
+binary it copies). Each run is stored in ``benchmarks/results/milvus_scale.json`` under its (distribution, n)
+key; a markdown table is printed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -160,13 +163,17 @@ def measure_search(uri: str, ef: int, consistency: str, queries: np.ndarray, exa
             "p99_ms": float(np.percentile(latencies, 99)), "recall_at_10": float(np.mean(recalls))}
 
 
-def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+def options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``MilvusStore`` options of the benchmark's collection."""
+    return {"index_type": "HNSW", "metric": "cosine",
+            "index_params": {"M": args.m, "efConstruction": args.ef_construction}}
+
+
+def write_phase(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Start a server in ``root``, write and index the vectors, kill it; the numbers also go to ``root/write.json``."""
     started = time.perf_counter()
-    items, queries = items_and_queries(args.distribution, args.centres, args.n, args.queries)
-    exact = exact_top_k(items, queries)
-    print(f"data and exact neighbours: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    options: dict[str, Any] = {"index_type": "HNSW", "metric": "cosine",
-                               "index_params": {"M": args.m, "efConstruction": args.ef_construction}}
+    items, _ = items_and_queries(args.distribution, args.centres, args.n, args.queries)
+    options = options_of(args)
     result: dict[str, Any] = {"distribution": args.distribution, "n": args.n, "dim": DIM, "centres": args.centres,
                               "queries": args.queries, "index": options["index_params"], "batch": args.batch,
                               "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
@@ -200,39 +207,65 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             result["index_build_after_write_s"] = time.perf_counter() - build
             result["write_and_index_s"] = time.perf_counter() - wall
             result["index_description"] = {key: str(value) for key, value in index.items()}
+            result["load_average_after_index"] = os.getloadavg()
             print(f"upsert {upsert_s:.0f} s, index ready {result['index_build_after_write_s']:.0f} s later",
                   file=sys.stderr, flush=True)
             store.client.release_collection(COLLECTION)
-        server.kill()  # a clean server: nothing loaded, nothing cached
-        server.start()
+    finally:
+        server.kill()
+    result["write_phase_s"] = time.perf_counter() - started
+    (root / "write.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def measure_phase(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Restart the server on ``root``'s data (nothing loaded), then memory, search latency and recall, disk.
+
+    Runs in a process of its own: this pymilvus keeps trying a killed server's address, so a client made in the
+    writing process may never see the restarted one."""
+    started = time.perf_counter()
+    result = json.loads((root / "write.json").read_text())
+    items, queries = items_and_queries(args.distribution, args.centres, args.n, args.queries)
+    exact = exact_top_k(items, queries)
+    del items
+    options = options_of(args)
+    server = MilvusServer(root)
+    server.start()
+    try:
+        assert server.process is not None
         time.sleep(10)  # let the fresh server settle before its baseline
         result["server_rss_before_load_mb"] = group_rss_mb(server.process.pid)
         with MilvusStore(uri=server.uri, collection=COLLECTION, **options) as store:
             load = time.perf_counter()
             wait_for_load(store)
             result["load_s_after_restart"] = time.perf_counter() - load
-            time.sleep(5)
-            result["server_rss_after_load_mb"] = group_rss_mb(server.process.pid)
+            samples = []  # loading peaks (binlogs and index files are read and decoded), then settles
+            for _ in range(8):
+                samples.append(group_rss_mb(server.process.pid))
+                time.sleep(5)
+            result["server_rss_after_load_mb"] = samples
+            result["count"] = store.count()
             try:
                 result["loaded_segments"] = len(store.client.list_loaded_segments(COLLECTION))
             except Exception as exc:  # noqa: BLE001 - informative only; an older server may not answer it
                 result["loaded_segments"] = f"unknown ({type(exc).__name__})"
-        grown = result["server_rss_after_load_mb"] - result["server_rss_before_load_mb"]
-        result["memory_per_million_mb"] = grown * 1_000_000 / args.n
-        result["raw_vectors_per_million_mb"] = 1_000_000 * DIM * 4 / 2**20
-        sweep = [(ef, args.consistency) for ef in args.ef] + ([(args.strong_ef, "Strong")] if args.strong_ef else [])
+        sweep = [(ef, args.consistency) for ef in args.ef] + [(args.also_ef, level) for level in args.also]
+        result["load_average_before_search"] = os.getloadavg()
         result["searches"] = [measure_search(server.uri, ef, consistency, queries, exact, options)
                               for ef, consistency in sweep]
         for row in result["searches"]:
             print(f"ef={row['ef']} {row['consistency']}: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
                   f"recall@10 {row['recall_at_10']:.3f}", file=sys.stderr, flush=True)
         result["server_rss_after_search_mb"] = group_rss_mb(server.process.pid)
+        grown = result["server_rss_after_search_mb"] - result["server_rss_before_load_mb"]  # loaded, serving
+        result["memory_per_million_mb"] = grown * 1_000_000 / args.n
+        result["raw_vectors_per_million_mb"] = 1_000_000 * DIM * 4 / 2**20
     finally:
         server.kill()
-    result["disk_mb"] = folder_mb(server.data)
+    result["disk_mb"] = folder_mb(server.data / "data")  # etcd, write-ahead log, binlogs, index files
     result["disk_by_folder_mb"] = {p.name: round(folder_mb(p), 1) for p in sorted(server.data.iterdir()) if p.is_dir()}
     result["load_average_end"] = os.getloadavg()
-    result["total_s"] = time.perf_counter() - started
+    result["measure_phase_s"] = time.perf_counter() - started
     return result
 
 
@@ -259,16 +292,30 @@ def main() -> None:
     parser.add_argument("--ef-construction", type=int, default=128)
     parser.add_argument("--ef", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--consistency", default="Bounded", help="MilvusStore consistency level for the ef sweep")
-    parser.add_argument("--strong-ef", type=int, default=64,
-                        help="also search with the connector's default Strong consistency at this ef (0: skip)")
+    parser.add_argument("--also", nargs="*", default=["Strong", "Session"],
+                        help="other consistency levels to search with at --also-ef (Strong: the connector's default)")
+    parser.add_argument("--also-ef", type=int, default=64)
     parser.add_argument("--root", type=Path, help="server data folder (default: a temporary one, removed after)")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="only restart, load and measure the data a previous run left in --root")
     args = parser.parse_args()
-    root = args.root or Path(tempfile.mkdtemp(prefix="smar-milvus-scale-"))
-    try:
-        result = run(args, root)
-    finally:
-        if args.root is None:
-            shutil.rmtree(root, ignore_errors=True)
+    if args.measure_only:
+        if args.root is None or not (args.root / "write.json").exists():
+            parser.error("--measure-only needs the --root of a run that finished writing")
+        result = measure_phase(args, args.root)
+    else:
+        root = args.root or Path(tempfile.mkdtemp(prefix="smar-milvus-scale-"))
+        try:
+            write_phase(args, root)
+            measured = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--root", str(root),
+                                       "--measure-only"], check=False)
+            if measured.returncode:
+                raise SystemExit(f"the measuring process failed ({measured.returncode})" +
+                                 (f"; its data is in {root} (--measure-only)" if args.root else ""))
+        finally:
+            if args.root is None:
+                shutil.rmtree(root, ignore_errors=True)
+        return  # the measuring process stored the results and printed the table
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
     runs = [r for r in stored["runs"] if (r["distribution"], r["n"]) != (args.distribution, args.n)] + [result]
     runs.sort(key=lambda r: (r["distribution"], r["n"]))
