@@ -112,7 +112,7 @@ class QdrantEdgeStore(QdrantStore):
         self._dim: int | None = None
         self._dirty = False
         self._shard: Any = None
-        self._turns = nullcontext()  # an Edge shard takes concurrent searches and updates (tests/test_soak.py)
+        self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
         if (self.folder / CONFIG_FILE).exists():
             self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
