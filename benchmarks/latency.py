@@ -4,7 +4,8 @@ The index holds the shipped model's fused vectors of real catalog entries (``ben
 each Myntra product with and without colour words, with its photo and its thumbnail; up to 38,332 entries),
 written through the connector with their titles as payload. The queries are the 800 test queries' texts.
 Each size runs in its own process (its RSS is its own) and reports, per k: query encoding alone
-(``encode_queries``), the store's search alone (a precomputed query vector) and ``SMARRetriever.search``.
+(``encode_queries``), the store's search alone (a precomputed query vector) and ``SMARRetriever.search``,
+timed in turns on each query.
 
     python benchmarks/latency.py --sizes 1000 10000 35000 --ks 10 100
 """
@@ -33,14 +34,16 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def timed(fn: Any, inputs: list[Any]) -> list[float]:
-    """Wall time of ``fn`` on each input, after one warm-up call."""
-    fn(inputs[0])
-    times = []
+def interleaved(steps: dict[str, Any], inputs: list[tuple[str, np.ndarray]]) -> dict[str, list[float]]:
+    """Wall time of each step on each input, the steps taking turns per input (so machine noise hits all alike)."""
+    for step in steps.values():
+        step(*inputs[0])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for value in inputs:
-        start = time.perf_counter()
-        fn(value)
-        times.append(time.perf_counter() - start)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(*value)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -67,14 +70,15 @@ def run_one(n: int, ks: list[int], engine: str | None) -> list[dict[str, Any]]:
         write_s = time.perf_counter() - started  # includes building the index on close
         results = []
         with SMARRetriever(model, uri=uri, **options) as retriever:
-            vectors = list(model.encode_queries(texts))
-            encode = percentiles(timed(lambda q: model.encode_queries([q]), texts))
+            inputs = list(zip(texts, model.encode_queries(texts), strict=True))
             for k in ks:
-                store_only = percentiles(timed(lambda v, k=k: retriever.store.search(v, k=k), vectors))
-                search = percentiles(timed(lambda q, k=k: retriever.search(q, k=k), texts))
+                times = interleaved({"encode": lambda text, vector: model.encode_queries([text]),
+                                     "store_search": lambda text, vector, k=k: retriever.store.search(vector, k=k),
+                                     "search": lambda text, vector, k=k: retriever.search(text, k=k)}, inputs)
+                parts = {name: percentiles(seconds) for name, seconds in times.items()}
                 results.append({"n": n, "k": k, "engine": getattr(retriever.store, "engine", None),
-                                "write_s": write_s, "encode": encode, "store_search": store_only,
-                                "search": search, "overhead_p50_ms": search["p50_ms"] - encode["p50_ms"]})
+                                "write_s": write_s, **parts,
+                                "overhead_p50_ms": parts["search"]["p50_ms"] - parts["encode"]["p50_ms"]})
         rss_after, rss_peak = rss_mb()
     return [{**r, "rss_mb": rss_after, "rss_growth_mb": rss_after - rss_before} for r in results]
 
