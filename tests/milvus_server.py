@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +78,22 @@ def answers(uri: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - not up (yet)
         return False
+
+
+def running_server(root: Path) -> Iterator[MilvusServer]:
+    """A pytest fixture body: a started server under ``root`` (a failed install or start fails the test), killed
+    afterwards."""
+    import pytest
+
+    try:
+        server = MilvusServer(root)
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 class MilvusServer:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from smar_sdk.store import VectorStore, available_connectors, open_store
-from tests.milvus_server import MilvusServer
+from tests.milvus_server import running_server
 
 LOCAL_URIS: dict[str, Callable[[Path], str]] = {
     "qdrant": lambda tmp: str(tmp / "qdrant"),
@@ -80,9 +80,5 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``milvus-server`` on loopback with its data in a tmp folder, yield its URI, SIGKILL it at the end."""
-    try:
-        server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    with server:
+    for server in running_server(tmp_path_factory.mktemp("milvus-server")):
         yield server.uri

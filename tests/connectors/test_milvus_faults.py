@@ -24,7 +24,7 @@ from smar_sdk import open_store  # noqa: E402
 from smar_sdk.errors import StoreError  # noqa: E402
 from tests.conftest import repeated_catalog  # noqa: E402
 from tests.connectors.test_milvus import closed_port  # noqa: E402
-from tests.milvus_server import MilvusServer  # noqa: E402
+from tests.milvus_server import MilvusServer, running_server  # noqa: E402
 from tests.test_crash_resume import _progress as items_done  # noqa: E402
 
 COPIES = 20  # 30 fixture products x 20 = 600 products, indexed 8 at a time
@@ -57,12 +57,7 @@ def test_retry_option_is_refused_by_connectors_without_it(tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
     """A ``milvus-server`` of this module's own (the shared session one is never killed)."""
-    try:
-        milvus = MilvusServer(tmp_path_factory.mktemp("milvus-faults"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    with milvus:
-        yield milvus
+    yield from running_server(tmp_path_factory.mktemp("milvus-faults"))
 
 
 def index_command(catalog: Path, model_dir: Path, uri: str, collection: str, retry_seconds: float) -> list[str]:
