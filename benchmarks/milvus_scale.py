@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pymilvus.client.types import LoadState
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -231,6 +232,13 @@ def measure_phase(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     options = options_of(args)
     server = MilvusServer(root)
     server.start()
+    with MilvusStore(uri=server.uri, collection=COLLECTION, **options) as store:
+        loaded = store.client.get_load_state(COLLECTION)["state"] != LoadState.NotLoad
+        if loaded:  # a server killed while loaded reloads on restart: release, then start afresh (new process)
+            store.client.release_collection(COLLECTION)
+    if loaded:
+        server.kill()
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     try:
         assert server.process is not None
         time.sleep(10)  # let the fresh server settle before its baseline
@@ -249,7 +257,10 @@ def measure_phase(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 result["loaded_segments"] = len(store.client.list_loaded_segments(COLLECTION))
             except Exception as exc:  # noqa: BLE001 - informative only; an older server may not answer it
                 result["loaded_segments"] = f"unknown ({type(exc).__name__})"
-        sweep = [(ef, args.consistency) for ef in args.ef] + [(args.also_ef, level) for level in args.also]
+        # ef never decreases along the runs: on this server, searches after wider-ef ones found more neighbours
+        # than fresh ones at the same ef (0.9975 against 0.988 recall@10 at ef=32, 100k vectors)
+        sweep = sorted([(ef, args.consistency) for ef in args.ef] + [(args.also_ef, level) for level in args.also],
+                       key=lambda run: run[0])
         result["load_average_before_search"] = os.getloadavg()
         result["searches"] = [measure_search(server.uri, ef, consistency, queries, exact, options)
                               for ef, consistency in sweep]
@@ -260,6 +271,8 @@ def measure_phase(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         grown = result["server_rss_after_search_mb"] - result["server_rss_before_load_mb"]  # loaded, serving
         result["memory_per_million_mb"] = grown * 1_000_000 / args.n
         result["raw_vectors_per_million_mb"] = 1_000_000 * DIM * 4 / 2**20
+        with MilvusStore(uri=server.uri, collection=COLLECTION, **options) as store:
+            store.client.release_collection(COLLECTION)  # so that the next start loads nothing
     finally:
         server.kill()
     result["disk_mb"] = folder_mb(server.data / "data")  # etcd, write-ahead log, binlogs, index files
