@@ -150,6 +150,10 @@ class MilvusStore:
     ``index_params`` and ``search_params`` (e.g. ``{"ef": 128}`` for HNSW) are passed through. ``metric``,
     when given, overrides the metric asked of :meth:`ensure_collection`.
 
+    ``consistency_level`` (of the collection and of searches) defaults to ``Session``: a process reads its own
+    writes at once, and searches do not wait for the server's next time tick as ``Strong`` ones do (5 ms instead of
+    400 ms per search at 1M vectors on a server); ``count()`` and ``ids()`` are always ``Strong``.
+
     A server that is unreachable, restarting or not ready is retried with exponential backoff (0.5 s doubling to
     5 s) for up to ``retry_seconds`` per call (default 60; 0 turns retries off), then the call fails with a
     ``StoreError`` saying so. Every retried call is idempotent (upserts by primary key, deletes, reads; creating
@@ -159,7 +163,7 @@ class MilvusStore:
     def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
                  index_type: str | None = None, index_params: dict[str, Any] | None = None,
                  search_params: dict[str, Any] | None = None, metric: Metric | None = None, db_name: str = "",
-                 timeout: float = 30.0, consistency_level: str = "Strong",
+                 timeout: float = 30.0, consistency_level: str = "Session",
                  retry_seconds: float = DEFAULT_RETRY_SECONDS) -> None:
         self.uri = uri or DEFAULT_URI
         self.collection = collection
