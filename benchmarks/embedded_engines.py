@@ -2,12 +2,14 @@
 store protocol; ground truth is an exact numpy search.
 
 ``--vectors synthetic``: random unit vectors (dim 256), queries are items plus Gaussian noise (a near-worst case
-for HNSW). ``--vectors real``: the shipped model's fused vectors of 38,332 real catalog entries and its vectors of
-the 800 test queries (``benchmarks/product_vectors.py``). Each (engine, size) runs in its own subprocess so that
-its RSS growth is its own.
+for HNSW). ``--vectors clustered``: the 2,000-cluster mixture of ``benchmarks/milvus_scale.py`` with held-out
+queries from it, for sizes beyond the real data. ``--vectors real``: the shipped model's fused vectors of 38,332
+real catalog entries and its vectors of the 800 test queries (``benchmarks/product_vectors.py``). Each (engine,
+size) runs in its own subprocess so that its RSS growth is its own.
 
     python benchmarks/embedded_engines.py --sizes 10000 100000
     python benchmarks/embedded_engines.py --vectors real --sizes 10000 35000
+    python benchmarks/embedded_engines.py --vectors clustered --sizes 1000000 --engines qdrant-edge --timeout 3600
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def make_data(n: int, vectors: str = "synthetic") -> tuple[np.ndarray, np.ndarra
             raise ValueError(f"only {len(real['items']):,} real item vectors exist, asked for {n:,}")
         order = rng.permutation(len(real["items"]))[:n]  # a mix of catalogs, image sizes and splits
         return real["items"][order], real["queries"]
+    if vectors == "clustered":
+        from milvus_scale import items_and_queries
+
+        return items_and_queries("clustered", 2000, n, QUERIES)
     items = unit(rng.normal(size=(n, DIM)))
     picks = rng.choice(n, size=QUERIES, replace=False)
     queries = unit(items[picks] + rng.normal(scale=0.05, size=(QUERIES, DIM)))
@@ -140,7 +146,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
-    parser.add_argument("--vectors", choices=("synthetic", "real"), default="synthetic")
+    parser.add_argument("--vectors", choices=("synthetic", "clustered", "real"), default="synthetic")
+    parser.add_argument("--timeout", type=int, default=RUN_TIMEOUT_S, help="seconds per engine and size")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--one", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)  # the subprocess
     args = parser.parse_args()
@@ -152,9 +159,9 @@ def main() -> None:
         for engine in args.engines:
             try:
                 command = [sys.executable, __file__, "--one", engine, str(n), "--vectors", args.vectors]
-                done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+                done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
             except subprocess.TimeoutExpired:
-                rows.append({"engine": engine, "n": n, "error": f"did not finish within {RUN_TIMEOUT_S} s"})
+                rows.append({"engine": engine, "n": n, "error": f"did not finish within {args.timeout} s"})
                 print(f"{engine} {n}: timed out", file=sys.stderr, flush=True)
                 continue
             if done.returncode == 0:
@@ -163,7 +170,8 @@ def main() -> None:
                 new = [{"engine": engine, "n": n, "error": done.stderr.strip().splitlines()[-1][:200]}]
             rows += new
             print("\n".join(table(new).splitlines()[2:]), file=sys.stderr, flush=True)
-    queries = "the 800 test queries' vectors" if args.vectors == "real" else f"{QUERIES} items + N(0, 0.05) noise"
+    queries = {"real": "the 800 test queries' vectors", "clustered": f"{QUERIES} held-out draws of the mixture",
+               "synthetic": f"{QUERIES} items + N(0, 0.05) noise"}[args.vectors]
     notes = [f"{args.vectors} vectors, dim {DIM}, k={K}, single-vector queries ({queries}), upserts in batches of "
              f"{BATCH} with a 2-field payload; recall@10 against exact numpy search; index build = Qdrant Edge's "
              "optimize() (HNSW m=16, ef_construct=100, default search beam, then ef=128/256 on the same index), "
