@@ -136,8 +136,8 @@ class Bench:
             row.update(train_seconds=round(seconds, 1), late_weight=weight)
         return rows
 
-    def tune_late_weight(self, model: SMARModel, catalog: str) -> float:
-        """Pick w on a validation slice of the train split: 300 train queries over 2,000 train items."""
+    def validation_slice(self, catalog: str) -> tuple[list[LabelledQuery], list[Product]]:
+        """300 train-split queries over 2,000 train-split products: where weights are tuned (never the test split)."""
         train_items = self.products(catalog, "train")[:2000]
         known = {p.id for p in train_items}
         relevant: dict[str, set[str]] = {}
@@ -146,6 +146,11 @@ class Bench:
             if pair["item_id"] in known:
                 relevant.setdefault(pair["query"], set()).add(pair["item_id"])
         queries = [LabelledQuery(query=q, relevant=sorted(r)) for q, r in sorted(relevant.items())[:300]]
+        return queries, train_items
+
+    def tune_late_weight(self, model: SMARModel, catalog: str) -> float:
+        """Pick w of ``w*text + (1-w)*image`` on the validation slice."""
+        queries, train_items = self.validation_slice(catalog)
         views = item_views(model, *self.states(train_items, "image"))
         qv = model.encode_queries([q.query for q in queries])
         ids = [p.id for p in train_items]
