@@ -45,7 +45,9 @@ from pymilvus.client.types import LoadState
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from connectors.smar_milvus.store import MilvusStore  # noqa: E402
+from embedded_engines import folder_mb, unit  # noqa: E402
+from smar_milvus import MilvusStore  # noqa: E402
+
 from tests.milvus_server import MilvusServer  # noqa: E402
 
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # its retries while the server restarts are expected
@@ -60,10 +62,6 @@ def spectrum(dim: int) -> np.ndarray:
     """Per-coordinate standard deviations (i+1)^-0.5, scaled so that a draw has an expected norm of ~1."""
     std = 1.0 / np.sqrt(np.arange(1, dim + 1))
     return (std / np.sqrt(np.sum(std**2))).astype(np.float32)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 class Generator:
@@ -113,11 +111,6 @@ def group_rss_mb(leader: int) -> float:
             continue
         total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total_kb / 1024
-
-
-def folder_mb(path: Path) -> float:
-    """Space allocated on disk under ``path``."""
-    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def wait_for_index(store: MilvusStore, n: int) -> dict[str, Any]:
