@@ -14,12 +14,12 @@ markdown row: searches per second, p50/p99 latency (query encoding included), er
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ class Soak:
     def index(self, chunks: list[Path], deadline: float) -> None:
         """The indexing thread: re-encode and upsert the catalog chunk by chunk until the deadline."""
         indexer = SMARIndexer(self.model, store=self.store)
-        for chunk in cycle(chunks):
+        for chunk in itertools.cycle(chunks):
             if time.monotonic() >= deadline:
                 return
             try:
@@ -143,11 +143,6 @@ class Soak:
                 continue
             with self.lock:
                 self.indexed += report.indexed
-
-
-def cycle(items: list[Path]) -> Iterator[Path]:
-    while True:
-        yield from items
 
 
 def run_soak(model: SMARModel, catalog: Path, seconds: float, store: str = "qdrant", uri: str | None = None,
