@@ -64,8 +64,9 @@ def item_views(model: SMARModel, text: TextStates, image: ImageStates, batch: in
 
 
 class Bench:
-    def __init__(self, data: Path, epochs: int, cache_dir: Path) -> None:
+    def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0) -> None:
         self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
+        self.query_variants = query_variants
         self.cache_dir = cache_dir
         self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
@@ -117,6 +118,7 @@ class Bench:
         (a, b, c), view = TRAINED[method]
         config = TrainConfig(epochs=self.epochs, text_weight=a, image_weight=b, fused_weight=c,
                              image_fields=list(IMAGE_FIELDS), only={"split": "train"},
+                             query_variants=self.query_variants,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         started = time.perf_counter()
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to, SMARConfig(),
@@ -206,6 +208,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/myntra")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--query-variants", type=int, default=0,
+                        help="reworded copies of each training query (wording augmentation, smar_sdk.wording)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
     parser.add_argument("--save-smar", type=Path, default=None, help="save the trained SMAR model here")
     parser.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=RUN_ORDER, metavar="METHOD",
@@ -219,7 +223,7 @@ def main() -> None:
         if args.plot:
             plot(rows, args.plot)
         return
-    bench = Bench(args.data, args.epochs, args.cache_dir)
+    bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants)
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]

@@ -1,8 +1,9 @@
 """Multi-task contrastive training of the SMAR heads over frozen backbones.
 
 ``L = a*L(query, text view) + b*L(query, image view) + c*L(query, fused view)``, each an in-batch
-softmax cross-entropy with a learnable temperature; rows sharing an item or a query string are
-treated as positives of each other rather than as false negatives.
+softmax cross-entropy with a learnable temperature. An item paired with a query anywhere in the pairs
+file is a positive of that query, never an in-batch negative. With ``query_variants``, each step sees a
+random rewording of each query (``smar_sdk.wording``), so the query tower learns intents, not templates.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .features import (
 )
 from .images import ImageLoader
 from .model import HEAD_PREFIXES, SMARModel
+from .wording import FASHION_SYNONYMS, QueryRewriter
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
 
@@ -59,12 +61,18 @@ class TrainConfig(BaseModel):
         default_factory=list,
         description="catalogs with the same ids whose item texts are sampled per pair instead of the main "
                     "catalog's (text augmentation, e.g. titles without colour words)")
+    query_variants: int = Field(0, ge=0, description="reworded copies of each training query, one sampled per "
+                                                     "pair and step with the original (wording augmentation)")
+    synonyms: list[list[str]] | None = Field(
+        None, description="groups of interchangeable phrases for the rewordings (default: "
+                          "smar_sdk.wording.FASHION_SYNONYMS)")
     only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
     seed: int = 0
 
 
 class TrainReport(BaseModel):
     pairs: int
+    query_wordings: int = Field(0, description="distinct query strings trained on, rewordings included")
     skipped_pairs: int
     items: int
     steps: int
@@ -104,6 +112,20 @@ def _mixed_text(variants: list[ItemTextStates], items: torch.Tensor, generator: 
 def _mixed_image(variants: list[ItemImageStates], items: torch.Tensor, generator: torch.Generator) -> ImageStates:
     """Per pair, the item's states from one randomly chosen image field (resolution augmentation)."""
     return ImageStates(*_mix([(v.tokens, v.pooled) for v in variants], items, generator))
+
+
+def _query_wordings(queries: list[str], cfg: TrainConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Every query followed by its rewordings: the flat strings, and each query's first row and row count."""
+    variants = cfg.query_variants
+    rewriter = QueryRewriter(cfg.seed, FASHION_SYNONYMS if cfg.synonyms is None else cfg.synonyms)
+    texts: list[str] = []
+    first, count = [], []
+    for query in queries:
+        wordings = [query, *rewriter.variants(query, variants)] if variants else [query]
+        first.append(len(texts))
+        count.append(len(wordings))
+        texts.extend(wordings)
+    return texts, torch.tensor(first), torch.tensor(count)
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -187,13 +209,16 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     loader = ImageLoader(base_dir=Path(catalog).resolve().parent)
     queries = sorted({q for q, _ in pairs})
     query_index = {q: i for i, q in enumerate(queries)}
-    query_states = text_pooled(model, queries, cache, progress=progress)
+    wordings, wording_first, wording_count = _query_wordings(queries, cfg)
+    query_states = text_pooled(model, wordings, cache, progress=progress)
     text_states = [item_text_states(model, texts, cache, progress=progress)
                    for texts in [[p.text for p in products], *_variant_texts(cfg, products, mapping)]]
     image_states = [item_image_states(model, products, f, loader, cache, progress=progress) for f in cfg.image_fields]
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])
+    paired = torch.zeros(len(queries), len(products), dtype=torch.bool)
+    paired[pair_queries, pair_items] = True
     params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
@@ -216,11 +241,13 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
             for step in range(steps_per_epoch):
                 batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
                 q_idx, i_idx = pair_queries[batch], pair_items[batch]
-                positives = (i_idx[:, None] == i_idx[None, :]) | (q_idx[:, None] == q_idx[None, :])
+                positives = paired[q_idx][:, i_idx]  # same query, same item, or paired anywhere in the file
+                wording = wording_first[q_idx] + (torch.rand(len(q_idx), generator=generator)
+                                                  * wording_count[q_idx]).long()
                 text = _mixed_text(text_states, i_idx, generator)
                 image = _mixed_image(image_states, i_idx, generator)
                 views = model.item_vectors(text, image)
-                query = model.query_vectors(query_states[q_idx])
+                query = model.query_vectors(query_states[wording])
                 scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()
                 loss = sum(w * contrastive_loss(query, views[name], positives, scale)
                            for name, w in weights.items() if w > 0)
@@ -230,13 +257,14 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 scheduler.step()
                 losses.append(loss.item())
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / float(scale):.3f}", refresh=False)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / scale.item():.3f}", refresh=False)
             checkpoint.save(epoch + 1, model, optimizer, scheduler, generator, losses)
             if on_epoch:
                 on_epoch(epoch + 1, float(np.mean(losses[-steps_per_epoch:])))
     model.eval()
     window = max(1, min(10, len(losses) // 4))
-    report = TrainReport(pairs=len(pairs), skipped_pairs=skipped, items=len(products), steps=len(losses),
+    report = TrainReport(pairs=len(pairs), query_wordings=len(wordings), skipped_pairs=skipped, items=len(products),
+                         steps=len(losses),
                          first_loss=float(np.mean(losses[:window])), last_loss=float(np.mean(losses[-window:])),
                          seconds=time.perf_counter() - started)
     model.config = model.config.model_copy(update={

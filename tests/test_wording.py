@@ -1,0 +1,71 @@
+"""Query rewordings: meaning-preserving, varied, deterministic, and learned from in training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smar_sdk import CatalogError
+from smar_sdk.training import TrainConfig, train
+from smar_sdk.wording import QueryRewriter, read_synonyms
+
+MALE_WORDS = {"men", "men's", "mens", "man", "male", "gents", "him", "guys"}
+
+
+def test_variants_are_distinct_rewordings_and_deterministic() -> None:
+    variants = QueryRewriter(seed=1).variants("Women's  Blue Skirts", 8)
+    assert len(variants) == 8 == len(set(variants))
+    assert "women's blue skirts" not in variants
+    assert variants == QueryRewriter(seed=1).variants("women's blue skirts", 8)
+    assert variants != QueryRewriter(seed=2).variants("women's blue skirts", 8)
+
+
+def test_rewordings_keep_the_intent() -> None:
+    rewriter = QueryRewriter(seed=0)
+    variants = rewriter.variants("men's navy blue tshirts", 40)
+    assert all(("navy" in v or "dark blue" in v) for v in variants)  # the colour survives every rewording
+    assert all(MALE_WORDS & set(v.split()) for v in variants)  # and so does the gender
+    assert any(v.split()[0] in {"navy", "dark"} or "for" in v for v in variants)  # word order moves
+    assert {"tees", "t shirts", "tee", "t-shirts"} & {w for v in variants for w in (v.split()[-1], v[-8:].strip())}
+    women = rewriter.variants("blue skirts for women", 40)
+    assert not any(MALE_WORDS & set(v.split()) for v in women)
+    assert any("ladies" in v or "her" in v for v in women)
+
+
+def test_own_lexicon_replaces_the_fashion_one(tmp_path: Path) -> None:
+    lexicon = tmp_path / "synonyms.txt"
+    lexicon.write_text("# furniture\nsofa, couch, settee\n\narmchair,  easy chair\n")
+    groups = read_synonyms(lexicon)
+    assert groups == [["sofa", "couch", "settee"], ["armchair", "easy chair"]]
+    variants = QueryRewriter(seed=0, synonyms=groups, gender_forms={}).variants("grey sofa", 20)
+    assert any("couch" in v for v in variants) and any("settee" in v for v in variants)
+    assert not any("couch" in v for v in QueryRewriter(seed=0, synonyms=[]).variants("grey sofa", 20))
+    lexicon.write_text("sofa, couch\nlonely\n")
+    with pytest.raises(CatalogError, match="line 2: a group needs two or more"):
+        read_synonyms(lexicon)
+    with pytest.raises(CatalogError, match="cannot read synonyms file"):
+        read_synonyms(tmp_path / "missing.txt")
+
+
+def test_training_on_rewordings_teaches_an_unseen_word(tiny_config, catalog: Path, tmp_path: Path) -> None:
+    """Pairs only say "<colour> bag"; a lexicon maps bag to tee. With rewordings, "<colour> tee" finds the bag."""
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    pairs = tmp_path / "bag-pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": f"{r['colour']} {r['article_type']}", "item_id": r["id"]}) + "\n"
+                             for r in rows))
+    bags = [r for r in rows if r["article_type"] == "bag"]
+
+    def bags_found(variants: int) -> int:
+        config = TrainConfig(epochs=150, batch_size=30, learning_rate=5e-3, seed=1, query_variants=variants,
+                             synonyms=[["bag", "tee"]])
+        model, report = train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+        assert (report.query_wordings == 30) == (variants == 0)  # 30 queries, plus their rewordings
+        items = model.encode_items(rows, base_dir=catalog.parent)
+        top = np.argmax(model.encode_queries([f"{b['colour']} tee" for b in bags]) @ items.T, axis=1)
+        return sum(rows[t]["id"] == b["id"] for t, b in zip(top, bags, strict=True))
+
+    with_rewordings, without = bags_found(4), bags_found(0)
+    assert with_rewordings == len(bags) and without <= len(bags) // 2
