@@ -228,6 +228,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--image-arch", default=None, help="torchvision builder (mobilenet_v2) or open_clip model name.")
 @click.option("--image-weights", default=None,
               help="torchvision weights file, or open_clip pretrained tag / checkpoint path.")
+@click.option("--colour-features/--no-colour-features", default=None,
+              help="Append each patch's mean colour and the image's colour histogram to the image backbone's "
+                   "states [default: on for new models].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where frozen-backbone features are cached (default ~/.cache/smar-sdk/features).")
@@ -239,9 +242,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           query_variants: int, synonyms_path: Path | None, epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
           fixed_temperature: bool, model_config: Path | None, dim: int | None, text_encoder: str | None,
-          image_kind: str | None,
-          image_arch: str | None, image_weights: str | None, seed: int, cache_dir: Path | None, no_cache: bool,
-          quiet: bool) -> None:
+          image_kind: str | None, image_arch: str | None, image_weights: str | None, colour_features: bool | None,
+          seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
     Backbones stay frozen (their features are computed once and cached); the query head, the
@@ -255,7 +257,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
 
     base = _read_config(model_config) if model_config else SMARConfig()
     fields = split_fields(text_fields) if text_fields else base.text_fields
-    image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights}.items() if v}
+    image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights,
+                                   "colour_features": colour_features}.items() if v is not None}
     config = base.model_copy(update={
         "dim": dim or base.dim, "text_fields": fields,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),

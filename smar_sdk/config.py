@@ -36,6 +36,8 @@ class ImageEncoderConfig(BaseModel):
     image_size: int = Field(224, ge=16, le=1024)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    colour_features: bool = Field(False, description="append each patch's mean colour and the image's colour "
+                                                     "histogram to the backbone states (smar_sdk.encoders.colour)")
 
 
 class SMARConfig(BaseModel):
@@ -45,7 +47,8 @@ class SMARConfig(BaseModel):
 
     format_version: int = 1
     text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
-    image_encoder: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
+    # New models read colour; a saved config without the key keeps the plain backbone it was trained with.
+    image_encoder: ImageEncoderConfig = Field(default_factory=lambda: ImageEncoderConfig(colour_features=True))
     dim: int = Field(256, ge=8, le=4096, description="size of every output vector")
     fusion_dim: int = Field(256, ge=8, le=4096, description="width of the cross-attention block")
     fusion_heads: int = Field(4, ge=1, le=64)

@@ -13,6 +13,7 @@ from torchvision import transforms
 from ..config import ImageEncoderConfig
 from ..errors import ModelError
 from ..sources import resolve_source
+from .colour import with_colour
 
 
 @dataclass
@@ -110,12 +111,18 @@ class ImageEncoder(nn.Module):
                 transforms.Normalize(config.mean, config.std),
             ]
         )
+        self.backbone.eval()
         with torch.no_grad():
-            probe = self.backbone.eval()(torch.zeros(1, 3, config.image_size, config.image_size))
+            probe = self(torch.zeros(1, 3, config.image_size, config.image_size))
         self.state_dim = int(probe.pooled.shape[-1])
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image.convert("RGB"))
 
     def forward(self, pixels: torch.Tensor) -> ImageStates:
-        return self.backbone(pixels)
+        states = self.backbone(pixels)
+        if not self.config.colour_features:
+            return states
+        mean = pixels.new_tensor(self.config.mean).view(1, 3, 1, 1)
+        std = pixels.new_tensor(self.config.std).view(1, 3, 1, 1)
+        return ImageStates(*with_colour(states.tokens, states.pooled, pixels * std + mean))

@@ -1,0 +1,58 @@
+"""Colour features: the histogram and patch colours are right, reach the states, and survive save/load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from smar_sdk import SMARConfig, SMARModel
+from smar_sdk.encoders.colour import COLOUR_DIM, LEVELS, colour_histogram, patch_colours
+
+
+def test_histogram_puts_a_flat_colour_in_its_bin() -> None:
+    red = torch.zeros(1, 3, 8, 8)
+    red[:, 0] = 1.0
+    half = red.clone()
+    half[..., 4:] = 1.0  # right half white
+    bins = colour_histogram(torch.cat([red, half]))
+    red_bin, white_bin = (LEVELS - 1) * LEVELS**2, LEVELS**3 - 1
+    assert bins[0, red_bin] == 1.0 and bins[0].count_nonzero() == 1
+    assert torch.allclose(bins[1, [red_bin, white_bin]], torch.tensor([0.5**0.5, 0.5**0.5]))
+    assert torch.allclose((bins**2).sum(dim=1), torch.ones(2))  # square-rooted fractions
+
+
+def test_patch_colours_follow_the_grid() -> None:
+    image = torch.zeros(1, 3, 8, 8)
+    image[:, 2, :, 4:] = 1.0  # right half blue
+    grid = patch_colours(image, 4)
+    assert torch.equal(grid[0, :, 2], torch.tensor([0.0, 1.0, 0.0, 1.0]))  # row-major 2 x 2
+    assert torch.allclose(patch_colours(image, 5)[0, :, 2], torch.full((5,), 0.5))  # not a grid: the mean
+
+
+def test_encoder_states_carry_the_image_colour(tiny_config: SMARConfig, tmp_path: Path) -> None:
+    plain = SMARModel(tiny_config)
+    config = tiny_config.model_copy(update={"image_encoder": tiny_config.image_encoder.model_copy(
+        update={"colour_features": True})})
+    model = SMARModel(config)
+    assert model.image_encoder.state_dim == plain.image_encoder.state_dim + COLOUR_DIM
+    red, white = Image.new("RGB", (40, 40), (255, 0, 0)), Image.new("RGB", (40, 40), (255, 255, 255))
+    states = model.image_encoder(torch.stack([model.image_encoder.preprocess(im) for im in (red, white)]))
+    histogram = states.pooled[:, -LEVELS**3:]
+    assert histogram[0, (LEVELS - 1) * LEVELS**2] > 0.99 and histogram[1, -1] > 0.99  # pixels un-normalised
+    assert torch.allclose(states.pooled[0, -COLOUR_DIM:-LEVELS**3], torch.tensor([1.0, 0.0, 0.0]), atol=0.01)
+    assert torch.allclose(states.tokens[:, :, -COLOUR_DIM:].mean(dim=1), states.pooled[:, -COLOUR_DIM:], atol=0.01)
+    vectors = model.encode_item_inputs(["shirt", "shirt"], [red, white])
+    assert abs(vectors[0] - vectors[1]).max() > 1e-3
+    reloaded = SMARModel.load(model.save(tmp_path / "colour-model"))
+    assert reloaded.config.image_encoder.colour_features
+    assert reloaded.image_encoder.state_dim == model.image_encoder.state_dim
+
+
+def test_saved_configs_without_the_key_keep_the_plain_backbone(tiny_model_dir: Path, tmp_path: Path) -> None:
+    assert SMARConfig().image_encoder.colour_features  # new models read colour
+    saved = json.loads((tiny_model_dir / "config.json").read_text())
+    saved["image_encoder"].pop("colour_features")
+    assert not SMARConfig.model_validate(saved).image_encoder.colour_features
