@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .catalog import Product
+from .encoders import ImageEncoder, ImageStates
+from .encoders.colour import colour_states
 from .errors import ImageError
 from .images import ImageLoader
 from .model import SMARModel
@@ -95,25 +97,45 @@ def item_text_states(model: SMARModel, texts: Sequence[str], cache: FeatureCache
 @torch.inference_mode()
 def item_image_states(model: SMARModel, products: Sequence[Product], image_field: str, loader: ImageLoader,
                       cache: FeatureCache, batch_size: int = 64, progress: bool = True) -> ItemImageStates:
-    """Image-backbone states of each product's ``image_field`` image (decoded on two threads)."""
+    """Image-backbone states of each product's ``image_field`` image (decoded on two threads).
+
+    The backbone's own states and the colour features are cached apart, so switching colour features on
+    or off never re-runs the backbone.
+    """
+    encoder = model.image_encoder
     refs = [str(p.payload.get(image_field)) for p in products]
-    name = _cache_key(f"image-{image_field}", model.config.image_encoder.model_dump_json(),
-                      [f"{p.id}:{r}" for p, r in zip(products, refs, strict=True)])
+    keys = [f"{p.id}:{r}" for p, r in zip(products, refs, strict=True)]
+    backbone_config = encoder.config.model_dump_json(exclude={"colour_features"})
+    plain = _cached_image_states(cache, _cache_key(f"image-{image_field}", backbone_config, keys), products, refs,
+                                 encoder, loader, encoder.backbone, f"encoding {image_field}s", batch_size, progress)
+    if not encoder.config.colour_features:
+        return plain
+    def colours(pixels: torch.Tensor) -> ImageStates:
+        return ImageStates(*colour_states(encoder.unnormalise(pixels), plain.tokens.shape[1]))
+
+    colour = _cached_image_states(cache, _cache_key(f"colour-{image_field}", backbone_config, keys), products, refs,
+                                  encoder, loader, colours, f"colours of {image_field}s", batch_size, progress)
+    return ItemImageStates(torch.cat([plain.tokens, colour.tokens], dim=-1),
+                           torch.cat([plain.pooled, colour.pooled], dim=-1))
+
+
+def _cached_image_states(cache: FeatureCache, name: str, products: Sequence[Product], refs: list[str],
+                         encoder: ImageEncoder, loader: ImageLoader, encode: Callable[[torch.Tensor], ImageStates],
+                         desc: str, batch_size: int, progress: bool) -> ItemImageStates:
     if (hit := cache.get(name)) is not None:
         return ItemImageStates(hit["tokens"], hit["pooled"])
 
     def pixels(index: int) -> torch.Tensor:
         try:
-            return model.image_encoder.preprocess(loader.load(refs[index]))
+            return encoder.preprocess(loader.load(refs[index]))
         except ImageError as exc:
             product = products[index]
             raise ImageError(f"training item {product.id} (catalog line {product.line}): {exc}") from exc
 
     tokens, pooled = [], []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for i in tqdm(range(0, len(refs), batch_size), desc=f"encoding {image_field}s", disable=not progress):
-            batch = torch.stack(list(pool.map(pixels, range(i, min(i + batch_size, len(refs))))))
-            states = model.image_encoder(batch)
+        for i in tqdm(range(0, len(refs), batch_size), desc=desc, disable=not progress):
+            states = encode(torch.stack(list(pool.map(pixels, range(i, min(i + batch_size, len(refs)))))))
             tokens.append(states.tokens.half())
             pooled.append(states.pooled.float())
     result = ItemImageStates(torch.cat(tokens), torch.cat(pooled))

@@ -36,12 +36,16 @@ def patch_colours(rgb: torch.Tensor, count: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(rgb, side).flatten(2).transpose(1, 2)
 
 
+def colour_states(rgb: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The colour parts of ``count`` patch states, ``(B, count, COLOUR_DIM)``, and of the pooled vector,
+    ``(B, COLOUR_DIM)``, for pixels in [0, 1]."""
+    histogram = colour_histogram(rgb)
+    tokens = torch.cat([patch_colours(rgb, count), histogram.unsqueeze(1).expand(-1, count, -1)], dim=-1)
+    return tokens, torch.cat([rgb.mean(dim=(2, 3)), histogram], dim=-1)
+
+
 def with_colour(tokens: torch.Tensor, pooled: torch.Tensor, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Patch states ``(B, N, C)`` and pooled ``(B, C)`` with each patch's mean colour and the image's colour
-    histogram appended (``C + COLOUR_DIM`` wide)."""
-    histogram = colour_histogram(rgb).to(tokens.dtype)
-    count = tokens.shape[1]
-    tokens = torch.cat([tokens, patch_colours(rgb, count).to(tokens.dtype),
-                        histogram.unsqueeze(1).expand(-1, count, -1)], dim=-1)
-    pooled = torch.cat([pooled, rgb.mean(dim=(2, 3)).to(pooled.dtype), histogram.to(pooled.dtype)], dim=-1)
-    return tokens, pooled
+    """Patch states ``(B, N, C)`` and pooled ``(B, C)`` with their colour parts appended (``C + COLOUR_DIM``)."""
+    colour_tokens, colour_pooled = colour_states(rgb, tokens.shape[1])
+    return (torch.cat([tokens, colour_tokens.to(tokens.dtype)], dim=-1),
+            torch.cat([pooled, colour_pooled.to(pooled.dtype)], dim=-1))

@@ -119,10 +119,13 @@ class ImageEncoder(nn.Module):
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image.convert("RGB"))
 
+    def unnormalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels back to RGB in [0, 1]."""
+        mean = pixels.new_tensor(self.config.mean).view(1, 3, 1, 1)
+        return pixels * pixels.new_tensor(self.config.std).view(1, 3, 1, 1) + mean
+
     def forward(self, pixels: torch.Tensor) -> ImageStates:
         states = self.backbone(pixels)
         if not self.config.colour_features:
             return states
-        mean = pixels.new_tensor(self.config.mean).view(1, 3, 1, 1)
-        std = pixels.new_tensor(self.config.std).view(1, 3, 1, 1)
-        return ImageStates(*with_colour(states.tokens, states.pooled, pixels * std + mean))
+        return ImageStates(*with_colour(states.tokens, states.pooled, self.unnormalise(pixels)))
