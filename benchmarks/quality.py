@@ -75,9 +75,12 @@ class Bench:
         records = read_catalog(self.data / catalog, FieldMapping(), {"split": split})
         return [r for r in records if isinstance(r, Product)]
 
-    def states(self, products: list[Product], image_field: str) -> tuple[TextStates, ImageStates]:
-        text = item_text_states(self.base, [p.text for p in products], self.cache)
-        image = item_image_states(self.base, products, image_field, ImageLoader(self.data), self.cache)
+    def states(self, products: list[Product], image_field: str,
+               model: SMARModel | None = None) -> tuple[TextStates, ImageStates]:
+        """Frozen-backbone states of ``products`` through ``model``'s encoders (default: a new model's)."""
+        model = model or self.base
+        text = item_text_states(model, [p.text for p in products], self.cache)
+        image = item_image_states(model, products, image_field, ImageLoader(self.data), self.cache)
         return TextStates(text.tokens, text.mask, text.pooled), ImageStates(image.tokens, image.pooled)
 
     def evaluate(self, method: str, catalog: str, score_fn) -> list[dict]:
@@ -127,7 +130,7 @@ class Bench:
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
         def score(test, ids, image_field, queries: list[LabelledQuery]):
-            views = item_views(model, *self.states(test, image_field))
+            views = item_views(model, *self.states(test, image_field, model))
             qv = model.encode_queries([q.query for q in queries])
             if view == "late":
                 return rank(qv, weight * views["text"] + (1 - weight) * views["image"], ids)
@@ -153,7 +156,7 @@ class Bench:
     def tune_late_weight(self, model: SMARModel, catalog: str) -> float:
         """Pick w of ``w*text + (1-w)*image`` on the validation slice."""
         queries, train_items = self.validation_slice(catalog)
-        views = item_views(model, *self.states(train_items, "image"))
+        views = item_views(model, *self.states(train_items, "image", model))
         qv = model.encode_queries([q.query for q in queries])
         ids = [p.id for p in train_items]
         best = max(np.linspace(0, 1, 11), key=lambda w: score_rankings(

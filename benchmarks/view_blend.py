@@ -41,7 +41,7 @@ def main() -> None:
         scores = []
         for catalog in CATALOGS:
             queries, items = bench.validation_slice(catalog)
-            views = item_views(model, *bench.states(items, "image"))
+            views = item_views(model, *bench.states(items, "image", model))
             ranking = rank(model.encode_queries([q.query for q in queries]), blended(views, weight),
                            [p.id for p in items])
             scores.append(score_rankings(queries, ranking, ["ndcg@10"])["ndcg@10"])
@@ -51,7 +51,7 @@ def main() -> None:
     for catalog in CATALOGS:
         test = bench.products(catalog, "test")
         for field in IMAGE_FIELDS:
-            views = item_views(model, *bench.states(test, field))
+            views = item_views(model, *bench.states(test, field, model))
             for query_file in QUERY_FILES:
                 queries = bench.queries[query_file]
                 query_vectors = model.encode_queries([q.query for q in queries])

@@ -1,0 +1,51 @@
+"""Score saved models on the validation slice of the train split: how recipe choices are made, never on test.
+
+The slice is ``quality.Bench.validation_slice``: 300 train-split queries over 2,000 train-split products,
+for both catalogs and both image sizes (fused view). Its products and wordings were seen in training, so it
+flatters every model alike; it ranks recipes, it does not predict test numbers.
+
+    python benchmarks/validation.py /work/runs/smar_aug8 /work/runs/smar_colour
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from quality import CATALOGS, IMAGE_FIELDS, Bench, item_views, rank
+
+from smar_sdk import SMARModel
+from smar_sdk.evaluation import score_rankings
+from smar_sdk.features import DEFAULT_CACHE_DIR
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
+
+
+def validation_scores(bench: Bench, model: SMARModel) -> dict[str, float]:
+    """nDCG@10 of the fused view per catalog and image field, and their mean."""
+    scores = {}
+    for catalog in CATALOGS:
+        queries, items = bench.validation_slice(catalog)
+        query_vectors = model.encode_queries([q.query for q in queries])
+        for field in IMAGE_FIELDS:
+            views = item_views(model, *bench.states(items, field, model))
+            ranking = rank(query_vectors, views["fused"], [p.id for p in items])
+            scores[f"{catalog}/{field}"] = score_rankings(queries, ranking, ["ndcg@10"])["ndcg@10"]
+    scores["mean"] = sum(scores.values()) / len(scores)
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path, help="saved model directories")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
+    for directory in args.models:
+        scores = validation_scores(bench, SMARModel.load(directory).eval())
+        print(json.dumps({"model": str(directory), **{k: round(v, 4) for k, v in scores.items()}}))
+
+
+if __name__ == "__main__":
+    main()
