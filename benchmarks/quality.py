@@ -5,11 +5,13 @@ Methods: BM25 over titles (bm25s), the text encoder zero-shot, and four configur
 image-only trained (0/1/0, image view), late fusion (1/1/0, score = w*text + (1-w)*image, w tuned on
 train-split queries) and SMAR (multi-task a/b/c, cross-attention fused view). Every trained method uses
 the same recipe: the train split only, each pair's item text sampled from `catalog.jsonl` or
-`catalog_no_colour.jsonl` titles and its image from `image` or `thumbnail`; one model per method is
+`catalog_no_colour.jsonl` titles, its image from `image` or `thumbnail` and (with ``--query-variants``) its
+query from the original or a rewording; one model per method is
 then tested on both catalogs' test splits. Backbones are frozen, so test-item states come from the
 feature cache and rankings are exact (brute force, what the embedded store returns).
 
-    python benchmarks/quality.py --epochs 6 --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
+    python benchmarks/quality.py --epochs 6 --query-variants 8 --out benchmarks/results/quality.json \
+        --save-smar smar_sdk/default_model
     python benchmarks/quality.py --markdown --plot docs/quality.png --out benchmarks/results/quality.json
 
 Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the tables.
