@@ -66,9 +66,10 @@ def item_views(model: SMARModel, text: TextStates, image: ImageStates, batch: in
 
 
 class Bench:
-    def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0) -> None:
+    def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0,
+                 query_tuned_layers: int = 0) -> None:
         self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
-        self.query_variants = query_variants
+        self.query_variants, self.query_tuned_layers = query_variants, query_tuned_layers
         self.cache_dir = cache_dir
         self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
@@ -126,7 +127,8 @@ class Bench:
                              query_variants=self.query_variants,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         started = time.perf_counter()
-        model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to, SMARConfig(),
+        model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
+                              SMARConfig(query_tuned_layers=self.query_tuned_layers),
                               config, cache_dir=self.cache_dir)
         seconds = time.perf_counter() - started
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
@@ -219,6 +221,8 @@ def main() -> None:
     parser.add_argument("--save-smar", type=Path, default=None, help="save the trained SMAR model here")
     parser.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=RUN_ORDER, metavar="METHOD",
                         help="trained methods to (re)run; rows of the others are kept from --out")
+    parser.add_argument("--query-tuned-layers", type=int, default=0,
+                        help="fine-tune this many top layers of the query tower's own text encoder")
     parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
     parser.add_argument("--plot", type=Path, default=None, help="also draw nDCG@10 per method into this PNG")
     args = parser.parse_args()
@@ -228,7 +232,7 @@ def main() -> None:
         if args.plot:
             plot(rows, args.plot)
         return
-    bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants)
+    bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants, args.query_tuned_layers)
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]

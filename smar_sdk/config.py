@@ -49,6 +49,8 @@ class SMARConfig(BaseModel):
     text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
     # New models read colour; a saved config without the key keeps the plain backbone it was trained with.
     image_encoder: ImageEncoderConfig = Field(default_factory=lambda: ImageEncoderConfig(colour_features=True))
+    query_tuned_layers: int = Field(0, ge=0, le=48, description="top layers of the query tower's own copy of the "
+                                    "text encoder that training fine-tunes (0: queries use the frozen item encoder)")
     dim: int = Field(256, ge=8, le=4096, description="size of every output vector")
     fusion_dim: int = Field(256, ge=8, le=4096, description="width of the cross-attention block")
     fusion_heads: int = Field(4, ge=1, le=64)

@@ -41,6 +41,8 @@ class SMARModel(nn.Module):
         self.config = config or SMARConfig()
         cfg = self.config
         self.text_encoder = TextEncoder(cfg.text_encoder)
+        # The asymmetric query tower: its own encoder copy when training fine-tunes its top layers.
+        self.query_encoder = TextEncoder(cfg.text_encoder) if cfg.query_tuned_layers else None
         self.image_encoder = ImageEncoder(cfg.image_encoder)
         text_dim, token_dim, image_dim = (self.text_encoder.hidden_size, self.text_encoder.token_size,
                                           self.image_encoder.state_dim)
@@ -56,6 +58,17 @@ class SMARModel(nn.Module):
     @property
     def dim(self) -> int:
         return self.config.dim
+
+    @property
+    def query_text_encoder(self) -> TextEncoder:
+        """The query tower's text encoder: its own fine-tuned copy, or the items' frozen one."""
+        return self.query_encoder if self.query_encoder is not None else self.text_encoder
+
+    def query_tuned_prefixes(self) -> list[str]:
+        """State-dict prefixes of the query encoder's fine-tuned layers (none without ``query_tuned_layers``)."""
+        if self.query_encoder is None:
+            return []
+        return [f"query_encoder.{p}" for p in self.query_encoder.top_layers(self.config.query_tuned_layers)]
 
     # ----- heads over backbone states (used by encoding and by training on cached states) -----
     def query_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -76,7 +89,7 @@ class SMARModel(nn.Module):
     @torch.inference_mode()
     def encode_queries(self, queries: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """Encode shopper queries into an ``(n, dim)`` float32 array of unit vectors."""
-        out = [self.query_vectors(self.text_encoder.encode(list(queries[i : i + batch_size])).pooled)
+        out = [self.query_vectors(self.query_text_encoder.encode(list(queries[i : i + batch_size])).pooled)
                for i in range(0, len(queries), batch_size)]
         return _to_numpy(out, self.dim)
 

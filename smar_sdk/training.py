@@ -49,6 +49,8 @@ class TrainConfig(BaseModel):
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(256, ge=2)
     learning_rate: float = Field(1e-3, gt=0)
+    encoder_learning_rate: float = Field(1e-4, gt=0, description="learning rate of the query encoder's fine-tuned "
+                                                               "layers (SMARConfig.query_tuned_layers)")
     weight_decay: float = Field(0.01, ge=0)
     text_weight: float = Field(0.5, ge=0, description="a: weight of L(query, text view)")
     image_weight: float = Field(0.5, ge=0, description="b: weight of L(query, image view)")
@@ -126,6 +128,31 @@ def _query_wordings(queries: list[str], cfg: TrainConfig) -> tuple[list[str], to
         count.append(len(wordings))
         texts.extend(wordings)
     return texts, torch.tensor(first), torch.tensor(count)
+
+
+class _QueryInputs:
+    """Pooled query-encoder vectors of each wording: cached once while the query encoder is frozen, computed
+    per step (with gradients into its top layers) when ``SMARConfig.query_tuned_layers`` fine-tunes it."""
+
+    def __init__(self, model: SMARModel, wordings: list[str], cache: FeatureCache, progress: bool) -> None:
+        self.model, self.wordings = model, wordings
+        self.tuned_prefixes = model.query_tuned_prefixes()
+        self.cached = None if self.tuned_prefixes else text_pooled(model, wordings, cache, progress=progress)
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The fine-tuned layers' parameters; every other query-encoder parameter is frozen."""
+        tuned = []
+        for name, parameter in self.model.named_parameters():
+            if name.startswith("query_encoder."):
+                parameter.requires_grad_(name.startswith(tuple(self.tuned_prefixes)))
+                if parameter.requires_grad:
+                    tuned.append(parameter)
+        return tuned
+
+    def pooled(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.cached is not None:
+            return self.cached[rows]
+        return self.model.query_text_encoder.encode([self.wordings[i] for i in rows.tolist()]).pooled
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -210,7 +237,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     queries = sorted({q for q, _ in pairs})
     query_index = {q: i for i, q in enumerate(queries)}
     wordings, wording_first, wording_count = _query_wordings(queries, cfg)
-    query_states = text_pooled(model, wordings, cache, progress=progress)
+    query_inputs = _QueryInputs(model, wordings, cache, progress)
     text_states = [item_text_states(model, texts, cache, progress=progress)
                    for texts in [[p.text for p in products], *_variant_texts(cfg, products, mapping)]]
     image_states = [item_image_states(model, products, f, loader, cache, progress=progress) for f in cfg.image_fields]
@@ -223,7 +250,10 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
         params.append(model.logit_scale)
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    groups = [{"params": params}]
+    if tuned := query_inputs.trainable():
+        groups.append({"params": tuned, "lr": cfg.encoder_learning_rate})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total))
@@ -231,7 +261,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     generator = torch.Generator().manual_seed(cfg.seed)
     fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), str(Path(catalog).resolve()),
                               str(Path(pairs_path).resolve()), len(pairs), len(products)], sort_keys=True)
-    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES)
+    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuple(query_inputs.tuned_prefixes))
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
     with tqdm(total=total, initial=done * steps_per_epoch, desc="training", unit="step",
@@ -247,7 +277,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 text = _mixed_text(text_states, i_idx, generator)
                 image = _mixed_image(image_states, i_idx, generator)
                 views = model.item_vectors(text, image)
-                query = model.query_vectors(query_states[wording])
+                query = model.query_vectors(query_inputs.pooled(wording))
                 scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()
                 loss = sum(w * contrastive_loss(query, views[name], positives, scale)
                            for name, w in weights.items() if w > 0)
@@ -268,7 +298,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                          first_loss=float(np.mean(losses[:window])), last_loss=float(np.mean(losses[-window:])),
                          seconds=time.perf_counter() - started)
     model.config = model.config.model_copy(update={
-        "trained_backbone_prefixes": sorted({*model.config.trained_backbone_prefixes, "image_encoder."}),
+        "trained_backbone_prefixes": sorted({*model.config.trained_backbone_prefixes, "image_encoder.",
+                                             *query_inputs.tuned_prefixes}),
         "image_encoder": model.config.image_encoder.model_copy(update={"weights": None}),
         "training": {**cfg.model_dump(), "catalog": Path(catalog).name, "pairs": Path(pairs_path).name,
                      "text_variant_catalogs": [Path(p).name for p in cfg.text_variant_catalogs],

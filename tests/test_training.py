@@ -105,3 +105,23 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
     assert seen == [2, 3] and report.steps == 15  # epoch 1 was not redone
     queries = ["red shirt", "blue bag"]
     np.testing.assert_allclose(resumed.encode_queries(queries), straight.encode_queries(queries), atol=1e-5)
+
+
+def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    config = tiny_config.model_copy(update={"query_tuned_layers": 1})
+    base = SMARModel(config)
+    model, report = train(catalog, pairs, tmp_path / "tuned", config,
+                          TrainConfig(epochs=25, batch_size=16, learning_rate=5e-3, encoder_learning_rate=1e-3,
+                                      seed=1), cache_dir=None, progress=False)
+    assert report.last_loss < 0.6 * report.first_loss
+    tuned = model.query_tuned_prefixes()
+    assert len(tuned) == 1 and tuned[0].endswith(".1.")  # the top one of the tiny encoder's 2 layers
+    after, before = model.state_dict(), base.state_dict()
+    changed = {k for k in after if k.startswith("query_encoder.") and not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(tuned[0]) for k in changed)  # only the top layer moved
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("text_encoder."))  # items: frozen
+    reloaded = SMARModel.load(tmp_path / "tuned")
+    queries = ["red shoes", "blue bag", "a green dress for women"]
+    np.testing.assert_allclose(reloaded.encode_queries(queries), model.encode_queries(queries), atol=2e-3)
+    assert not np.allclose(SMARModel.load(tmp_path / "tuned").encode_queries(queries),
+                           base.encode_queries(queries), atol=1e-2)

@@ -47,6 +47,16 @@ class TextEncoder(nn.Module):
                                             "get_word_embedding_dimension")() or self.hidden_size)
         self._tokenize = _first_method(self.model, "preprocess", "tokenize")
 
+    def top_layers(self, count: int) -> list[str]:
+        """Parameter-name prefixes (relative to this encoder) of its last ``count`` transformer layers."""
+        stacks = [(name, module) for name, module in self.named_modules() if isinstance(module, nn.ModuleList)]
+        if not stacks:
+            raise ModelError("the text encoder has no stack of transformer layers to fine-tune")
+        name, layers = max(stacks, key=lambda item: len(item[1]))
+        if count > len(layers):
+            raise ModelError(f"cannot fine-tune {count} query-encoder layers: the text encoder has {len(layers)}")
+        return [f"{name}.{i}." for i in range(len(layers) - count, len(layers))]
+
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self._tokenize(texts)
 
