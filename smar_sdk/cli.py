@@ -221,6 +221,11 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--model-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A SMAR config JSON (encoders, sizes) to start from; the options below override it.")
 @click.option("--dim", default=None, type=int, help="Size of the output vectors [default: 256].")
+@click.option("--query-tuned-layers", default=None, type=int,
+              help="Give the query tower its own copy of the text encoder and fine-tune its top N layers "
+                   "[default: 0, queries use the frozen item encoder].")
+@click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
+              help="Learning rate of the fine-tuned query-encoder layers.")
 @click.option("--text-encoder", default=None,
               help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
 @click.option("--image-kind", type=click.Choice(["torchvision", "open_clip"]), default=None,
@@ -241,7 +246,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], text_variant_catalogs: tuple[Path, ...],
           query_variants: int, synonyms_path: Path | None, epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
-          fixed_temperature: bool, model_config: Path | None, dim: int | None, text_encoder: str | None,
+          fixed_temperature: bool, model_config: Path | None, dim: int | None, query_tuned_layers: int | None,
+          encoder_learning_rate: float, text_encoder: str | None,
           image_kind: str | None, image_arch: str | None, image_weights: str | None, colour_features: bool | None,
           seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
@@ -261,10 +267,12 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
                                    "colour_features": colour_features}.items() if v is not None}
     config = base.model_copy(update={
         "dim": dim or base.dim, "text_fields": fields,
+        "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base.image_encoder.model_dump(), **image_cfg})})
     train_config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, text_weight=text_weight,
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,
         image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
         only=_pairs(only, "--only"), seed=seed, text_variant_catalogs=[str(p) for p in text_variant_catalogs],
