@@ -191,6 +191,17 @@ def contrastive_loss(queries: torch.Tensor, items: torch.Tensor, positives: torc
     return (q2i.mean() + i2q.mean()) / 2
 
 
+def pair_keys(queries: torch.Tensor, items: torch.Tensor, item_count: int) -> torch.Tensor:
+    """Sorted unique keys of the (query, item) pairs: a sparse relevance table for any catalog size."""
+    return torch.unique(queries * item_count + items)
+
+
+def batch_positives(queries: torch.Tensor, items: torch.Tensor, keys: torch.Tensor, item_count: int) -> torch.Tensor:
+    """``(B, B)``: row i's query is paired with column j's item somewhere in the pairs file (so the same query
+    or the same item as a row always is), and column j is a positive of row i, never a negative."""
+    return torch.isin(queries[:, None] * item_count + items[None, :], keys)
+
+
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1):
     """Learning-rate factor: linear warm-up over the first steps, then cosine decay to zero."""
     warmup = max(1, int(total_steps * warmup_fraction))
@@ -244,8 +255,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])
-    paired = torch.zeros(len(queries), len(products), dtype=torch.bool)
-    paired[pair_queries, pair_items] = True
+    paired = pair_keys(pair_queries, pair_items, len(products))
     params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
@@ -271,7 +281,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
             for step in range(steps_per_epoch):
                 batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
                 q_idx, i_idx = pair_queries[batch], pair_items[batch]
-                positives = paired[q_idx][:, i_idx]  # same query, same item, or paired anywhere in the file
+                positives = batch_positives(q_idx, i_idx, paired, len(products))
                 wording = wording_first[q_idx] + (torch.rand(len(q_idx), generator=generator)
                                                   * wording_count[q_idx]).long()
                 text = _mixed_text(text_states, i_idx, generator)

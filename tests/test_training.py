@@ -22,6 +22,19 @@ def test_contrastive_loss_prefers_aligned_pairs() -> None:
     assert contrastive_loss(eye, eye[[1, 2, 3, 0]], both, torch.tensor(10.0)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_items_paired_with_a_query_anywhere_are_its_positives() -> None:
+    from smar_sdk.training import batch_positives, pair_keys
+
+    # the pairs file: q0-i0, q1-i1, q0-i2 (q0 names two items, as attribute-made queries do)
+    keys = pair_keys(torch.tensor([0, 1, 0]), torch.tensor([0, 1, 2]), item_count=3)
+    batch_queries, batch_items = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 2, 1])
+    expected = torch.tensor([[True, False, True, False],  # q0: i0 and i2, even from other rows
+                             [False, True, False, True],
+                             [True, False, True, False],
+                             [False, True, False, True]])
+    assert torch.equal(batch_positives(batch_queries, batch_items, keys, 3), expected)
+
+
 def test_training_lowers_loss_and_ranks_planted_positive_first(tiny_config, catalog: Path, pairs: Path,
                                                                tmp_path: Path) -> None:
     config = TrainConfig(epochs=25, batch_size=16, learning_rate=5e-3, seed=1)
