@@ -235,7 +235,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="torchvision weights file, or open_clip pretrained tag / checkpoint path.")
 @click.option("--colour-features/--no-colour-features", default=None,
               help="Append each patch's mean colour and the image's colour histogram to the image backbone's "
-                   "states [default: on for new models].")
+                   "states [default: on; with --model-config, what that file says, off if it lacks the key].")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where frozen-backbone features are cached (default ~/.cache/smar-sdk/features).")
@@ -261,6 +261,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     from .training import TrainConfig
     from .training import train as run_training
 
+    if synonyms_path and not query_variants:
+        raise click.UsageError("--synonyms only shapes the rewordings of --query-variants N; give N > 0 as well")
     base = _read_config(model_config) if model_config else SMARConfig()
     fields = split_fields(text_fields) if text_fields else base.text_fields
     image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights,

@@ -132,7 +132,8 @@ class SMARModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         prefixes, backbone = self._saved_prefixes(), tuple(self.config.trained_backbone_prefixes)
-        state = {k: _storage_tensor(v, half=k.startswith(backbone))
+        # frozen-then-shipped image backbone in float16; fine-tuned query layers in float32, as trained and scored
+        state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith("query_encoder."))
                  for k, v in self.state_dict().items() if k.startswith(prefixes)}
         save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "smar-sdk"})
         (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")

@@ -61,6 +61,7 @@ _GENDER_WORDS = {
     "men": ("men's", "mens", "men", "man", "gents", "male"),
     "girls": ("girl's", "girls", "girl"), "boys": ("boy's", "boys", "boy"), "unisex": ("unisex",),
 }
+_WORD = r"(?<![\w'-])({})(?![\w'-])"  # a regex alternation matched as whole words (hyphens join words)
 PREFIXES = ("looking for", "looking for a", "show me", "i want", "i need", "need", "buy", "shop", "search",
             "find me", "best", "latest", "new", "cheap", "stylish", "good")
 SUFFIXES = ("online", "sale", "on sale", "under 1000", "collection", "please", "for daily use", "new arrivals")
@@ -79,12 +80,13 @@ class QueryRewriter:
                 self.alternatives.setdefault(phrase, []).extend(p for p in group if p != phrase)
         self.gender_forms, self.prefixes, self.suffixes = gender_forms, prefixes, suffixes
         phrases = sorted(self.alternatives, key=len, reverse=True)  # longest first: "navy blue" before "blue"
-        self.phrase_pattern = re.compile(r"\b(" + "|".join(map(re.escape, phrases)) + r")\b") if phrases else None
+        # whole words only: "x-men" and "spider-man" name no gender, "multi-colour" holds no "colour"
+        self.phrase_pattern = re.compile(_WORD.format("|".join(map(re.escape, phrases)))) if phrases else None
         gender_words = sorted(((w, g) for g, ws in _GENDER_WORDS.items() if g in gender_forms for w in ws),
                               key=lambda x: len(x[0]), reverse=True)
         self.gender_of = dict(gender_words)
-        self.gender_pattern = re.compile(
-            r"(?:\bfor\s+)?(?<![\w'])(" + "|".join(re.escape(w) for w, _ in gender_words) + r")(?![\w'])")
+        gender_alternation = "|".join(re.escape(w) for w, _ in gender_words)
+        self.gender_pattern = re.compile(r"(?:\bfor\s+)?" + _WORD.format(gender_alternation)) if gender_words else None
 
     def variants(self, query: str, count: int, attempts: int = 6) -> list[str]:
         """Up to ``count`` distinct rewordings of ``query`` (never the query itself)."""
@@ -130,7 +132,7 @@ class QueryRewriter:
 
     def _split_gender(self, query: str) -> tuple[str, str | None]:
         """The query without its first gender phrase, and that gender (``None`` if it names none)."""
-        match = self.gender_pattern.search(query)
+        match = self.gender_pattern.search(query) if self.gender_pattern is not None else None
         if match is None:
             return query, None
         return (query[: match.start()] + " " + query[match.end() :]).strip(), self.gender_of[match.group(1)]

@@ -111,3 +111,11 @@ def test_score_rankings_single_and_many_metrics() -> None:
     assert score_rankings(queries, rankings, ["mrr@10"]) == {"mrr@10": 0.75}
     both = score_rankings(queries, rankings)
     assert both["recall@10"] == 0.75 and both["mrr@10"] == 0.75 and 0 < both["ndcg@10"] < 1
+
+
+def test_synonyms_need_query_variants(catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    lexicon = tmp_path / "synonyms.txt"
+    lexicon.write_text("sofa, couch\n")
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "--synonyms", str(lexicon)])
+    assert result.exit_code == 2 and "--query-variants" in result.output

@@ -56,3 +56,25 @@ def test_saved_configs_without_the_key_keep_the_plain_backbone(tiny_model_dir: P
     saved = json.loads((tiny_model_dir / "config.json").read_text())
     saved["image_encoder"].pop("colour_features")
     assert not SMARConfig.model_validate(saved).image_encoder.colour_features
+
+
+def test_training_states_match_the_encoder_and_reuse_the_backbone_cache(tiny_config: SMARConfig, catalog: Path,
+                                                                         tmp_path: Path) -> None:
+    from smar_sdk import FieldMapping, Product, read_catalog
+    from smar_sdk.features import FeatureCache, item_image_states
+    from smar_sdk.images import ImageLoader
+
+    products = [r for r in read_catalog(catalog, FieldMapping()) if isinstance(r, Product)][:6]
+    config = tiny_config.model_copy(update={"image_encoder": tiny_config.image_encoder.model_copy(
+        update={"colour_features": True})})
+    model, plain_model = SMARModel(config), SMARModel(tiny_config)
+    cache, loader = FeatureCache(tmp_path / "cache"), ImageLoader(catalog.parent)
+    plain = item_image_states(plain_model, products, "image", loader, cache, progress=False)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()) == ["image"]
+    coloured = item_image_states(model, products, "image", loader, cache, progress=False)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()) == ["colour", "image"]  # reused
+    pixels = torch.stack([model.image_encoder.preprocess(loader.load(p.payload["image"])) for p in products])
+    direct = model.image_encoder(pixels)
+    assert torch.allclose(coloured.pooled, direct.pooled, atol=1e-4)
+    assert torch.allclose(coloured.tokens.float(), direct.tokens, atol=1e-2)  # tokens are cached as float16
+    assert torch.equal(coloured.pooled[:, : plain.pooled.shape[1]], plain.pooled)

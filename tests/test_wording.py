@@ -69,3 +69,11 @@ def test_training_on_rewordings_teaches_an_unseen_word(tiny_config, catalog: Pat
 
     with_rewordings, without = bags_found(4), bags_found(0)
     assert with_rewordings == len(bags) and without <= len(bags) // 2
+
+
+def test_hyphenated_words_and_punctuation_are_left_whole() -> None:
+    variants = QueryRewriter(seed=0).variants("spider-man multi-colour tshirts", 30)
+    assert all("spider-man" in v and "multi-colour" in v for v in variants)  # not a gender, not a colour phrase
+    assert not any(MALE_WORDS & set(v.split()) for v in variants)
+    bare = QueryRewriter(seed=0, synonyms=[["sofa", "couch"]], gender_forms={})
+    assert any("couch" in v for v in bare.variants("grey sofa! (t - shirt)", 10))  # no gender words: no crash

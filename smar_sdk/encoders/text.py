@@ -27,6 +27,7 @@ class TextEncoder(nn.Module):
 
     def __init__(self, config: TextEncoderConfig) -> None:
         super().__init__()
+        self.config = config
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -50,11 +51,14 @@ class TextEncoder(nn.Module):
     def top_layers(self, count: int) -> list[str]:
         """Parameter-name prefixes (relative to this encoder) of its last ``count`` transformer layers."""
         stacks = [(name, module) for name, module in self.named_modules() if isinstance(module, nn.ModuleList)]
+        encoder = self.config.name_or_path
         if not stacks:
-            raise ModelError("the text encoder has no stack of transformer layers to fine-tune")
+            raise ModelError(f"query_tuned_layers (--query-tuned-layers) needs transformer layers, but text encoder "
+                             f"{encoder!r} has no stack of them; set it to 0")
         name, layers = max(stacks, key=lambda item: len(item[1]))
         if count > len(layers):
-            raise ModelError(f"cannot fine-tune {count} query-encoder layers: the text encoder has {len(layers)}")
+            raise ModelError(f"query_tuned_layers (--query-tuned-layers) is {count}, but text encoder {encoder!r} "
+                             f"has {len(layers)} layers")
         return [f"{name}.{i}." for i in range(len(layers) - count, len(layers))]
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
