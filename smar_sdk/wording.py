@@ -91,6 +91,8 @@ class QueryRewriter:
     def variants(self, query: str, count: int, attempts: int = 6) -> list[str]:
         """Up to ``count`` distinct rewordings of ``query`` (never the query itself)."""
         original = " ".join(query.lower().split())
+        if not original:
+            return []  # fillers alone are not a query
         found: list[str] = []
         for _ in range(count * attempts):
             if len(found) == count:

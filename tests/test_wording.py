@@ -21,6 +21,7 @@ def test_variants_are_distinct_rewordings_and_deterministic() -> None:
     assert "women's blue skirts" not in variants
     assert variants == QueryRewriter(seed=1).variants("women's blue skirts", 8)
     assert variants != QueryRewriter(seed=2).variants("women's blue skirts", 8)
+    assert QueryRewriter(seed=1).variants("   ", 8) == []
 
 
 def test_rewordings_keep_the_intent() -> None:
