@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .catalog import Product
 from .encoders import ImageEncoder, ImageStates
-from .encoders.colour import colour_states
+from .encoders.colour import COLOUR_DIM, colour_states
 from .errors import ImageError
 from .images import ImageLoader
 from .model import SMARModel
@@ -47,8 +47,11 @@ class FeatureCache:
     def __init__(self, directory: str | Path | None) -> None:
         self.directory = Path(directory) if directory else None
 
+    def has(self, name: str) -> bool:
+        return bool(self.directory and (self.directory / name).is_file())
+
     def get(self, name: str) -> dict[str, torch.Tensor] | None:
-        if self.directory and (self.directory / name).is_file():
+        if self.has(name):
             return load_file(str(self.directory / name))
         return None
 
@@ -100,30 +103,51 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
     """Image-backbone states of each product's ``image_field`` image (decoded on two threads).
 
     The backbone's own states and the colour features are cached apart, so switching colour features on
-    or off never re-runs the backbone.
+    or off never re-runs the backbone; when neither is cached, one decoding pass computes both.
     """
     encoder = model.image_encoder
     refs = [str(p.payload.get(image_field)) for p in products]
     keys = [f"{p.id}:{r}" for p, r in zip(products, refs, strict=True)]
     backbone_config = encoder.config.model_dump_json(exclude={"colour_features"})
-    plain = _cached_image_states(cache, _cache_key(f"image-{image_field}", backbone_config, keys), products, refs,
-                                 encoder, loader, encoder.backbone, f"encoding {image_field}s", batch_size, progress)
+    plain_name = _cache_key(f"image-{image_field}", backbone_config, keys)
+
+    def encode(function: Callable[[torch.Tensor], ImageStates], desc: str) -> ItemImageStates:
+        return _encode_images(products, refs, encoder, loader, function, desc, batch_size, progress)
+
+    plain = _cached(cache, plain_name)
     if not encoder.config.colour_features:
-        return plain
+        return plain or _store(cache, plain_name, encode(encoder.backbone, f"encoding {image_field}s"))
+    colour_name = _cache_key(f"colour-{image_field}", backbone_config, keys)
+    if plain is None and not cache.has(colour_name):
+        both = encode(encoder, f"encoding {image_field}s")
+        width = both.pooled.shape[1] - COLOUR_DIM
+        _store(cache, plain_name, ItemImageStates(both.tokens[..., :width], both.pooled[:, :width]))
+        _store(cache, colour_name, ItemImageStates(both.tokens[..., width:], both.pooled[:, width:]))
+        return both
+    plain = plain or _store(cache, plain_name, encode(encoder.backbone, f"encoding {image_field}s"))
+
     def colours(pixels: torch.Tensor) -> ImageStates:
         return ImageStates(*colour_states(encoder.unnormalise(pixels), plain.tokens.shape[1]))
 
-    colour = _cached_image_states(cache, _cache_key(f"colour-{image_field}", backbone_config, keys), products, refs,
-                                  encoder, loader, colours, f"colours of {image_field}s", batch_size, progress)
+    colour = _cached(cache, colour_name) or _store(cache, colour_name, encode(colours, f"colours of {image_field}s"))
     return ItemImageStates(torch.cat([plain.tokens, colour.tokens], dim=-1),
                            torch.cat([plain.pooled, colour.pooled], dim=-1))
 
 
-def _cached_image_states(cache: FeatureCache, name: str, products: Sequence[Product], refs: list[str],
-                         encoder: ImageEncoder, loader: ImageLoader, encode: Callable[[torch.Tensor], ImageStates],
-                         desc: str, batch_size: int, progress: bool) -> ItemImageStates:
-    if (hit := cache.get(name)) is not None:
-        return ItemImageStates(hit["tokens"], hit["pooled"])
+def _cached(cache: FeatureCache, name: str) -> ItemImageStates | None:
+    hit = cache.get(name)
+    return None if hit is None else ItemImageStates(hit["tokens"], hit["pooled"])
+
+
+def _store(cache: FeatureCache, name: str, states: ItemImageStates) -> ItemImageStates:
+    cache.put(name, {"tokens": states.tokens, "pooled": states.pooled})
+    return states
+
+
+def _encode_images(products: Sequence[Product], refs: list[str], encoder: ImageEncoder, loader: ImageLoader,
+                   encode: Callable[[torch.Tensor], ImageStates], desc: str, batch_size: int,
+                   progress: bool) -> ItemImageStates:
+    """``encode`` over the decoded images, batch by batch: tokens as float16, pooled vectors as float32."""
 
     def pixels(index: int) -> torch.Tensor:
         try:
@@ -138,6 +162,4 @@ def _cached_image_states(cache: FeatureCache, name: str, products: Sequence[Prod
             states = encode(torch.stack(list(pool.map(pixels, range(i, min(i + batch_size, len(refs)))))))
             tokens.append(states.tokens.half())
             pooled.append(states.pooled.float())
-    result = ItemImageStates(torch.cat(tokens), torch.cat(pooled))
-    cache.put(name, {"tokens": result.tokens, "pooled": result.pooled})
-    return result
+    return ItemImageStates(torch.cat(tokens), torch.cat(pooled))

@@ -78,3 +78,8 @@ def test_training_states_match_the_encoder_and_reuse_the_backbone_cache(tiny_con
     assert torch.allclose(coloured.pooled, direct.pooled, atol=1e-4)
     assert torch.allclose(coloured.tokens.float(), direct.tokens, atol=1e-2)  # tokens are cached as float16
     assert torch.equal(coloured.pooled[:, : plain.pooled.shape[1]], plain.pooled)
+    cold = item_image_states(model, products, "image", loader, FeatureCache(tmp_path / "cold"), progress=False)
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cold").iterdir()) == ["colour", "image"]  # one pass
+    assert torch.equal(cold.tokens, coloured.tokens) and torch.equal(cold.pooled, coloured.pooled)
+    again = item_image_states(model, products, "image", loader, FeatureCache(tmp_path / "cold"), progress=False)
+    assert torch.equal(again.tokens, coloured.tokens) and torch.equal(again.pooled, coloured.pooled)
