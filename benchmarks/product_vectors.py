@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from quality import CATALOGS, IMAGE_FIELDS, QUERY_FILES, Bench, item_views
+from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, QUERY_FILES, Bench, item_views
 
 from smar_sdk import SMARModel
 from smar_sdk.features import DEFAULT_CACHE_DIR
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 DEFAULT_OUT = Path.home() / ".cache" / "smar-sdk" / "bench" / "product_vectors.npz"
 SPLITS = ("train", "test")
 

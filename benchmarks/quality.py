@@ -34,6 +34,7 @@ from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states
 from smar_sdk.images import ImageLoader
 from smar_sdk.training import TrainConfig, train
 
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 CATALOGS = ("catalog.jsonl", "catalog_no_colour.jsonl")
 IMAGE_FIELDS = ("image", "thumbnail")
 QUERY_FILES = ("test_queries.jsonl", "test_queries_paraphrased.jsonl")
@@ -212,7 +213,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/myntra")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--query-variants", type=int, default=0,

@@ -13,13 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-from quality import CATALOGS, IMAGE_FIELDS, Bench, item_views, rank
+from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, rank
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 
 
 def validation_scores(bench: Bench, model: SMARModel) -> dict[str, float]:

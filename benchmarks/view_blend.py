@@ -15,14 +15,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from quality import CATALOGS, IMAGE_FIELDS, QUERY_FILES, Bench, item_views, rank
+from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, QUERY_FILES, Bench, item_views, rank
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 
 
 def blended(views: dict[str, np.ndarray], weight: float) -> np.ndarray:
@@ -36,16 +35,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "view_blend.json")
     args = parser.parse_args()
     bench, model = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR), SMARModel.load().eval()
-    validation: dict[float, float] = {}
-    for weight in WEIGHTS:
-        scores = []
-        for catalog in CATALOGS:
-            queries, items = bench.validation_slice(catalog)
-            views = item_views(model, *bench.states(items, "image", model))
-            ranking = rank(model.encode_queries([q.query for q in queries]), blended(views, weight),
-                           [p.id for p in items])
-            scores.append(score_rankings(queries, ranking, ["ndcg@10"])["ndcg@10"])
-        validation[weight] = float(np.mean(scores))
+    slices = []  # per catalog: validation queries, their vectors, item views and ids (the same for every w)
+    for catalog in CATALOGS:
+        queries, items = bench.validation_slice(catalog)
+        slices.append((queries, model.encode_queries([q.query for q in queries]),
+                       item_views(model, *bench.states(items, "image", model)), [p.id for p in items]))
+    validation = {weight: float(np.mean([
+        score_rankings(queries, rank(vectors, blended(views, weight), ids), ["ndcg@10"])["ndcg@10"]
+        for queries, vectors, views, ids in slices])) for weight in WEIGHTS}
     chosen = max(WEIGHTS, key=lambda w: (round(validation[w], 4), -w))  # ties go to the smaller blend
     rows = []
     for catalog in CATALOGS:
