@@ -152,7 +152,9 @@ class MilvusStore:
 
     ``consistency_level`` (of the collection and of searches) defaults to ``Session``: a process reads its own
     writes at once, and searches do not wait for the server's next time tick as ``Strong`` ones do (5 ms instead of
-    400 ms per search at 1M vectors on a server); ``count()`` and ``ids()`` are always ``Strong``.
+    400 ms per search at 1M vectors on a server). ``count()``, ``ids()`` and ``stored_hashes()`` (the indexer's
+    resume check) are always ``Strong``, so a re-run in a new process sees every row an earlier run wrote, even
+    while a restarted server is still replaying its log.
 
     A server that is unreachable, restarting or not ready is retried with exponential backoff (0.5 s doubling to
     5 s) for up to ``retry_seconds`` per call (default 60; 0 turns retries off), then the call fails with a
@@ -396,8 +398,7 @@ class MilvusStore:
         self._ensure_loaded()
         for expr in _id_filters(ids):
             rows = self._call("reading content hashes", lambda e=expr: self.client.query(
-                self.collection, filter=e, output_fields=[ID_FIELD, PAYLOAD_FIELD],
-                consistency_level=self.consistency_level))
+                self.collection, filter=e, output_fields=[ID_FIELD, PAYLOAD_FIELD], consistency_level="Strong"))
             found.update((str(row[ID_FIELD]), str(row[PAYLOAD_FIELD][HASH_PAYLOAD_KEY])) for row in rows
                          if HASH_PAYLOAD_KEY in (row.get(PAYLOAD_FIELD) or {}))
         return found
