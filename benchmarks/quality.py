@@ -68,9 +68,9 @@ def item_views(model: SMARModel, text: TextStates, image: ImageStates, batch: in
 
 class Bench:
     def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0,
-                 query_tuned_layers: int = 0) -> None:
+                 model_config: SMARConfig | None = None) -> None:
         self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
-        self.query_variants, self.query_tuned_layers = query_variants, query_tuned_layers
+        self.query_variants, self.model_config = query_variants, model_config or SMARConfig()
         self.cache_dir = cache_dir
         self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
@@ -129,8 +129,7 @@ class Bench:
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         started = time.perf_counter()
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
-                              SMARConfig(query_tuned_layers=self.query_tuned_layers),
-                              config, cache_dir=self.cache_dir)
+                              self.model_config, config, cache_dir=self.cache_dir)
         seconds = time.perf_counter() - started
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
@@ -224,6 +223,8 @@ def main() -> None:
                         help="trained methods to (re)run; rows of the others are kept from --out")
     parser.add_argument("--query-tuned-layers", type=int, default=0,
                         help="fine-tune this many top layers of the query tower's own text encoder")
+    parser.add_argument("--image-tuned-blocks", type=int, default=0,
+                        help="fine-tune this many top blocks of the image backbone (over cached feature maps)")
     parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
     parser.add_argument("--plot", type=Path, default=None, help="also draw nDCG@10 per method into this PNG")
     args = parser.parse_args()
@@ -233,7 +234,8 @@ def main() -> None:
         if args.plot:
             plot(rows, args.plot)
         return
-    bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants, args.query_tuned_layers)
+    bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
+                  SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks))
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]

@@ -224,8 +224,11 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--query-tuned-layers", default=None, type=int,
               help="Give the query tower its own copy of the text encoder and fine-tune its top N layers "
                    "[default: 0, queries use the frozen item encoder].")
+@click.option("--image-tuned-blocks", default=None, type=int,
+              help="Fine-tune the image backbone's last N blocks (a torchvision CNN), run over cached feature maps "
+                   "of the frozen blocks below them [default: 0, the image backbone stays frozen].")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
-              help="Learning rate of the fine-tuned query-encoder layers.")
+              help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
               help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
 @click.option("--image-kind", type=click.Choice(["torchvision", "open_clip"]), default=None,
@@ -247,13 +250,14 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           query_variants: int, synonyms_path: Path | None, epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
           fixed_temperature: bool, model_config: Path | None, dim: int | None, query_tuned_layers: int | None,
-          encoder_learning_rate: float, text_encoder: str | None,
+          image_tuned_blocks: int | None, encoder_learning_rate: float, text_encoder: str | None,
           image_kind: str | None, image_arch: str | None, image_weights: str | None, colour_features: bool | None,
           seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
-    Backbones stay frozen (their features are computed once and cached); the query head, the
-    per-view heads and the cross-attention fusion are trained with the multi-task contrastive loss.
+    The query head, the per-view heads and the cross-attention fusion are trained with the multi-task
+    contrastive loss. Backbones stay frozen (their features are computed once and cached), except the
+    top layers or blocks that --query-tuned-layers and --image-tuned-blocks fine-tune.
     """
     from .catalog import FieldMapping
     from .config import ImageEncoderConfig, SMARConfig
@@ -270,6 +274,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     config = base.model_copy(update={
         "dim": dim or base.dim, "text_fields": fields,
         "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
+        "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base.image_encoder.model_dump(), **image_cfg})})
     train_config = TrainConfig(

@@ -51,6 +51,8 @@ class SMARConfig(BaseModel):
     image_encoder: ImageEncoderConfig = Field(default_factory=lambda: ImageEncoderConfig(colour_features=True))
     query_tuned_layers: int = Field(0, ge=0, le=48, description="top layers of the query tower's own copy of the "
                                     "text encoder that training fine-tunes (0: queries use the frozen item encoder)")
+    image_tuned_blocks: int = Field(0, ge=0, le=64, description="last blocks of the image backbone (a torchvision "
+                                    "CNN) that training fine-tunes (0: the image backbone stays frozen)")
     dim: int = Field(256, ge=8, le=4096, description="size of every output vector")
     fusion_dim: int = Field(256, ge=8, le=4096, description="width of the cross-attention block")
     fusion_heads: int = Field(4, ge=1, le=64)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .catalog import Product
-from .encoders import ImageEncoder, ImageStates
+from .encoders import ImageStates
 from .encoders.colour import COLOUR_DIM, colour_states
 from .errors import ImageError
 from .images import ImageLoader
@@ -100,36 +100,93 @@ def item_text_states(model: SMARModel, texts: Sequence[str], cache: FeatureCache
 @torch.inference_mode()
 def item_image_states(model: SMARModel, products: Sequence[Product], image_field: str, loader: ImageLoader,
                       cache: FeatureCache, batch_size: int = 64, progress: bool = True) -> ItemImageStates:
-    """Image-backbone states of each product's ``image_field`` image (decoded on two threads).
+    """Image-encoder states of each product's ``image_field`` image (decoded on two threads).
 
     The backbone's own states and the colour features are cached apart, so switching colour features on
-    or off never re-runs the backbone; when neither is cached, one decoding pass computes both.
+    or off never re-runs the backbone; when neither is cached, one decoding pass computes both. A model
+    with fine-tuned image blocks runs them over the cached feature maps below them (:func:`item_image_stems`).
     """
-    encoder = model.image_encoder
-    refs = [str(p.payload.get(image_field)) for p in products]
-    keys = [f"{p.id}:{r}" for p, r in zip(products, refs, strict=True)]
-    backbone_config = encoder.config.model_dump_json(exclude={"colour_features"})
-    plain_name = _cache_key(f"image-{image_field}", backbone_config, keys)
-
-    def encode(function: Callable[[torch.Tensor], ImageStates], desc: str) -> ItemImageStates:
-        return _encode_images(products, refs, encoder, loader, function, desc, batch_size, progress)
-
+    encoder, blocks = model.image_encoder, model.config.image_tuned_blocks
+    if blocks:
+        stems = item_image_stems(model, products, image_field, loader, cache, batch_size, progress)
+        plain = _batched(lambda rows: encoder.from_stem(stems[rows].float(), blocks), len(products), batch_size)
+        if not encoder.config.colour_features:
+            return plain
+        return _joined(plain, item_colour_states(model, products, image_field, loader, cache, batch_size, progress))
+    plain_name = _image_cache_key("image", model, products, image_field)
     plain = _cached(cache, plain_name)
     if not encoder.config.colour_features:
-        return plain or _store(cache, plain_name, encode(encoder.backbone, f"encoding {image_field}s"))
-    colour_name = _cache_key(f"colour-{image_field}", backbone_config, keys)
+        return plain or _store(cache, plain_name, _encode_images(
+            model, products, image_field, loader, encoder.backbone, f"encoding {image_field}s", batch_size, progress))
+    colour_name = _image_cache_key("colour", model, products, image_field)
     if plain is None and not cache.has(colour_name):
-        both = encode(encoder, f"encoding {image_field}s")
+        both = _encode_images(model, products, image_field, loader, encoder, f"encoding {image_field}s", batch_size,
+                              progress)
         width = both.pooled.shape[1] - COLOUR_DIM
         _store(cache, plain_name, ItemImageStates(both.tokens[..., :width], both.pooled[:, :width]))
         _store(cache, colour_name, ItemImageStates(both.tokens[..., width:], both.pooled[:, width:]))
         return both
-    plain = plain or _store(cache, plain_name, encode(encoder.backbone, f"encoding {image_field}s"))
+    plain = plain or _store(cache, plain_name, _encode_images(
+        model, products, image_field, loader, encoder.backbone, f"encoding {image_field}s", batch_size, progress))
+    return _joined(plain, item_colour_states(model, products, image_field, loader, cache, batch_size, progress))
+
+
+@torch.inference_mode()
+def item_colour_states(model: SMARModel, products: Sequence[Product], image_field: str, loader: ImageLoader,
+                       cache: FeatureCache, batch_size: int = 64, progress: bool = True) -> ItemImageStates:
+    """The colour parts of each product's image states (``smar_sdk.encoders.colour``), cached."""
+    encoder = model.image_encoder
+    name = _image_cache_key("colour", model, products, image_field)
 
     def colours(pixels: torch.Tensor) -> ImageStates:
-        return ImageStates(*colour_states(encoder.unnormalise(pixels), plain.tokens.shape[1]))
+        return ImageStates(*colour_states(encoder.unnormalise(pixels), encoder.token_count))
 
-    colour = _cached(cache, colour_name) or _store(cache, colour_name, encode(colours, f"colours of {image_field}s"))
+    return _cached(cache, name) or _store(cache, name, _encode_images(
+        model, products, image_field, loader, colours, f"colours of {image_field}s", batch_size, progress))
+
+
+@torch.inference_mode()
+def item_image_stems(model: SMARModel, products: Sequence[Product], image_field: str, loader: ImageLoader,
+                     cache: FeatureCache, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+    """Feature maps ``(n, C, H, W)`` (float16) below the image backbone's ``image_tuned_blocks`` fine-tuned blocks:
+    the frozen part of the image tower, computed once and cached; training runs the tuned blocks over them."""
+    encoder, blocks = model.image_encoder, model.config.image_tuned_blocks
+    frozen = [v for k, v in encoder.state_dict().items()
+              if not k.startswith(tuple(encoder.top_blocks(blocks)))]  # a loaded model's stem may be rounded
+    name = _image_cache_key(f"stem{blocks}", model, products, image_field, _tensor_digest(frozen))
+
+    def stem(pixels: torch.Tensor) -> ImageStates:
+        grid = encoder.stem(pixels, blocks)
+        return ImageStates(tokens=grid, pooled=grid.mean(dim=(2, 3)))
+
+    states = _cached(cache, name) or _store(cache, name, _encode_images(
+        model, products, image_field, loader, stem, f"encoding {image_field}s below the tuned blocks", batch_size,
+        progress))
+    return states.tokens
+
+
+def _image_cache_key(kind: str, model: SMARModel, products: Sequence[Product], image_field: str,
+                     extra: str = "") -> str:
+    """The cache name of one kind of image state for these products' ``image_field`` images."""
+    config = model.image_encoder.config.model_dump_json(exclude={"colour_features"}) + extra
+    keys = [f"{p.id}:{p.payload.get(image_field)}" for p in products]
+    return _cache_key(f"{kind}-{image_field}", config, keys)
+
+
+def _tensor_digest(tensors: Sequence[torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _batched(function: Callable[[slice], ImageStates], total: int, batch_size: int) -> ItemImageStates:
+    """``function`` over row slices of ``batch_size``: tokens as float16, pooled vectors as float32."""
+    parts = [function(slice(i, i + batch_size)) for i in range(0, total, batch_size)]
+    return ItemImageStates(torch.cat([p.tokens.half() for p in parts]), torch.cat([p.pooled.float() for p in parts]))
+
+
+def _joined(plain: ItemImageStates, colour: ItemImageStates) -> ItemImageStates:
     return ItemImageStates(torch.cat([plain.tokens, colour.tokens], dim=-1),
                            torch.cat([plain.pooled, colour.pooled], dim=-1))
 
@@ -144,10 +201,12 @@ def _store(cache: FeatureCache, name: str, states: ItemImageStates) -> ItemImage
     return states
 
 
-def _encode_images(products: Sequence[Product], refs: list[str], encoder: ImageEncoder, loader: ImageLoader,
+def _encode_images(model: SMARModel, products: Sequence[Product], image_field: str, loader: ImageLoader,
                    encode: Callable[[torch.Tensor], ImageStates], desc: str, batch_size: int,
                    progress: bool) -> ItemImageStates:
     """``encode`` over the decoded images, batch by batch: tokens as float16, pooled vectors as float32."""
+    encoder = model.image_encoder
+    refs = [str(p.payload.get(image_field)) for p in products]
 
     def pixels(index: int) -> torch.Tensor:
         try:

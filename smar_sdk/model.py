@@ -70,6 +70,12 @@ class SMARModel(nn.Module):
             return []
         return [f"query_encoder.{p}" for p in self.query_encoder.top_layers(self.config.query_tuned_layers)]
 
+    def image_tuned_prefixes(self) -> list[str]:
+        """State-dict prefixes of the image backbone's fine-tuned blocks (none without ``image_tuned_blocks``)."""
+        if not self.config.image_tuned_blocks:
+            return []
+        return [f"image_encoder.{p}" for p in self.image_encoder.top_blocks(self.config.image_tuned_blocks)]
+
     # ----- heads over backbone states (used by encoding and by training on cached states) -----
     def query_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.query_head(pooled)
@@ -132,8 +138,9 @@ class SMARModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         prefixes, backbone = self._saved_prefixes(), tuple(self.config.trained_backbone_prefixes)
-        # frozen-then-shipped image backbone in float16; fine-tuned query layers in float32, as trained and scored
-        state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith("query_encoder."))
+        # the frozen image backbone in float16; fine-tuned layers in float32, as they were trained and scored
+        tuned = ("query_encoder.", *self.image_tuned_prefixes())
+        state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith(tuned))
                  for k, v in self.state_dict().items() if k.startswith(prefixes)}
         save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "smar-sdk"})
         (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")

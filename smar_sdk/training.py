@@ -1,4 +1,4 @@
-"""Multi-task contrastive training of the SMAR heads over frozen backbones.
+"""Multi-task contrastive training of the SMAR heads over frozen or partly fine-tuned backbones.
 
 ``L = a*L(query, text view) + b*L(query, image view) + c*L(query, fused view)``, each an in-batch
 softmax cross-entropy with a learnable temperature. An item paired with a query anywhere in the pairs
@@ -23,19 +23,11 @@ from tqdm.auto import tqdm
 from .catalog import FieldMapping, Product, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
-from .encoders import ImageStates, TextStates
 from .errors import CatalogError
-from .features import (
-    DEFAULT_CACHE_DIR,
-    FeatureCache,
-    ItemImageStates,
-    ItemTextStates,
-    item_image_states,
-    item_text_states,
-    text_pooled,
-)
+from .features import DEFAULT_CACHE_DIR, FeatureCache, item_text_states
 from .images import ImageLoader
 from .model import HEAD_PREFIXES, SMARModel
+from .train_inputs import ImageInputs, QueryInputs, mixed_text
 from .wording import FASHION_SYNONYMS, QueryRewriter
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
@@ -49,8 +41,8 @@ class TrainConfig(BaseModel):
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(256, ge=2)
     learning_rate: float = Field(1e-3, gt=0)
-    encoder_learning_rate: float = Field(1e-4, gt=0, description="learning rate of the query encoder's fine-tuned "
-                                                               "layers (SMARConfig.query_tuned_layers)")
+    encoder_learning_rate: float = Field(1e-4, gt=0, description="learning rate of fine-tuned backbone layers "
+                                         "(SMARConfig.query_tuned_layers and image_tuned_blocks)")
     weight_decay: float = Field(0.01, ge=0)
     text_weight: float = Field(0.5, ge=0, description="a: weight of L(query, text view)")
     image_weight: float = Field(0.5, ge=0, description="b: weight of L(query, image view)")
@@ -92,30 +84,6 @@ def _variant_texts(cfg: TrainConfig, products: list[Product], mapping: FieldMapp
     return variants
 
 
-def _mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
-         generator: torch.Generator) -> list[torch.Tensor]:
-    """Per pair, the item's rows of every tensor from one randomly chosen variant (floats as float32)."""
-    pick = torch.randint(len(variants), (len(items),), generator=generator)
-    mixed = [t[items].float() if t.is_floating_point() else t[items] for t in variants[0]]
-    for index, variant in enumerate(variants[1:], start=1):
-        chosen = pick == index
-        for position, tensor in enumerate(variant):
-            rows = tensor[items].float() if tensor.is_floating_point() else tensor[items]
-            shape = chosen.view(-1, *([1] * (rows.dim() - 1)))
-            mixed[position] = torch.where(shape, rows, mixed[position])
-    return mixed
-
-
-def _mixed_text(variants: list[ItemTextStates], items: torch.Tensor, generator: torch.Generator) -> TextStates:
-    """Per pair, the item's states from one randomly chosen text variant."""
-    return TextStates(*_mix([(v.tokens, v.mask, v.pooled) for v in variants], items, generator))
-
-
-def _mixed_image(variants: list[ItemImageStates], items: torch.Tensor, generator: torch.Generator) -> ImageStates:
-    """Per pair, the item's states from one randomly chosen image field (resolution augmentation)."""
-    return ImageStates(*_mix([(v.tokens, v.pooled) for v in variants], items, generator))
-
-
 def _query_wordings(queries: list[str], cfg: TrainConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Every query followed by its rewordings: the flat strings, and each query's first row and row count."""
     variants = cfg.query_variants
@@ -128,31 +96,6 @@ def _query_wordings(queries: list[str], cfg: TrainConfig) -> tuple[list[str], to
         count.append(len(wordings))
         texts.extend(wordings)
     return texts, torch.tensor(first), torch.tensor(count)
-
-
-class _QueryInputs:
-    """Pooled query-encoder vectors of each wording: cached once while the query encoder is frozen, computed
-    per step (with gradients into its top layers) when ``SMARConfig.query_tuned_layers`` fine-tunes it."""
-
-    def __init__(self, model: SMARModel, wordings: list[str], cache: FeatureCache, progress: bool) -> None:
-        self.model, self.wordings = model, wordings
-        self.tuned_prefixes = model.query_tuned_prefixes()
-        self.cached = None if self.tuned_prefixes else text_pooled(model, wordings, cache, progress=progress)
-
-    def trainable(self) -> list[torch.nn.Parameter]:
-        """The fine-tuned layers' parameters; every other query-encoder parameter is frozen."""
-        tuned = []
-        for name, parameter in self.model.named_parameters():
-            if name.startswith("query_encoder."):
-                parameter.requires_grad_(name.startswith(tuple(self.tuned_prefixes)))
-                if parameter.requires_grad:
-                    tuned.append(parameter)
-        return tuned
-
-    def pooled(self, rows: torch.Tensor) -> torch.Tensor:
-        if self.cached is not None:
-            return self.cached[rows]
-        return self.model.query_text_encoder.encode([self.wordings[i] for i in rows.tolist()]).pooled
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -248,10 +191,10 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     queries = sorted({q for q, _ in pairs})
     query_index = {q: i for i, q in enumerate(queries)}
     wordings, wording_first, wording_count = _query_wordings(queries, cfg)
-    query_inputs = _QueryInputs(model, wordings, cache, progress)
+    query_inputs = QueryInputs(model, wordings, cache, progress)
     text_states = [item_text_states(model, texts, cache, progress=progress)
                    for texts in [[p.text for p in products], *_variant_texts(cfg, products, mapping)]]
-    image_states = [item_image_states(model, products, f, loader, cache, progress=progress) for f in cfg.image_fields]
+    image_inputs = ImageInputs(model, products, cfg.image_fields, loader, cache, progress)
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])
@@ -261,7 +204,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     if cfg.learn_temperature:
         params.append(model.logit_scale)
     groups = [{"params": params}]
-    if tuned := query_inputs.trainable():
+    if tuned := query_inputs.trainable() + image_inputs.trainable():
         groups.append({"params": tuned, "lr": cfg.encoder_learning_rate})
     optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
@@ -271,7 +214,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     generator = torch.Generator().manual_seed(cfg.seed)
     fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), str(Path(catalog).resolve()),
                               str(Path(pairs_path).resolve()), len(pairs), len(products)], sort_keys=True)
-    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuple(query_inputs.tuned_prefixes))
+    tuned_prefixes = (*query_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
+    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes)
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
     with tqdm(total=total, initial=done * steps_per_epoch, desc="training", unit="step",
@@ -284,8 +228,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 positives = batch_positives(q_idx, i_idx, paired, len(products))
                 wording = wording_first[q_idx] + (torch.rand(len(q_idx), generator=generator)
                                                   * wording_count[q_idx]).long()
-                text = _mixed_text(text_states, i_idx, generator)
-                image = _mixed_image(image_states, i_idx, generator)
+                text = mixed_text(text_states, i_idx, generator)
+                image = image_inputs.states(i_idx, generator)
                 views = model.item_vectors(text, image)
                 query = model.query_vectors(query_inputs.pooled(wording))
                 scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()
@@ -309,7 +253,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                          seconds=time.perf_counter() - started)
     model.config = model.config.model_copy(update={
         "trained_backbone_prefixes": sorted({*model.config.trained_backbone_prefixes, "image_encoder.",
-                                             *query_inputs.tuned_prefixes}),
+                                             *tuned_prefixes}),
         "image_encoder": model.config.image_encoder.model_copy(update={"weights": None}),
         "training": {**cfg.model_dump(), "catalog": Path(catalog).name, "pairs": Path(pairs_path).name,
                      "text_variant_catalogs": [Path(p).name for p in cfg.text_variant_catalogs],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from smar_sdk import CatalogError, SMARModel
+from smar_sdk.errors import ModelError
 from smar_sdk.training import TrainConfig, contrastive_loss, train
 
 
@@ -75,20 +77,18 @@ def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_
 
 
 def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
-    import json
-
-    from smar_sdk.features import ItemImageStates, ItemTextStates
-    from smar_sdk.training import _mixed_image, _mixed_text
+    from smar_sdk.features import ItemTextStates
+    from smar_sdk.train_inputs import mix, mixed_text
 
     mask = torch.ones(4, 3, dtype=torch.bool)
     plain = ItemTextStates(torch.zeros(4, 3, 2, dtype=torch.float16), mask, torch.zeros(4, 2))
     other = ItemTextStates(torch.ones(4, 3, 2, dtype=torch.float16), mask, torch.ones(4, 2))
-    mixed = _mixed_text([plain, other], torch.arange(4).repeat(50), torch.Generator().manual_seed(0))
+    mixed = mixed_text([plain, other], torch.arange(4).repeat(50), torch.Generator().manual_seed(0))
     picked = mixed.pooled[:, 0]
     assert 0.3 < picked.mean() < 0.7 and torch.equal(mixed.tokens[:, 0, 0], picked)  # per pair, consistently
-    image = _mixed_image([ItemImageStates(torch.zeros(4, 5, 2, dtype=torch.float16), torch.zeros(4, 2))],
-                         torch.arange(4), torch.Generator())
-    assert image.tokens.shape == (4, 5, 2)
+    tokens, pooled = mix([(torch.zeros(4, 5, 2, dtype=torch.float16), torch.zeros(4, 2))], torch.arange(4),
+                         torch.Generator())
+    assert tokens.shape == (4, 5, 2) and tokens.dtype == torch.float32
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     variant = catalog.parent / "no-colour.jsonl"
     variant.write_text("".join(json.dumps({**r, "title": r["article_type"]}) + "\n" for r in rows))
@@ -138,3 +138,43 @@ def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, p
     np.testing.assert_allclose(reloaded.encode_queries(queries), model.encode_queries(queries), atol=1e-6)
     assert not np.allclose(SMARModel.load(tmp_path / "tuned").encode_queries(queries),
                            base.encode_queries(queries), atol=1e-2)
+
+
+def test_image_tower_fine_tunes_its_top_blocks_over_cached_feature_maps(tiny_config, catalog: Path, pairs: Path,
+                                                                        tmp_path: Path) -> None:
+    config = tiny_config.model_copy(update={"image_tuned_blocks": 2})
+    base = SMARModel(config)
+    model, report = train(catalog, pairs, tmp_path / "tuned", config,
+                          TrainConfig(epochs=25, batch_size=16, learning_rate=5e-3, encoder_learning_rate=1e-3,
+                                      seed=1), cache_dir=tmp_path / "cache", progress=False)
+    assert report.last_loss < 0.6 * report.first_loss
+    tuned = model.image_tuned_prefixes()
+    assert tuned == ["image_encoder.backbone.trunk.17.", "image_encoder.backbone.trunk.18."]  # MobileNetV2's last 2
+    after, before = model.state_dict(), base.state_dict()
+    changed = {k for k in after if k.startswith("image_encoder.") and not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(tuple(tuned)) for k in changed)  # only the top blocks moved
+    assert {k for k in changed if "running_" in k} == set()  # batch-norm statistics stay frozen
+    assert any(p.name.startswith("stem2-image") for p in (tmp_path / "cache").iterdir())
+    # the saved model scores like the trained one: tuned blocks in float32, the frozen trunk rounded to float16
+    loaded = SMARModel.load(tmp_path / "tuned")
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()[:6]]
+    np.testing.assert_allclose(loaded.encode_items(rows, base_dir=catalog.parent),
+                               model.encode_items(rows, base_dir=catalog.parent), atol=2e-2)
+    # item states from the cache run the tuned blocks too: they match encoding the images from scratch
+    from smar_sdk.catalog import read_catalog
+    from smar_sdk.features import FeatureCache, item_image_states
+    from smar_sdk.images import ImageLoader
+
+    products = list(read_catalog(catalog))[:6]
+    states = item_image_states(model, products, "image", ImageLoader(catalog.parent), FeatureCache(tmp_path / "cache"),
+                               progress=False)
+    pixels = torch.stack([model.image_encoder.preprocess(ImageLoader(catalog.parent).load(p.payload["image"]))
+                          for p in products])
+    with torch.no_grad():
+        direct = model.image_encoder(pixels)
+    torch.testing.assert_close(states.pooled, direct.pooled, atol=2e-2, rtol=0)
+
+
+def test_image_tuned_blocks_out_of_range_fail_clearly(tiny_config) -> None:
+    with pytest.raises(ModelError, match="image_tuned_blocks .* is 40, but the image trunk has 19 blocks"):
+        SMARModel(tiny_config.model_copy(update={"image_tuned_blocks": 40})).image_tuned_prefixes()

@@ -63,9 +63,25 @@ class _TorchvisionGrid(nn.Module):
             self.trunk = nn.Sequential(*list(model.children())[:-2])
 
     def forward(self, images: torch.Tensor) -> ImageStates:
-        grid = self.trunk(images)  # (B, C, H, W)
-        tokens = grid.flatten(2).transpose(1, 2)
+        return self.top(self.trunk(images))
+
+    def stem(self, images: torch.Tensor, blocks: int) -> torch.Tensor:
+        """The feature map ``(B, C, H, W)`` before the trunk's last ``blocks`` modules."""
+        return self.trunk[: len(self.trunk) - blocks](images)
+
+    def top(self, grid: torch.Tensor, blocks: int = 0) -> ImageStates:
+        """States from a feature map that still has to go through the trunk's last ``blocks`` modules."""
+        if blocks:
+            grid = self.trunk[len(self.trunk) - blocks :](grid)
+        tokens = grid.flatten(2).transpose(1, 2)  # (B, H*W, C)
         return ImageStates(tokens=tokens, pooled=tokens.mean(dim=1))
+
+    def top_blocks(self, count: int) -> list[str]:
+        """Parameter-name prefixes (relative to this module) of the trunk's last ``count`` modules."""
+        if not 0 < count < len(self.trunk):
+            raise ModelError(f"image_tuned_blocks (--image-tuned-blocks) is {count}, but the image trunk has "
+                             f"{len(self.trunk)} blocks; use 1 to {len(self.trunk) - 1}")
+        return [f"trunk.{i}." for i in range(len(self.trunk) - count, len(self.trunk))]
 
 
 class _OpenClipVision(nn.Module):
@@ -115,6 +131,22 @@ class ImageEncoder(nn.Module):
         with torch.no_grad():
             probe = self(torch.zeros(1, 3, config.image_size, config.image_size))
         self.state_dim = int(probe.pooled.shape[-1])
+        self.token_count = int(probe.tokens.shape[1])
+
+    def top_blocks(self, count: int) -> list[str]:
+        """Parameter-name prefixes (relative to this encoder) of the backbone's last ``count`` blocks."""
+        if not isinstance(self.backbone, _TorchvisionGrid):
+            raise ModelError("image_tuned_blocks (--image-tuned-blocks) needs a torchvision CNN backbone, but the "
+                             f"image encoder is open_clip {self.config.arch!r}; set it to 0")
+        return [f"backbone.{prefix}" for prefix in self.backbone.top_blocks(count)]
+
+    def stem(self, pixels: torch.Tensor, blocks: int) -> torch.Tensor:
+        """Preprocessed pixels to the backbone's feature map before its last ``blocks`` blocks."""
+        return self.backbone.stem(pixels, blocks)
+
+    def from_stem(self, grid: torch.Tensor, blocks: int) -> ImageStates:
+        """The backbone's own states (no colour parts) from a :meth:`stem` feature map."""
+        return self.backbone.top(grid, blocks)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image.convert("RGB"))

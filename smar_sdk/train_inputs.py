@@ -1,0 +1,109 @@
+"""What each training step feeds the heads: query vectors and item image and text states, sampled per pair.
+
+Frozen parts are computed once and cached; fine-tuned parts (the query encoder's top layers, the image
+backbone's top blocks) run every step, with gradients, over the cached outputs of the frozen parts below them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .catalog import Product
+from .encoders import ImageStates, TextStates
+from .features import (
+    FeatureCache,
+    ItemTextStates,
+    item_colour_states,
+    item_image_states,
+    item_image_stems,
+    text_pooled,
+)
+from .images import ImageLoader
+from .model import SMARModel
+
+
+def mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
+        generator: torch.Generator) -> list[torch.Tensor]:
+    """Per pair, the item's rows of every tensor from one randomly chosen variant (floats as float32)."""
+    pick = torch.randint(len(variants), (len(items),), generator=generator)
+    mixed = [t[items].float() if t.is_floating_point() else t[items] for t in variants[0]]
+    for index, variant in enumerate(variants[1:], start=1):
+        chosen = pick == index
+        for position, tensor in enumerate(variant):
+            rows = tensor[items].float() if tensor.is_floating_point() else tensor[items]
+            shape = chosen.view(-1, *([1] * (rows.dim() - 1)))
+            mixed[position] = torch.where(shape, rows, mixed[position])
+    return mixed
+
+
+def mixed_text(variants: list[ItemTextStates], items: torch.Tensor, generator: torch.Generator) -> TextStates:
+    """Per pair, the item's states from one randomly chosen text variant."""
+    return TextStates(*mix([(v.tokens, v.mask, v.pooled) for v in variants], items, generator))
+
+
+def _tune_only(model: SMARModel, module: str, prefixes: list[str]) -> list[torch.nn.Parameter]:
+    """Freeze every parameter of ``module`` except those under ``prefixes``; return the tuned ones."""
+    tuned = []
+    for name, parameter in model.named_parameters():
+        if name.startswith(f"{module}."):
+            parameter.requires_grad_(name.startswith(tuple(prefixes)))
+            if parameter.requires_grad:
+                tuned.append(parameter)
+    return tuned
+
+
+class QueryInputs:
+    """Pooled query-encoder vectors of each wording: cached once while the query encoder is frozen, computed
+    per step (with gradients into its top layers) when ``SMARConfig.query_tuned_layers`` fine-tunes it."""
+
+    def __init__(self, model: SMARModel, wordings: list[str], cache: FeatureCache, progress: bool) -> None:
+        self.model, self.wordings = model, wordings
+        self.tuned_prefixes = model.query_tuned_prefixes()
+        self.cached = None if self.tuned_prefixes else text_pooled(model, wordings, cache, progress=progress)
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The fine-tuned layers' parameters; every other query-encoder parameter is frozen."""
+        return _tune_only(self.model, "query_encoder", self.tuned_prefixes)
+
+    def pooled(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.cached is not None:
+            return self.cached[rows]
+        return self.model.query_text_encoder.encode([self.wordings[i] for i in rows.tolist()]).pooled
+
+
+class ImageInputs:
+    """Item image states, per pair from one randomly chosen image field (resolution augmentation).
+
+    With a frozen backbone they are cached whole. When ``SMARConfig.image_tuned_blocks`` fine-tunes its top
+    blocks, the feature maps below them (and the colour parts) are cached, and the blocks run every step.
+    """
+
+    def __init__(self, model: SMARModel, products: list[Product], image_fields: list[str], loader: ImageLoader,
+                 cache: FeatureCache, progress: bool) -> None:
+        self.model = model
+        self.blocks = model.config.image_tuned_blocks
+        self.tuned_prefixes = model.image_tuned_prefixes()
+        self.variants: list[tuple[torch.Tensor, ...]] = []
+        for field in image_fields:
+            if not self.blocks:
+                states = item_image_states(model, products, field, loader, cache, progress=progress)
+                self.variants.append((states.tokens, states.pooled))
+                continue
+            stems = item_image_stems(model, products, field, loader, cache, progress=progress)
+            colour = (item_colour_states(model, products, field, loader, cache, progress=progress)
+                      if model.image_encoder.config.colour_features else None)
+            self.variants.append((stems,) if colour is None else (stems, colour.tokens, colour.pooled))
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The fine-tuned blocks' parameters; every other image-encoder parameter is frozen."""
+        return _tune_only(self.model, "image_encoder", self.tuned_prefixes)
+
+    def states(self, items: torch.Tensor, generator: torch.Generator) -> ImageStates:
+        mixed = mix(self.variants, items, generator)
+        if not self.blocks:
+            return ImageStates(*mixed)
+        self.model.image_encoder.eval()  # frozen batch-norm statistics: batches are too small to re-estimate them
+        plain = self.model.image_encoder.from_stem(mixed[0], self.blocks)
+        if len(mixed) == 1:
+            return plain
+        return ImageStates(torch.cat([plain.tokens, mixed[1]], dim=-1), torch.cat([plain.pooled, mixed[2]], dim=-1))
