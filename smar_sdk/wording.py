@@ -16,17 +16,27 @@ from pathlib import Path
 
 from .errors import CatalogError
 
-# Each group lists ways of saying the same thing; any member may be replaced by any other.
-FASHION_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    # colours
-    ("navy blue", "navy", "dark blue"), ("grey", "gray"), ("off white", "cream", "ivory"),
-    ("maroon", "burgundy", "wine", "dark red"), ("multi", "multicolour", "multicolor", "multi colour"),
-    ("gold", "golden"), ("silver", "silvery"), ("charcoal", "dark grey"), ("coffee brown", "dark brown"),
-    ("tan", "light brown", "camel"), ("beige", "sand", "nude"), ("khaki", "olive"),
-    ("turquoise blue", "turquoise", "aqua"), ("teal", "blue green"), ("mustard", "dark yellow"),
-    ("peach", "light orange"), ("lavender", "light purple", "lilac"), ("magenta", "dark pink", "fuchsia"),
-    ("fluorescent green", "neon green"), ("sea green", "light green"), ("rust", "brick"),
-    ("colour", "color", "coloured", "shade"),
+# Colour names (every colour label of the Myntra catalog among them): typos never touch their words.
+COLOUR_NAMES: tuple[str, ...] = (
+    "black", "white", "off white", "cream", "ivory", "grey", "gray", "grey melange", "charcoal", "silver", "steel",
+    "metallic", "gold", "golden", "bronze", "copper", "blue", "navy blue", "navy", "turquoise blue", "turquoise",
+    "teal", "aqua", "cyan", "indigo", "green", "sea green", "olive", "khaki", "lime", "mint", "fluorescent green",
+    "neon", "yellow", "mustard", "orange", "peach", "coral", "rust", "red", "maroon", "burgundy", "wine", "pink",
+    "magenta", "fuchsia", "rose", "purple", "violet", "lavender", "lilac", "mauve", "brown", "coffee brown", "tan",
+    "camel", "beige", "sand", "nude", "skin", "taupe", "multi", "multicolour", "multicolor",
+)
+# Each group lists ways of saying the same thing; any member may be replaced by any other. A colour group holds
+# one colour a catalog may label apart (olive, khaki, maroon and burgundy are four) and only its true synonyms.
+COLOUR_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("navy blue", "navy"), ("grey", "gray"), ("grey melange", "grey marl", "heather grey"),
+    ("off white", "off-white", "offwhite"), ("burgundy", "wine"), ("gold", "golden"), ("silver", "silvery"),
+    ("multi", "multicolour", "multicolor", "multi colour"), ("charcoal", "charcoal grey", "charcoal gray"),
+    ("coffee brown", "coffee-brown"), ("tan", "tan brown"), ("beige", "sand"), ("olive", "olive green"),
+    ("turquoise blue", "turquoise"), ("teal", "teal blue"), ("mustard", "mustard yellow"), ("magenta", "fuchsia"),
+    ("fluorescent green", "neon green"), ("sea green", "sea-green"),
+)
+FASHION_SYNONYMS: tuple[tuple[str, ...], ...] = COLOUR_SYNONYMS + (
+    ("colour", "color", "coloured", "shade"),  # the word, not a colour
     # articles
     ("tshirts", "t-shirts", "t shirts", "tees", "tee shirts", "tshirt", "t-shirt", "t shirt", "tee"),
     ("jeans", "denims", "denim jeans"), ("track pants", "trackpants", "joggers"), ("trousers", "pants", "slacks"),
@@ -61,6 +71,20 @@ _GENDER_WORDS = {
     "men": ("men's", "mens", "men", "man", "gents", "male"),
     "girls": ("girl's", "girls", "girl"), "boys": ("boy's", "boys", "boy"), "unisex": ("unisex",),
 }
+# Words typos leave alone: colours and genders are what a query must keep exactly ("steel" is not "stele").
+_EXACT_WORDS = frozenset(w for phrase in (*COLOUR_NAMES, *(p for g in COLOUR_SYNONYMS for p in g),
+                                          *(w for ws in _GENDER_WORDS.values() for w in ws))
+                         for w in re.split(r"[\s-]+", phrase))
+# Plurals kept as they are: plural-only words, and words whose singular means something else ("shorts", "heels").
+_KEEP_PLURALS = frozenset({
+    "jeans", "shorts", "trousers", "pants", "trackpants", "sweatpants", "slacks", "chinos", "khakis", "cargos",
+    "joggers", "leggings", "jeggings", "tights", "capris", "pyjamas", "pajamas", "dungarees", "overalls", "bottoms",
+    "lowers", "briefs", "boxers", "trunks", "knickers", "undies", "clothes", "glasses", "sunglasses", "eyeglasses",
+    "spectacles", "goggles", "shades", "flats", "heels", "pumps", "trainers", "ballerinas", "series", "tennis",
+    "canvas", "this",
+})
+_IE_NOUNS = frozenset({"hoodie", "beanie", "bootie", "onesie", "nightie", "necktie", "bowtie", "kurtie"})
+_IRREGULAR_SINGULARS = {"scarves": "scarf", "knives": "knife", "lenses": "lens"}
 _WORD = r"(?<![\w'-])({})(?![\w'-])"  # a regex alternation matched as whole words (hyphens join words)
 PREFIXES = ("looking for", "looking for a", "show me", "i want", "i need", "need", "buy", "shop", "search",
             "find me", "best", "latest", "new", "cheap", "stylish", "good")
@@ -114,8 +138,9 @@ class QueryRewriter:
         words = " ".join(units).split()
         if words and rng.random() < 0.3:
             words[-1] = _singular(words[-1])
-        if words and rng.random() < 0.1:
-            index = rng.randrange(len(words))
+        typeable = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha() and w not in _EXACT_WORDS]
+        if typeable and rng.random() < 0.1:
+            index = rng.choice(typeable)
             words[index] = _typo(words[index], rng)
         text = " ".join(words)
         if gender is not None:
@@ -141,17 +166,24 @@ class QueryRewriter:
 
 
 def _singular(word: str) -> str:
-    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+    """The singular of an English plural ("watches", "t-shirts"); other words and plural-only ones stay as they are."""
+    head, dash, tail = word.rpartition("-")  # "t-shirts": the last part is the noun
+    if len(tail) < 4 or not tail.isalpha() or not tail.endswith("s") or tail.endswith(("ss", "us")) \
+            or tail in _KEEP_PLURALS:
+        return word
+    if tail in _IRREGULAR_SINGULARS:
+        singular = _IRREGULAR_SINGULARS[tail]
+    elif tail.endswith(("ches", "shes", "sses", "xes")):
+        singular = tail[:-2]  # watches, brushes, dresses, boxes
+    elif tail.endswith("ies") and len(tail) > 4 and tail[:-1] not in _IE_NOUNS:
+        singular = tail[:-3] + "y"  # accessories; but hoodies, ties
+    else:
+        singular = tail[:-1]
+    return head + dash + singular
 
 
 def _typo(word: str, rng: random.Random) -> str:
-    """Swap two neighbouring letters of a word of five letters or more (shoppers mistype)."""
-    if len(word) < 5 or not word.isalpha():
-        return word
+    """Swap two neighbouring letters inside a word of five letters or more (shoppers mistype); the ends stay."""
     i = rng.randrange(1, len(word) - 2)
     return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
