@@ -28,9 +28,9 @@ COLOUR_NAMES: tuple[str, ...] = (
 # Each group lists ways of saying the same thing; any member may be replaced by any other. A colour group holds
 # one colour a catalog may label apart (olive, khaki, maroon and burgundy are four) and only its true synonyms.
 COLOUR_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("navy blue", "navy"), ("grey", "gray"), ("grey melange", "grey marl", "heather grey"),
+    ("navy blue", "navy", "dark blue"), ("grey", "gray"), ("grey melange", "grey marl", "heather grey"),
     ("off white", "off-white", "offwhite"), ("burgundy", "wine"), ("gold", "golden"), ("silver", "silvery"),
-    ("multi", "multicolour", "multicolor", "multi colour"), ("charcoal", "charcoal grey", "charcoal gray"),
+    ("multi", "multicolour", "multicolor", "multi colour"), ("charcoal", "charcoal grey", "charcoal gray", "dark grey"),
     ("coffee brown", "coffee-brown"), ("tan", "tan brown"), ("beige", "sand"), ("olive", "olive green"),
     ("turquoise blue", "turquoise"), ("teal", "teal blue"), ("mustard", "mustard yellow"), ("magenta", "fuchsia"),
     ("fluorescent green", "neon green"), ("sea green", "sea-green"),
