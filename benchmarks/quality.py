@@ -127,9 +127,10 @@ class Bench:
                              image_fields=list(IMAGE_FIELDS), only={"split": "train"},
                              query_variants=self.query_variants,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
-        started = time.perf_counter()
+        model_config = self.model_config if b or c else self.model_config.model_copy(update={"image_tuned_blocks": 0})
+        started = time.perf_counter()  # (no image loss: no image blocks to tune)
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
-                              self.model_config, config, cache_dir=self.cache_dir)
+                              model_config, config, cache_dir=self.cache_dir)
         seconds = time.perf_counter() - started
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
