@@ -32,7 +32,7 @@ from smar_sdk.encoders import ImageStates, TextStates
 from smar_sdk.evaluation import SEARCH_DEPTH, LabelledQuery, read_queries, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states
 from smar_sdk.images import ImageLoader
-from smar_sdk.training import TrainConfig, train
+from smar_sdk.training import TrainConfig, held_out, train
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 CATALOGS = ("catalog.jsonl", "catalog_no_colour.jsonl")
@@ -46,6 +46,7 @@ TRAINED = {  # method -> (text, image, fused) loss weights, item view
 }
 RUN_ORDER = ("SMAR", "text-only trained (DPSR)", "late fusion", "image-only trained")  # most telling first
 METHOD_ORDER = ("BM25 (titles)", "MiniLM zero-shot", *TRAINED)
+ATTRIBUTES = ("gender", "colour", "article_type")  # what makes a product relevant to a query
 
 
 def rank(query_vectors: np.ndarray, item_vectors: np.ndarray, ids: list[str]) -> list[list[tuple[str, float]]]:
@@ -68,9 +69,10 @@ def item_views(model: SMARModel, text: TextStates, image: ImageStates, batch: in
 
 class Bench:
     def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0,
-                 model_config: SMARConfig | None = None) -> None:
+                 model_config: SMARConfig | None = None, holdout: float = 0.0) -> None:
         self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
         self.query_variants, self.model_config = query_variants, model_config or SMARConfig()
+        self.holdout = holdout
         self.cache_dir = cache_dir
         self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
@@ -125,7 +127,7 @@ class Bench:
         (a, b, c), view = TRAINED[method]
         config = TrainConfig(epochs=self.epochs, text_weight=a, image_weight=b, fused_weight=c,
                              image_fields=list(IMAGE_FIELDS), only={"split": "train"},
-                             query_variants=self.query_variants,
+                             query_variants=self.query_variants, holdout=self.holdout,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         model_config = self.model_config if b or c else self.model_config.model_copy(update={"image_tuned_blocks": 0})
         started = time.perf_counter()  # (no image loss: no image blocks to tune)
@@ -157,6 +159,29 @@ class Bench:
                 relevant.setdefault(pair["query"], set()).add(pair["item_id"])
         queries = [LabelledQuery(query=q, relevant=sorted(r)) for q, r in sorted(relevant.items())[:300]]
         return queries, train_items
+
+    def holdout_slice(self, catalog: str, fraction: float) -> tuple[list[LabelledQuery], list[Product]]:
+        """Train-split products a ``--holdout fraction`` model never saw, and up to 400 training queries about them.
+
+        Relevant, as on the test split: held-out products with the query's gender, colour and article type, as
+        far as the query names them (the attributes shared by every product the pairs file pairs it with).
+        """
+        train_items = self.products(catalog, "train")
+        held = [p for p in train_items if held_out(p.id, fraction)]
+        by_id = {p.id: p for p in train_items}
+        paired: dict[str, list[Product]] = {}
+        for line in (self.data / "train_pairs.jsonl").read_text().splitlines():
+            pair = json.loads(line)
+            if pair["item_id"] in by_id:
+                paired.setdefault(pair["query"], []).append(by_id[pair["item_id"]])
+        queries = []
+        for query, items in sorted(paired.items()):
+            if not any(held_out(p.id, fraction) for p in items):
+                continue
+            named = {a: items[0].payload[a] for a in ATTRIBUTES if len({p.payload[a] for p in items}) == 1}
+            relevant = [p.id for p in held if all(p.payload[a] == v for a, v in named.items())]
+            queries.append(LabelledQuery(query=query, relevant=relevant))
+        return queries[:: max(1, len(queries) // 400)][:400], held
 
     def tune_late_weight(self, model: SMARModel, catalog: str) -> float:
         """Pick w of ``w*text + (1-w)*image`` on the validation slice."""
@@ -226,6 +251,9 @@ def main() -> None:
                         help="fine-tune this many top layers of the query tower's own text encoder")
     parser.add_argument("--image-tuned-blocks", type=int, default=0,
                         help="fine-tune this many top blocks of the image backbone (over cached feature maps)")
+    parser.add_argument("--holdout", type=float, default=0.0,
+                        help="leave this fraction of train-split products out of training (for validation.py "
+                             "--holdout); the test rows are then not those of the main table")
     parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
     parser.add_argument("--plot", type=Path, default=None, help="also draw nDCG@10 per method into this PNG")
     args = parser.parse_args()
@@ -236,7 +264,8 @@ def main() -> None:
             plot(rows, args.plot)
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
-                  SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks))
+                  SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks),
+                  args.holdout)
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]

@@ -239,6 +239,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--colour-features/--no-colour-features", default=None,
               help="Append each patch's mean colour and the image's colour histogram to the image backbone's "
                    "states [default: on; with --model-config, what that file says, off if it lacks the key].")
+@click.option("--holdout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Fraction of products never trained on (a stable hash of the id), to validate on unseen ones.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where frozen-backbone features are cached (default ~/.cache/smar-sdk/features).")
@@ -252,7 +254,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           fixed_temperature: bool, model_config: Path | None, dim: int | None, query_tuned_layers: int | None,
           image_tuned_blocks: int | None, encoder_learning_rate: float, text_encoder: str | None,
           image_kind: str | None, image_arch: str | None, image_weights: str | None, colour_features: bool | None,
-          seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
+          holdout: float, seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
     The query head, the per-view heads and the cross-attention fusion are trained with the multi-task
@@ -282,8 +284,9 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,
         image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
-        only=_pairs(only, "--only"), seed=seed, text_variant_catalogs=[str(p) for p in text_variant_catalogs],
-        query_variants=query_variants, synonyms=read_synonyms(synonyms_path) if synonyms_path else None)
+        only=_pairs(only, "--only"), holdout=holdout, seed=seed,
+        text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
+        synonyms=read_synonyms(synonyms_path) if synonyms_path else None)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

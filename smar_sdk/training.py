@@ -8,6 +8,7 @@ random rewording of each query (``smar_sdk.wording``), so the query tower learns
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -61,6 +62,8 @@ class TrainConfig(BaseModel):
         None, description="groups of interchangeable phrases for the rewordings (default: "
                           "smar_sdk.wording.FASHION_SYNONYMS)")
     only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
+    holdout: float = Field(0.0, ge=0, lt=1, description="fraction of products never trained on, chosen by a stable "
+                                                        "hash of the id (see held_out), to validate on unseen products")
     seed: int = 0
 
 
@@ -96,6 +99,11 @@ def _query_wordings(queries: list[str], cfg: TrainConfig) -> tuple[list[str], to
         count.append(len(wordings))
         texts.extend(wordings)
     return texts, torch.tensor(first), torch.tensor(count)
+
+
+def held_out(item_id: str, fraction: float) -> bool:
+    """Whether ``item_id`` falls in the held-out ``fraction`` of products: a stable hash, the same in every run."""
+    return int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) < fraction * 16**8
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -180,7 +188,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
     started = time.perf_counter()
     model = SMARModel(model_config)
-    products = [r for r in read_catalog(catalog, mapping, cfg.only or None) if isinstance(r, Product)]
+    products = [r for r in read_catalog(catalog, mapping, cfg.only or None)
+                if isinstance(r, Product) and not held_out(r.id, cfg.holdout)]
     if not products:
         raise CatalogError(f"catalog {catalog} has no valid rows{' matching ' + str(cfg.only) if cfg.only else ''}")
     position = {p.id: i for i, p in enumerate(products)}

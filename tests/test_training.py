@@ -178,3 +178,18 @@ def test_image_tower_fine_tunes_its_top_blocks_over_cached_feature_maps(tiny_con
 def test_image_tuned_blocks_out_of_range_fail_clearly(tiny_config) -> None:
     with pytest.raises(ModelError, match="image_tuned_blocks .* is 40, but the image trunk has 19 blocks"):
         SMARModel(tiny_config.model_copy(update={"image_tuned_blocks": 40})).image_tuned_prefixes()
+
+
+def test_holdout_leaves_a_stable_fraction_of_products_out(tiny_config, catalog: Path, pairs: Path) -> None:
+    from smar_sdk.training import held_out
+
+    ids = [json.loads(line)["id"] for line in catalog.read_text().splitlines()]
+    kept = [i for i in ids if not held_out(i, 0.3)]
+    assert 0 < len(kept) < len(ids) and kept == [i for i in ids if not held_out(i, 0.3)]  # the same every time
+    assert not any(held_out(i, 0.0) for i in ids) and set(kept) >= {i for i in ids if not held_out(i, 0.5)}
+    _, full = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), cache_dir=None,
+                    progress=False)
+    _, report = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16, holdout=0.3),
+                      cache_dir=None, progress=False)
+    assert report.items == len(kept) and report.pairs < full.pairs  # pairs of held-out products are skipped
+    assert report.skipped_pairs == full.skipped_pairs + full.pairs - report.pairs
