@@ -129,8 +129,9 @@ class Bench:
                              image_fields=list(IMAGE_FIELDS), only={"split": "train"},
                              query_variants=self.query_variants, holdout=self.holdout,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
+        # without an image loss (text-only) there are no image blocks to tune
         model_config = self.model_config if b or c else self.model_config.model_copy(update={"image_tuned_blocks": 0})
-        started = time.perf_counter()  # (no image loss: no image blocks to tune)
+        started = time.perf_counter()
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
                               model_config, config, cache_dir=self.cache_dir)
         seconds = time.perf_counter() - started
@@ -168,6 +169,7 @@ class Bench:
         """
         train_items = self.products(catalog, "train")
         held = [p for p in train_items if held_out(p.id, fraction)]
+        held_ids = {p.id for p in held}
         by_id = {p.id: p for p in train_items}
         paired: dict[str, list[Product]] = {}
         for line in (self.data / "train_pairs.jsonl").read_text().splitlines():
@@ -176,7 +178,7 @@ class Bench:
                 paired.setdefault(pair["query"], []).append(by_id[pair["item_id"]])
         queries = []
         for query, items in sorted(paired.items()):
-            if not any(held_out(p.id, fraction) for p in items):
+            if not any(p.id in held_ids for p in items):
                 continue
             named = {a: items[0].payload[a] for a in ATTRIBUTES if len({p.payload[a] for p in items}) == 1}
             relevant = [p.id for p in held if all(p.payload[a] == v for a, v in named.items())]

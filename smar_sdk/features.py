@@ -114,21 +114,23 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
             return plain
         return _joined(plain, item_colour_states(model, products, image_field, loader, cache, batch_size, progress))
     plain_name = _image_cache_key("image", model, products, image_field)
-    plain = _cached(cache, plain_name)
-    if not encoder.config.colour_features:
-        return plain or _store(cache, plain_name, _encode_images(
+
+    def plain_states() -> ItemImageStates:
+        return _cached(cache, plain_name) or _store(cache, plain_name, _encode_images(
             model, products, image_field, loader, encoder.backbone, f"encoding {image_field}s", batch_size, progress))
+
+    if not encoder.config.colour_features:
+        return plain_states()
     colour_name = _image_cache_key("colour", model, products, image_field)
-    if plain is None and not cache.has(colour_name):
+    if not cache.has(plain_name) and not cache.has(colour_name):
         both = _encode_images(model, products, image_field, loader, encoder, f"encoding {image_field}s", batch_size,
                               progress)
         width = both.pooled.shape[1] - COLOUR_DIM
         _store(cache, plain_name, ItemImageStates(both.tokens[..., :width], both.pooled[:, :width]))
         _store(cache, colour_name, ItemImageStates(both.tokens[..., width:], both.pooled[:, width:]))
         return both
-    plain = plain or _store(cache, plain_name, _encode_images(
-        model, products, image_field, loader, encoder.backbone, f"encoding {image_field}s", batch_size, progress))
-    return _joined(plain, item_colour_states(model, products, image_field, loader, cache, batch_size, progress))
+    return _joined(plain_states(), item_colour_states(model, products, image_field, loader, cache, batch_size,
+                                                      progress))
 
 
 @torch.inference_mode()

@@ -139,7 +139,7 @@ class SMARModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         prefixes, backbone = self._saved_prefixes(), tuple(self.config.trained_backbone_prefixes)
         # the frozen image backbone in float16; fine-tuned layers in float32, as they were trained and scored
-        tuned = ("query_encoder.", *self.image_tuned_prefixes())
+        tuned = (*self.query_tuned_prefixes(), *self.image_tuned_prefixes())
         state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith(tuned))
                  for k, v in self.state_dict().items() if k.startswith(prefixes)}
         save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "smar-sdk"})

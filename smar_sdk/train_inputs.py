@@ -102,7 +102,6 @@ class ImageInputs:
         mixed = mix(self.variants, items, generator)
         if not self.blocks:
             return ImageStates(*mixed)
-        self.model.image_encoder.eval()  # frozen batch-norm statistics: batches are too small to re-estimate them
         plain = self.model.image_encoder.from_stem(mixed[0], self.blocks)
         if len(mixed) == 1:
             return plain

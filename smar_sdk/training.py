@@ -227,6 +227,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes)
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
+    model.image_encoder.eval()  # tuned image blocks keep frozen batch-norm statistics: batches are too small for them
     with tqdm(total=total, initial=done * steps_per_epoch, desc="training", unit="step",
               disable=not progress) as bar:
         for epoch in range(done, cfg.epochs):
