@@ -121,3 +121,17 @@ def test_synonyms_need_query_variants(catalog: Path, pairs: Path, tmp_path: Path
     result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
                                        str(tmp_path / "m"), "--synonyms", str(lexicon)])
     assert result.exit_code == 2 and "--query-variants" in result.output
+
+
+def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base-config.json"
+    base.write_text(tiny_config.model_dump_json())
+    common = ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--model-config", str(base), "--epochs", "1",
+              "--batch-size", "16", "--no-cache", "-q"]
+    result = run(*common, "--out", str(tmp_path / "held"), "--holdout", "0.5", model=False, store=False)
+    assert result.exit_code == 0, result.output
+    items = int(result.output.split(" items:")[0].rsplit(" ", 1)[1])
+    assert 0 < items < 30  # of the catalog's 30 products, the held-out ones were not trained on
+    assert json.loads((tmp_path / "held" / "config.json").read_text())["training"]["holdout"] == 0.5
+    result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "all"), "--holdout", "1"])
+    assert result.exit_code == 2 and "--holdout" in result.output
