@@ -48,3 +48,12 @@ def test_open_clip_vit_gives_patch_tokens_and_loads_checkpoint(tiny_config, tiny
     torch.testing.assert_close(model.image_encoder(torch.zeros(1, 3, 32, 32)).pooled, pooled)
     vectors = model.encode_items([{"title": "red shirt", "image": Image.new("RGB", (20, 30), (200, 0, 0))}])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_image_block_fine_tuning_refuses_open_clip_clearly(tiny_config, tiny_clip_checkpoint: Path) -> None:
+    from smar_sdk.errors import ModelError
+
+    config = tiny_config.model_copy(update={"image_tuned_blocks": 1, "image_encoder": ImageEncoderConfig(
+        kind="open_clip", arch="smar-tiny-vit", weights=str(tiny_clip_checkpoint), image_size=32)})
+    with pytest.raises(ModelError, match=r"needs a torchvision CNN backbone.*open_clip 'smar-tiny-vit'; set it to 0"):
+        SMARModel(config).image_tuned_prefixes()
