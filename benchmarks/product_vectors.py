@@ -34,7 +34,8 @@ def build(data: Path = DEFAULT_DATA) -> dict[str, np.ndarray]:
         for image_field in IMAGE_FIELDS:
             for split in SPLITS:
                 products = bench.products(catalog, split)
-                vectors.append(item_views(model, *bench.states(products, image_field, model))["fused"])
+                vectors.append(item_views(model, *bench.states(products, image_field, model),
+                                          [p.text for p in products])["fused"])
                 ids += [f"{p.id}/{Path(catalog).stem}/{image_field}" for p in products]
                 titles += [p.text for p in products]
     queries = [q.query for name in QUERY_FILES for q in bench.queries[name]]

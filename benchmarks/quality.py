@@ -56,12 +56,15 @@ def rank(query_vectors: np.ndarray, item_vectors: np.ndarray, ids: list[str]) ->
 
 
 @torch.inference_mode()
-def item_views(model: SMARModel, text: TextStates, image: ImageStates, batch: int = 512) -> dict[str, np.ndarray]:
+def item_views(model: SMARModel, text: TextStates, image: ImageStates, item_texts: list[str] | None = None,
+               batch: int = 512) -> dict[str, np.ndarray]:
+    """Every item view from cached states; with ``item_texts``, the fused view is the stored one (second stage)."""
     out: dict[str, list[torch.Tensor]] = {"text": [], "image": [], "fused": []}
     for i in range(0, len(text.pooled), batch):
         s = slice(i, i + batch)
         views = model.item_vectors(TextStates(text.tokens[s].float(), text.mask[s], text.pooled[s]),
-                                   ImageStates(image.tokens[s].float(), image.pooled[s]))
+                                   ImageStates(image.tokens[s].float(), image.pooled[s]),
+                                   item_texts[s] if item_texts is not None else None)
         for name, vectors in views.items():
             out[name].append(vectors)
     return {k: torch.cat(v).numpy() for k, v in out.items()}
@@ -129,8 +132,9 @@ class Bench:
                              image_fields=list(IMAGE_FIELDS), only={"split": "train"},
                              query_variants=self.query_variants, holdout=self.holdout,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
-        # without an image loss (text-only) there are no image blocks to tune
-        model_config = self.model_config if b or c else self.model_config.model_copy(update={"image_tuned_blocks": 0})
+        # without an image loss (text-only) there are no image blocks to tune; only SMAR stores a fused view
+        model_config = self.model_config.model_copy(update={
+            **({} if b or c else {"image_tuned_blocks": 0}), **({} if view == "fused" else {"text_blend": 0.0})})
         started = time.perf_counter()
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
                               model_config, config, cache_dir=self.cache_dir)
@@ -138,7 +142,7 @@ class Bench:
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
         def score(test, ids, image_field, queries: list[LabelledQuery]):
-            views = item_views(model, *self.states(test, image_field, model))
+            views = item_views(model, *self.states(test, image_field, model), [p.text for p in test])
             qv = model.encode_queries([q.query for q in queries])
             if view == "late":
                 return rank(qv, weight * views["text"] + (1 - weight) * views["image"], ids)
@@ -253,6 +257,9 @@ def main() -> None:
                         help="fine-tune this many top layers of the query tower's own text encoder")
     parser.add_argument("--image-tuned-blocks", type=int, default=0,
                         help="fine-tune this many top blocks of the image backbone (over cached feature maps)")
+    parser.add_argument("--text-blend", type=float, default=0.0,
+                        help="SMAR's second stage: store items whose title names a colour as fused + W * text "
+                             "(W from benchmarks/view_blend.py)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="leave this fraction of train-split products out of training (for validation.py "
                              "--holdout); the test rows are then not those of the main table")
@@ -266,7 +273,8 @@ def main() -> None:
             plot(rows, args.plot)
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
-                  SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks),
+                  SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
+                             text_blend=args.text_blend),
                   args.holdout)
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []

@@ -34,7 +34,7 @@ def validation_scores(bench: Bench, model: SMARModel, holdout: bool = False) -> 
         queries, items = bench.holdout_slice(catalog, fraction) if holdout else bench.validation_slice(catalog)
         query_vectors = model.encode_queries([q.query for q in queries])
         for field in IMAGE_FIELDS:
-            views = item_views(model, *bench.states(items, field, model))
+            views = item_views(model, *bench.states(items, field, model), [p.text for p in items])
             ranking = rank(query_vectors, views["fused"], [p.id for p in items])
             scores[f"{catalog}/{field}"] = score_rankings(queries, ranking, ["ndcg@10"])["ndcg@10"]
     scores["mean"] = sum(scores.values()) / len(scores)

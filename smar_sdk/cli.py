@@ -227,6 +227,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--image-tuned-blocks", default=None, type=int,
               help="Fine-tune the image backbone's last N blocks (a torchvision CNN), run over cached feature maps "
                    "of the frozen blocks below them [default: 0, the image backbone stays frozen].")
+@click.option("--text-blend", default=None, type=click.FloatRange(0, 10),
+              help="SMAR's second stage: store items whose text names a colour as normalise(fused + W * text) "
+                   "[default: 0, the fused view]. Choose W on held-out products (benchmarks/view_blend.py).")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
               help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
@@ -252,7 +255,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           query_variants: int, synonyms_path: Path | None, epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
           fixed_temperature: bool, model_config: Path | None, dim: int | None, query_tuned_layers: int | None,
-          image_tuned_blocks: int | None, encoder_learning_rate: float, text_encoder: str | None,
+          image_tuned_blocks: int | None, text_blend: float | None, encoder_learning_rate: float, text_encoder: str | None,
           image_kind: str | None, image_arch: str | None, image_weights: str | None, colour_features: bool | None,
           holdout: float, seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
@@ -277,6 +280,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         "dim": dim or base.dim, "text_fields": fields,
         "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
         "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
+        "text_blend": base.text_blend if text_blend is None else text_blend,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base.image_encoder.model_dump(), **image_cfg})})
     train_config = TrainConfig(

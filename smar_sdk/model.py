@@ -20,6 +20,7 @@ from .config import SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
 from .errors import ModelError
 from .heads import CrossAttentionFusion, ProjectionHead
+from .wording import names_colour
 
 ItemView = Literal["fused", "text", "image"]
 CONFIG_FILE = "config.json"
@@ -80,12 +81,27 @@ class SMARModel(nn.Module):
     def query_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.query_head(pooled)
 
-    def item_vectors(self, text: TextStates, image: ImageStates) -> dict[ItemView, torch.Tensor]:
-        return {
+    def item_vectors(self, text: TextStates, image: ImageStates,
+                     item_texts: Sequence[str] | None = None) -> dict[ItemView, torch.Tensor]:
+        """The three item views; given the items' texts, the fused view goes through the second stage."""
+        views: dict[ItemView, torch.Tensor] = {
             "text": self.text_head(text.pooled),
             "image": self.image_head(image.pooled),
             "fused": self.fusion(text.tokens, text.mask, text.pooled, image.tokens, image.pooled),
         }
+        if item_texts is not None and self.config.text_blend:
+            views["fused"] = self.second_stage(views["fused"], views["text"], item_texts)
+        return views
+
+    def second_stage(self, fused: torch.Tensor, text: torch.Tensor, item_texts: Sequence[str]) -> torch.Tensor:
+        """Items whose text names a colour lean on their text view as well: ``normalise(fused + w * text)``.
+
+        The text view then carries the colour the title states; without one, the fused view alone reads it from
+        the image. ``w`` is ``config.text_blend``, chosen on held-out products (benchmarks/view_blend.py).
+        """
+        weights = torch.tensor([self.config.text_blend if names_colour(t) else 0.0 for t in item_texts],
+                               dtype=fused.dtype, device=fused.device).unsqueeze(1)
+        return nn.functional.normalize(fused + weights * text, dim=-1)
 
     # ----- public encoding API -----
     def item_text(self, row: dict) -> str:
@@ -109,7 +125,7 @@ class SMARModel(nn.Module):
             return np.zeros((0, self.dim), dtype=np.float32)
         pixels = torch.stack([im if isinstance(im, torch.Tensor) else self.image_encoder.preprocess(im)
                               for im in images])
-        views = self.item_vectors(self.text_encoder.encode(list(texts)), self.image_encoder(pixels))
+        views = self.item_vectors(self.text_encoder.encode(list(texts)), self.image_encoder(pixels), texts)
         return _to_numpy([views[view]], self.dim)
 
     def encode_items(self, rows: Iterable[dict], batch_size: int = 32, view: ItemView = "fused",

@@ -86,6 +86,8 @@ _KEEP_PLURALS = frozenset({
 _IE_NOUNS = frozenset({"hoodie", "beanie", "bootie", "onesie", "nightie", "necktie", "bowtie", "kurtie"})
 _IRREGULAR_SINGULARS = {"scarves": "scarf", "knives": "knife", "lenses": "lens"}
 _WORD = r"(?<![\w'-])({})(?![\w'-])"  # a regex alternation matched as whole words (hyphens join words)
+_COLOUR_PATTERN = re.compile(_WORD.format("|".join(map(re.escape, sorted(
+    {*COLOUR_NAMES, *(p for g in COLOUR_SYNONYMS for p in g)}, key=len, reverse=True)))))
 PREFIXES = ("looking for", "looking for a", "show me", "i want", "i need", "need", "buy", "shop", "search",
             "find me", "best", "latest", "new", "cheap", "stylish", "good")
 SUFFIXES = ("online", "sale", "on sale", "under 1000", "collection", "please", "for daily use", "new arrivals")
@@ -163,6 +165,11 @@ class QueryRewriter:
         if match is None:
             return query, None
         return (query[: match.start()] + " " + query[match.end() :]).strip(), self.gender_of[match.group(1)]
+
+
+def names_colour(text: str) -> bool:
+    """Whether ``text`` names a colour of the lexicon, as whole words in any case ("Navy Blue Shirts": yes)."""
+    return _COLOUR_PATTERN.search(text.lower()) is not None
 
 
 def _singular(word: str) -> str:

@@ -80,3 +80,22 @@ def test_unknown_encoders_fail_clearly(tiny_config) -> None:
     missing_pkg = tiny_config.model_copy(update={"text_encoder": TextEncoderConfig(name_or_path="package:nopkg_x/m")})
     with pytest.raises(ModelError, match="pip install nopkg-x"):
         SMARModel(missing_pkg)
+
+
+def test_second_stage_blends_the_text_view_only_into_items_that_name_a_colour(tiny_model_dir: Path) -> None:
+    image = Image.new("RGB", (40, 40), (200, 30, 30))
+    rows = [{"title": "red shirt", "image": image}, {"title": "check shirt", "image": image}]
+    plain = SMARModel.load(tiny_model_dir)
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    blended_dir = tiny_model_dir.parent / "blended"
+    blended_dir.mkdir(exist_ok=True)
+    (blended_dir / "config.json").write_text(json.dumps({**config, "text_blend": 0.5}))
+    (blended_dir / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
+    blended = SMARModel.load(blended_dir)
+    assert blended.fingerprint != plain.fingerprint  # stored vectors change, so the indexer re-encodes them
+    fused, text = plain.encode_items(rows), plain.encode_items(rows, view="text")
+    stored = blended.encode_items(rows)
+    expected = fused[0] + 0.5 * text[0]
+    np.testing.assert_allclose(stored[0], expected / np.linalg.norm(expected), atol=1e-5)  # names a colour
+    np.testing.assert_allclose(stored[1], fused[1], atol=1e-6)  # names none: the fused view as trained
+    np.testing.assert_allclose(blended.encode_items(rows, view="text"), text, atol=1e-6)

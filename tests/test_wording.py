@@ -11,7 +11,8 @@ import pytest
 
 from smar_sdk import CatalogError
 from smar_sdk.training import TrainConfig, train
-from smar_sdk.wording import COLOUR_NAMES, COLOUR_SYNONYMS, FASHION_SYNONYMS, QueryRewriter, _singular, read_synonyms
+from smar_sdk.wording import (COLOUR_NAMES, COLOUR_SYNONYMS, FASHION_SYNONYMS, QueryRewriter, _singular, names_colour,
+                              read_synonyms)
 
 MALE_WORDS = {"men", "men's", "mens", "man", "male", "gents", "him", "guys"}
 # The colour labels of the Myntra catalog (train split), lower-cased: catalogs do label these apart.
@@ -135,3 +136,12 @@ def test_typos_spare_colour_gender_and_short_words() -> None:
     bare = QueryRewriter(seed=0, synonyms=[], gender_forms={}, prefixes=("",), suffixes=("",))
     words = {w for _ in range(2000) for w in bare.reword("bags caps socks").split()}
     assert words - {"bags", "caps", "socks", "bag", "cap", "sock"} == {"scoks", "sokcs"}  # typos on 5+ letters only
+
+
+@pytest.mark.parametrize(("title", "names"), [
+    ("Nike Men Navy Blue T-shirt", True), ("Puma Women Off-White Sneakers", True), ("Titan Men GOLD Watch", True),
+    ("Lee Men Check Shirt", False), ("Roadster Women Rosewood Kurta", False), ("Goldstar Men Sandals", False),
+    ("", False),
+])
+def test_names_colour_reads_whole_colour_words(title: str, names: bool) -> None:
+    assert names_colour(title) is names
