@@ -7,11 +7,12 @@ train-split queries) and SMAR (multi-task a/b/c, cross-attention fused view). Ev
 the same recipe: the train split only, each pair's item text sampled from `catalog.jsonl` or
 `catalog_no_colour.jsonl` titles, its image from `image` or `thumbnail` and (with ``--query-variants``) its
 query from the original or a rewording; one model per method is
-then tested on both catalogs' test splits. Backbones are frozen, so test-item states come from the
-feature cache and rankings are exact (brute force, what the embedded store returns).
+then tested on both catalogs' test splits. Frozen backbone states (and, with ``--image-tuned-blocks``, the
+feature maps below the tuned blocks) come from the feature cache, and rankings are exact (brute force, what
+the embedded store returns).
 
-    python benchmarks/quality.py --epochs 6 --query-variants 8 --out benchmarks/results/quality.json \
-        --save-smar smar_sdk/default_model
+    python benchmarks/quality.py --epochs 6 --query-variants 8 --image-tuned-blocks 3 --text-blend 1.0 \
+        --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
     python benchmarks/quality.py --markdown --plot docs/quality.png --out benchmarks/results/quality.json
 
 Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the tables.

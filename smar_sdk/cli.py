@@ -255,9 +255,10 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           query_variants: int, synonyms_path: Path | None, epochs: int, batch_size: int,
           learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
           fixed_temperature: bool, model_config: Path | None, dim: int | None, query_tuned_layers: int | None,
-          image_tuned_blocks: int | None, text_blend: float | None, encoder_learning_rate: float, text_encoder: str | None,
-          image_kind: str | None, image_arch: str | None, image_weights: str | None, colour_features: bool | None,
-          holdout: float, seed: int, cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
+          image_tuned_blocks: int | None, text_blend: float | None, encoder_learning_rate: float,
+          text_encoder: str | None, image_kind: str | None, image_arch: str | None, image_weights: str | None,
+          colour_features: bool | None, holdout: float, seed: int, cache_dir: Path | None, no_cache: bool,
+          quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
     The query head, the per-view heads and the cross-attention fusion are trained with the multi-task

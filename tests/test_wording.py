@@ -11,8 +11,15 @@ import pytest
 
 from smar_sdk import CatalogError
 from smar_sdk.training import TrainConfig, train
-from smar_sdk.wording import (COLOUR_NAMES, COLOUR_SYNONYMS, FASHION_SYNONYMS, QueryRewriter, _singular, names_colour,
-                              read_synonyms)
+from smar_sdk.wording import (
+    COLOUR_NAMES,
+    COLOUR_SYNONYMS,
+    FASHION_SYNONYMS,
+    QueryRewriter,
+    _singular,
+    names_colour,
+    read_synonyms,
+)
 
 MALE_WORDS = {"men", "men's", "mens", "man", "male", "gents", "him", "guys"}
 # The colour labels of the Myntra catalog (train split), lower-cased: catalogs do label these apart.
