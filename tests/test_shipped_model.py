@@ -42,7 +42,7 @@ def small_myntra(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_shipped_model_loads_offline_and_is_small() -> None:
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
     assert sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir()) == ["config.json", "model.safetensors"]
-    assert size < 30 * 1024 * 1024
+    assert size < 40 * 1024 * 1024  # heads, float16 image trunk, float32 tuned image blocks and query layers
     model = SMARModel.load()
     assert model.encode_queries(["red heels"]).shape == (1, model.dim)
     assert model.config.training.get("only") == {"split": "train"}
