@@ -210,6 +210,10 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--synonyms", "synonyms_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Your own lexicon for --query-variants: one group of interchangeable phrases per line, "
                    "comma-separated (default: the built-in fashion lexicon).")
+@click.option("--relevance-field", "relevance_fields", multiple=True,
+              help="A catalog field that makes an item relevant to a query (repeat it: gender, colour, "
+                   "article_type). An item agreeing with a query's paired items on the fields they share is "
+                   "then a positive of that query, never an in-batch negative, even if no pair names it.")
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--batch-size", default=256, show_default=True, help="Pairs per step (in-batch negatives).")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
@@ -252,13 +256,13 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @fail_cleanly
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], text_variant_catalogs: tuple[Path, ...],
-          query_variants: int, synonyms_path: Path | None, epochs: int, batch_size: int,
-          learning_rate: float, text_weight: float, image_weight: float, fused_weight: float, temperature: float,
-          fixed_temperature: bool, model_config: Path | None, dim: int | None, query_tuned_layers: int | None,
-          image_tuned_blocks: int | None, text_blend: float | None, encoder_learning_rate: float,
-          text_encoder: str | None, image_kind: str | None, image_arch: str | None, image_weights: str | None,
-          colour_features: bool | None, holdout: float, seed: int, cache_dir: Path | None, no_cache: bool,
-          quiet: bool) -> None:
+          query_variants: int, synonyms_path: Path | None, relevance_fields: tuple[str, ...], epochs: int,
+          batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
+          temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
+          query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
+          encoder_learning_rate: float, text_encoder: str | None, image_kind: str | None, image_arch: str | None,
+          image_weights: str | None, colour_features: bool | None, holdout: float, seed: int,
+          cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
     The query head, the per-view heads and the cross-attention fusion are trained with the multi-task
@@ -291,7 +295,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
         only=_pairs(only, "--only"), holdout=holdout, seed=seed,
         text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
-        synonyms=read_synonyms(synonyms_path) if synonyms_path else None)
+        synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields))
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

@@ -2,7 +2,8 @@
 
 ``L = a*L(query, text view) + b*L(query, image view) + c*L(query, fused view)``, each an in-batch
 softmax cross-entropy with a learnable temperature. An item paired with a query anywhere in the pairs
-file is a positive of that query, never an in-batch negative. With ``query_variants``, each step sees a
+file is a positive of that query, never an in-batch negative; with ``relevance_fields``, so is any item that
+agrees with the query's paired items on the fields they share. With ``query_variants``, each step sees a
 random rewording of each query (``smar_sdk.wording``), so the query tower learns intents, not templates.
 """
 
@@ -61,6 +62,11 @@ class TrainConfig(BaseModel):
     synonyms: list[list[str]] | None = Field(
         None, description="groups of interchangeable phrases for the rewordings (default: "
                           "smar_sdk.wording.FASHION_SYNONYMS)")
+    relevance_fields: list[str] = Field(
+        default_factory=list,
+        description="catalog fields that make an item relevant to a query (e.g. gender, colour, article_type): an "
+                    "item agreeing with a query's paired items on each of these fields they all share is a positive "
+                    "of that query, never an in-batch negative, even if the pairs file never pairs them")
     only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
     holdout: float = Field(0.0, ge=0, lt=1, description="fraction of products never trained on, chosen by a stable "
                                                         "hash of the id (see held_out), to validate on unseen products")
@@ -153,6 +159,30 @@ def batch_positives(queries: torch.Tensor, items: torch.Tensor, keys: torch.Tens
     return torch.isin(queries[:, None] * item_count + items[None, :], keys)
 
 
+def relevance_codes(products: list[Product], pair_queries: torch.Tensor, pair_items: torch.Tensor,
+                    query_count: int, fields: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes of ``fields``: ``(items, F)`` each product's values, ``(queries, F)`` the value every item
+    paired with the query shares, or -1 where its items differ (the query does not name that field)."""
+    for field in fields:
+        if not any(field in p.payload for p in products):
+            raise CatalogError(f"relevance field {field!r} is in no catalog row (fields: "
+                               f"{', '.join(sorted(products[0].payload))}); check the spelling")
+    vocabulary: dict[str, int] = {}
+    items = torch.tensor([[vocabulary.setdefault(str(p.payload.get(f)), len(vocabulary)) for f in fields]
+                          for p in products], dtype=torch.long).view(len(products), len(fields))
+    queries = torch.full((query_count, len(fields)), -2, dtype=torch.long)  # -2: no item seen yet
+    for query, item in zip(pair_queries.tolist(), pair_items.tolist(), strict=True):
+        seen, codes = queries[query], items[item]
+        queries[query] = torch.where((seen == -2) | (seen == codes), codes, torch.full_like(codes, -1))
+    return items, queries
+
+
+def relevance_positives(query_codes: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
+    """``(B, B)``: column j's item has every field value row i's query names (``relevance_codes``)."""
+    queries, items = query_codes[:, None, :], item_codes[None, :, :]
+    return ((queries == -1) | (queries == items)).all(dim=-1)
+
+
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1):
     """Learning-rate factor: linear warm-up over the first steps, then cosine decay to zero."""
     warmup = max(1, int(total_steps * warmup_fraction))
@@ -208,6 +238,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])
     paired = pair_keys(pair_queries, pair_items, len(products))
+    item_codes, query_codes = relevance_codes(products, pair_queries, pair_items, len(queries), cfg.relevance_fields)
     params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
@@ -236,6 +267,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
                 q_idx, i_idx = pair_queries[batch], pair_items[batch]
                 positives = batch_positives(q_idx, i_idx, paired, len(products))
+                if cfg.relevance_fields:
+                    positives |= relevance_positives(query_codes[q_idx], item_codes[i_idx])
                 wording = wording_first[q_idx] + (torch.rand(len(q_idx), generator=generator)
                                                   * wording_count[q_idx]).long()
                 text = mixed_text(text_states, i_idx, generator)

@@ -80,7 +80,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     result = run("train", "--catalog", str(catalog), "--pairs", str(pairs), "--out", str(out), "--model-config",
                  str(base), "--epochs", "3", "--batch-size", "16", "--no-cache", "-q", "--query-variants", "2",
                  "--colour-features", "--query-tuned-layers", "1", "--image-tuned-blocks", "1", "--text-blend", "0.5",
-                 model=False,
+                 "--relevance-field", "colour", "--relevance-field", "article_type", model=False,
                  store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
@@ -92,7 +92,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["query_tuned_layers"] == 1 and any(p.startswith("query_encoder.")
                                                     for p in saved["trained_backbone_prefixes"])
     assert saved["image_tuned_blocks"] == 1 and "image_encoder.backbone.trunk.18." in saved["trained_backbone_prefixes"]
-    assert saved["text_blend"] == 0.5
+    assert saved["text_blend"] == 0.5 and saved["training"]["relevance_fields"] == ["colour", "article_type"]
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
                        + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")
@@ -137,3 +137,5 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     assert json.loads((tmp_path / "held" / "config.json").read_text())["training"]["holdout"] == 0.5
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "all"), "--holdout", "1"])
     assert result.exit_code == 2 and "--holdout" in result.output
+    result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--relevance-field", "color"])
+    assert result.exit_code == 1 and "relevance field 'color' is in no catalog row" in result.output

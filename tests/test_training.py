@@ -193,3 +193,40 @@ def test_holdout_leaves_a_stable_fraction_of_products_out(tiny_config, catalog: 
                       cache_dir=None, progress=False)
     assert report.items == len(kept) and report.pairs < full.pairs  # pairs of held-out products are skipped
     assert report.skipped_pairs == full.skipped_pairs + full.pairs - report.pairs
+
+
+def _products(rows: list[dict]):
+    from smar_sdk.catalog import Product
+
+    return [Product(line=i + 1, id=str(i), text="t", image="i.jpg", payload=row) for i, row in enumerate(rows)]
+
+
+def test_items_with_a_querys_field_values_are_its_positives() -> None:
+    from smar_sdk.training import relevance_codes, relevance_positives
+
+    products = _products([{"gender": "Men", "colour": "Red"}, {"gender": "Women", "colour": "Red"},
+                          {"gender": "Men", "colour": "Blue"}, {"gender": "Men", "colour": "Red"}])
+    # q0 is paired with items 0 and 1 (both red, genders differ: it names the colour only); q1 with item 2
+    items, queries = relevance_codes(products, torch.tensor([0, 0, 1]), torch.tensor([0, 1, 2]), 2,
+                                     ["gender", "colour"])
+    assert queries[0, 0] == -1 and queries[0, 1] == items[0, 1] and torch.equal(queries[1], items[2])
+    expected = torch.tensor([[True, True, False, True],     # every red item, item 3 never paired with q0
+                             [False, False, True, False]])  # only the blue men's item
+    assert torch.equal(relevance_positives(queries, items), expected)
+
+
+def test_relevance_field_missing_from_the_catalog_fails_clearly() -> None:
+    from smar_sdk.training import relevance_codes
+
+    with pytest.raises(CatalogError, match="'color' is in no catalog row"):
+        relevance_codes(_products([{"colour": "Red"}]), torch.tensor([0]), torch.tensor([0]), 1, ["color"])
+
+
+def test_relevance_fields_change_training(tiny_config, catalog: Path, pairs: Path) -> None:
+    plain, _ = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), cache_dir=None,
+                     progress=False)
+    fields = TrainConfig(epochs=1, batch_size=16, relevance_fields=["colour"])  # every red item answers "red shirt"
+    masked, _ = train(catalog, pairs, None, tiny_config, fields, cache_dir=None, progress=False)
+    changed = [not torch.equal(a, b) for a, b in zip(plain.query_head.parameters(), masked.query_head.parameters(),
+                                                      strict=True)]
+    assert any(changed)  # the unpaired same-colour items stopped being negatives
