@@ -75,11 +75,11 @@ class Bench:
     def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0,
                  model_config: SMARConfig | None = None, holdout: float = 0.0,
                  smar_loss_weights: tuple[float, float, float] | None = None,
-                 relevance_fields: list[str] | None = None) -> None:
+                 train_options: dict | None = None) -> None:
         self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
         self.query_variants, self.model_config = query_variants, model_config or SMARConfig()
         self.holdout, self.smar_loss_weights = holdout, smar_loss_weights
-        self.relevance_fields = relevance_fields or []
+        self.train_options = train_options or {}  # more TrainConfig fields, the same for every trained method
         self.cache_dir = cache_dir
         self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
@@ -137,7 +137,7 @@ class Bench:
         config = TrainConfig(epochs=self.epochs, text_weight=a, image_weight=b, fused_weight=c,
                              image_fields=list(IMAGE_FIELDS), only={"split": "train"},
                              query_variants=self.query_variants, holdout=self.holdout,
-                             relevance_fields=self.relevance_fields,
+                             **self.train_options,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         # without an image loss (text-only) there are no image blocks to tune; only SMAR stores a fused view
         model_config = self.model_config.model_copy(update={
@@ -272,6 +272,8 @@ def main() -> None:
     parser.add_argument("--relevance-positives", action="store_true",
                         help="an item with a query's gender, colour and article type is its positive in training, "
                              "never an in-batch negative (TrainConfig.relevance_fields)")
+    parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
+                        help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="leave this fraction of train-split products out of training (for validation.py "
                              "--holdout); the test rows are then not those of the main table")
@@ -288,7 +290,8 @@ def main() -> None:
                   SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
                              text_blend=args.text_blend),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
-                  list(ATTRIBUTES) if args.relevance_positives else None)
+                  {"temperature": args.temperature,
+                   "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else []})
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]
