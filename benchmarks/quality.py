@@ -75,7 +75,7 @@ class Bench:
     def __init__(self, data: Path, epochs: int, cache_dir: Path, query_variants: int = 0,
                  model_config: SMARConfig | None = None, holdout: float = 0.0,
                  smar_loss_weights: tuple[float, float, float] | None = None,
-                 train_options: dict | None = None) -> None:
+                 train_options: dict[str, object] | None = None) -> None:
         self.data, self.epochs, self.cache = data, epochs, FeatureCache(cache_dir)
         self.query_variants, self.model_config = query_variants, model_config or SMARConfig()
         self.holdout, self.smar_loss_weights = holdout, smar_loss_weights
