@@ -272,6 +272,10 @@ def main() -> None:
     parser.add_argument("--relevance-positives", action="store_true",
                         help="an item with a query's gender, colour and article type is its positive in training, "
                              "never an in-batch negative (TrainConfig.relevance_fields)")
+    parser.add_argument("--hard-negatives", type=int, default=0, metavar="N",
+                        help="per step, N pairs also bring a hard negative mined by the model being trained: a "
+                             "best-scoring item with another gender, colour or article type "
+                             "(TrainConfig.hard_negatives)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--holdout", type=float, default=0.0,
@@ -291,7 +295,9 @@ def main() -> None:
                              text_blend=args.text_blend),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature,
-                   "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else []})
+                   "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],
+                   "hard_negatives": args.hard_negatives,
+                   "negative_fields": list(ATTRIBUTES) if args.hard_negatives else []})
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]

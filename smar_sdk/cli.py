@@ -214,6 +214,13 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="A catalog field that makes an item relevant to a query (repeat it: gender, colour, "
                    "article_type). An item agreeing with a query's paired items on the fields they share is "
                    "then a positive of that query, never an in-batch negative, even if no pair names it.")
+@click.option("--hard-negatives", default=0, show_default=True,
+              help="Per step, this many of the batch's pairs also bring a hard negative mined by the model being "
+                   "trained (from the second epoch on): a best-scoring item that is a known wrong answer by "
+                   "--negative-field. 128 of 256 is a good start.")
+@click.option("--negative-field", "negative_fields", multiple=True,
+              help="A catalog field that makes a mined item a known wrong answer (repeat it: gender, colour, "
+                   "article_type): it differs from the query's paired items in a field they all share.")
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--batch-size", default=256, show_default=True, help="Pairs per step (in-batch negatives).")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
@@ -256,7 +263,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @fail_cleanly
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], text_variant_catalogs: tuple[Path, ...],
-          query_variants: int, synonyms_path: Path | None, relevance_fields: tuple[str, ...], epochs: int,
+          query_variants: int, synonyms_path: Path | None, relevance_fields: tuple[str, ...], hard_negatives: int,
+          negative_fields: tuple[str, ...], epochs: int,
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
           query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
@@ -275,6 +283,9 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     from .training import TrainConfig
     from .training import train as run_training
 
+    if hard_negatives and not negative_fields:
+        raise click.UsageError("--hard-negatives needs --negative-field (e.g. gender, colour, article_type) to tell a "
+                               "wrong item from a right one that no pair names")
     if synonyms_path and not query_variants:
         raise click.UsageError("--synonyms only shapes the rewordings of --query-variants N; give N > 0 as well")
     base = _read_config(model_config) if model_config else SMARConfig()
@@ -295,7 +306,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
         only=_pairs(only, "--only"), holdout=holdout, seed=seed,
         text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
-        synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields))
+        synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),
+        hard_negatives=hard_negatives, negative_fields=list(negative_fields))
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

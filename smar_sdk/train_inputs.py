@@ -22,11 +22,16 @@ from .images import ImageLoader
 from .model import SMARModel
 
 
+def rows_of(variant: tuple[torch.Tensor, ...], items: torch.Tensor) -> list[torch.Tensor]:
+    """The items' rows of every tensor of one variant (floats as float32)."""
+    return [t[items].float() if t.is_floating_point() else t[items] for t in variant]
+
+
 def mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
         generator: torch.Generator) -> list[torch.Tensor]:
     """Per pair, the item's rows of every tensor from one randomly chosen variant (floats as float32)."""
     pick = torch.randint(len(variants), (len(items),), generator=generator)
-    mixed = [t[items].float() if t.is_floating_point() else t[items] for t in variants[0]]
+    mixed = rows_of(variants[0], items)
     for index, variant in enumerate(variants[1:], start=1):
         chosen = pick == index
         for position, tensor in enumerate(variant):
@@ -98,11 +103,33 @@ class ImageInputs:
         """The fine-tuned blocks' parameters; every other image-encoder parameter is frozen."""
         return _tune_only(self.model, "image_encoder", self.tuned_prefixes)
 
-    def states(self, items: torch.Tensor, generator: torch.Generator) -> ImageStates:
-        mixed = mix(self.variants, items, generator)
+    def states(self, items: torch.Tensor, generator: torch.Generator | None) -> ImageStates:
+        """States of ``items``, each from a random image field; from the first field without a generator."""
+        mixed = mix(self.variants, items, generator) if generator is not None else rows_of(self.variants[0], items)
         if not self.blocks:
             return ImageStates(*mixed)
         plain = self.model.image_encoder.from_stem(mixed[0], self.blocks)
         if len(mixed) == 1:
             return plain
         return ImageStates(torch.cat([plain.tokens, mixed[1]], dim=-1), torch.cat([plain.pooled, mixed[2]], dim=-1))
+
+
+@torch.no_grad()
+def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Tensor, text: ItemTextStates,
+                    images: ImageInputs, view: str, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the model being trained scores now: the vectors of the wordings at ``query_rows`` and the ``view``
+    vectors of every item (its ``text`` states, its first image field), in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        query_vectors = torch.cat([model.query_vectors(queries.pooled(query_rows[i : i + batch]))
+                                   for i in range(0, len(query_rows), batch)])
+        item_vectors = []
+        for start in range(0, len(text.pooled), batch):
+            items = torch.arange(start, min(start + batch, len(text.pooled)))
+            states = TextStates(*rows_of((text.tokens, text.mask, text.pooled), items))
+            item_vectors.append(model.item_vectors(states, images.states(items, None))[view])
+    finally:
+        model.train(was_training)
+        model.image_encoder.eval()
+    return query_vectors, torch.cat(item_vectors)

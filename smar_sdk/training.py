@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from .catalog import FieldMapping, Product, read_catalog
@@ -28,8 +28,10 @@ from .config import SMARConfig
 from .errors import CatalogError
 from .features import DEFAULT_CACHE_DIR, FeatureCache, item_text_states
 from .images import ImageLoader
+from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
+from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel
-from .train_inputs import ImageInputs, QueryInputs, mixed_text
+from .train_inputs import ImageInputs, QueryInputs, current_vectors, mixed_text
 from .wording import FASHION_SYNONYMS, QueryRewriter
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
@@ -67,10 +69,26 @@ class TrainConfig(BaseModel):
         description="catalog fields that make an item relevant to a query (e.g. gender, colour, article_type): an "
                     "item agreeing with a query's paired items on each of these fields they all share is a positive "
                     "of that query, never an in-batch negative, even if the pairs file never pairs them")
+    hard_negatives: int = Field(
+        0, ge=0, description="per step, this many of the batch's pairs also bring a hard negative mined by the model "
+                             "being trained (smar_sdk.mining), from the second epoch on; needs negative_fields")
+    hard_negative_pool: int = Field(20, ge=1, description="each query's hard negative is drawn from its this many "
+                                                          "best-scoring known wrong items")
+    negative_fields: list[str] = Field(
+        default_factory=list,
+        description="catalog fields that make a mined item a known wrong answer (e.g. gender, colour, article_type): "
+                    "it differs from the query's paired items in a field they all share")
     only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
     holdout: float = Field(0.0, ge=0, lt=1, description="fraction of products never trained on, chosen by a stable "
                                                         "hash of the id (see held_out), to validate on unseen products")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _negatives_are_labelled(self) -> TrainConfig:
+        if self.hard_negatives and not self.negative_fields:
+            raise ValueError("hard_negatives needs negative_fields (e.g. gender, colour, article_type) to tell a "
+                             "wrong item from a right one the pairs file does not list")
+        return self
 
 
 class TrainReport(BaseModel):
@@ -138,49 +156,21 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
     return pairs, skipped
 
 
-def contrastive_loss(queries: torch.Tensor, items: torch.Tensor, positives: torch.Tensor,
-                     scale: torch.Tensor) -> torch.Tensor:
-    """Symmetric multi-positive InfoNCE over a batch of unit vectors."""
+def contrastive_loss(queries: torch.Tensor, items: torch.Tensor, positives: torch.Tensor, scale: torch.Tensor,
+                     negatives: torch.Tensor | None = None, wrong: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric multi-positive InfoNCE over a batch of unit vectors.
+
+    ``negatives`` are extra items (mined hard negatives) that only join the query-to-item direction, each
+    counted for row i where ``wrong[i, j]`` says it is a known wrong answer of row i's query.
+    """
     logits = scale * queries @ items.T
     masked = logits.masked_fill(~positives, float("-inf"))
-    q2i = torch.logsumexp(logits, dim=1) - torch.logsumexp(masked, dim=1)
+    every = logits
+    if negatives is not None and wrong is not None:
+        every = torch.cat([logits, (scale * queries @ negatives.T).masked_fill(~wrong, float("-inf"))], dim=1)
+    q2i = torch.logsumexp(every, dim=1) - torch.logsumexp(masked, dim=1)
     i2q = torch.logsumexp(logits, dim=0) - torch.logsumexp(masked, dim=0)
     return (q2i.mean() + i2q.mean()) / 2
-
-
-def pair_keys(queries: torch.Tensor, items: torch.Tensor, item_count: int) -> torch.Tensor:
-    """Sorted unique keys of the (query, item) pairs: a sparse relevance table for any catalog size."""
-    return torch.unique(queries * item_count + items)
-
-
-def batch_positives(queries: torch.Tensor, items: torch.Tensor, keys: torch.Tensor, item_count: int) -> torch.Tensor:
-    """``(B, B)``: row i's query is paired with column j's item somewhere in the pairs file (so the same query
-    or the same item as a row always is), and column j is a positive of row i, never a negative."""
-    return torch.isin(queries[:, None] * item_count + items[None, :], keys)
-
-
-def relevance_codes(products: list[Product], pair_queries: torch.Tensor, pair_items: torch.Tensor,
-                    query_count: int, fields: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer codes of ``fields``: ``(items, F)`` each product's values, ``(queries, F)`` the value every item
-    paired with the query shares, or -1 where its items differ (the query does not name that field)."""
-    for field in fields:
-        if not any(field in p.payload for p in products):
-            raise CatalogError(f"relevance field {field!r} is in no catalog row (fields: "
-                               f"{', '.join(sorted(products[0].payload))}); check the spelling")
-    vocabulary: dict[str, int] = {}
-    items = torch.tensor([[vocabulary.setdefault(str(p.payload.get(f)), len(vocabulary)) for f in fields]
-                          for p in products], dtype=torch.long).view(len(products), len(fields))
-    queries = torch.full((query_count, len(fields)), -2, dtype=torch.long)  # -2: no item seen yet
-    for query, item in zip(pair_queries.tolist(), pair_items.tolist(), strict=True):
-        seen, codes = queries[query], items[item]
-        queries[query] = torch.where((seen == -2) | (seen == codes), codes, torch.full_like(codes, -1))
-    return items, queries
-
-
-def relevance_positives(query_codes: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
-    """``(B, B)``: column j's item has every field value row i's query names (``relevance_codes``)."""
-    queries, items = query_codes[:, None, :], item_codes[None, :, :]
-    return ((queries == -1) | (queries == items)).all(dim=-1)
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.1):
@@ -239,6 +229,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     pair_items = torch.tensor([position[i] for _, i in pairs])
     paired = pair_keys(pair_queries, pair_items, len(products))
     item_codes, query_codes = relevance_codes(products, pair_queries, pair_items, len(queries), cfg.relevance_fields)
+    wrong_item_codes, wrong_query_codes = relevance_codes(products, pair_queries, pair_items, len(queries),
+                                                          cfg.negative_fields, "negative field")
     params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
@@ -251,6 +243,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     total = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total))
     weights = {"text": cfg.text_weight, "image": cfg.image_weight, "fused": cfg.fused_weight}
+    mining_view = max(weights, key=weights.__getitem__)  # the view the trained method leans on most
     generator = torch.Generator().manual_seed(cfg.seed)
     fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), str(Path(catalog).resolve()),
                               str(Path(pairs_path).resolve()), len(pairs), len(products)], sort_keys=True)
@@ -263,6 +256,12 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
               disable=not progress) as bar:
         for epoch in range(done, cfg.epochs):
             order = torch.randperm(len(pairs), generator=generator)
+            mined = None
+            if cfg.hard_negatives and epoch > 0:
+                query_vectors, item_vectors = current_vectors(model, query_inputs, wording_first, text_states[0],
+                                                              image_inputs, mining_view)
+                mined = mine_hard_negatives(query_vectors, item_vectors, wrong_query_codes, wrong_item_codes,
+                                            paired, cfg.hard_negative_pool)
             for step in range(steps_per_epoch):
                 batch = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
                 q_idx, i_idx = pair_queries[batch], pair_items[batch]
@@ -271,12 +270,21 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                     positives |= relevance_positives(query_codes[q_idx], item_codes[i_idx])
                 wording = wording_first[q_idx] + (torch.rand(len(q_idx), generator=generator)
                                                   * wording_count[q_idx]).long()
-                text = mixed_text(text_states, i_idx, generator)
-                image = image_inputs.states(i_idx, generator)
+                negatives = torch.empty(0, dtype=torch.long)
+                if mined is not None:
+                    negatives = sample_negatives(mined, q_idx[: cfg.hard_negatives], generator)
+                    negatives = negatives[negatives >= 0]
+                wrong = (~relevance_positives(wrong_query_codes[q_idx], wrong_item_codes[negatives])
+                         & ~batch_positives(q_idx, negatives, paired, len(products)))
+                items = torch.cat([i_idx, negatives])
+                text = mixed_text(text_states, items, generator)
+                image = image_inputs.states(items, generator)
                 views = model.item_vectors(text, image)
                 query = model.query_vectors(query_inputs.pooled(wording))
                 scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()
-                loss = sum(w * contrastive_loss(query, views[name], positives, scale)
+                batch_size = len(i_idx)
+                loss = sum(w * contrastive_loss(query, views[name][:batch_size], positives, scale,
+                                                views[name][batch_size:], wrong)
                            for name, w in weights.items() if w > 0)
                 optimizer.zero_grad()
                 loss.backward()

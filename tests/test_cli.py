@@ -80,7 +80,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     result = run("train", "--catalog", str(catalog), "--pairs", str(pairs), "--out", str(out), "--model-config",
                  str(base), "--epochs", "3", "--batch-size", "16", "--no-cache", "-q", "--query-variants", "2",
                  "--colour-features", "--query-tuned-layers", "1", "--image-tuned-blocks", "1", "--text-blend", "0.5",
-                 "--relevance-field", "colour", "--relevance-field", "article_type", model=False,
+                 "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
+                 "--negative-field", "colour", model=False,
                  store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
@@ -93,6 +94,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                                                     for p in saved["trained_backbone_prefixes"])
     assert saved["image_tuned_blocks"] == 1 and "image_encoder.backbone.trunk.18." in saved["trained_backbone_prefixes"]
     assert saved["text_blend"] == 0.5 and saved["training"]["relevance_fields"] == ["colour", "article_type"]
+    assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
                        + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")
@@ -117,12 +119,15 @@ def test_score_rankings_single_and_many_metrics() -> None:
     assert both["recall@10"] == 0.75 and both["mrr@10"] == 0.75 and 0 < both["ndcg@10"] < 1
 
 
-def test_synonyms_need_query_variants(catalog: Path, pairs: Path, tmp_path: Path) -> None:
+def test_training_options_that_need_another_are_refused(catalog: Path, pairs: Path, tmp_path: Path) -> None:
     lexicon = tmp_path / "synonyms.txt"
     lexicon.write_text("sofa, couch\n")
     result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
                                        str(tmp_path / "m"), "--synonyms", str(lexicon)])
     assert result.exit_code == 2 and "--query-variants" in result.output
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "--hard-negatives", "8"])
+    assert result.exit_code == 2 and "--negative-field" in result.output
 
 
 def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
@@ -139,3 +144,6 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     assert result.exit_code == 2 and "--holdout" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--relevance-field", "color"])
     assert result.exit_code == 1 and "relevance field 'color' is in no catalog row" in result.output
+    result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--hard-negatives", "4",
+                                       "--negative-field", "colr"])
+    assert result.exit_code == 1 and "negative field 'colr' is in no catalog row" in result.output

@@ -1,0 +1,44 @@
+"""Which items count as right answers of a training query: pairs, and agreement on labelled catalog fields."""
+
+from __future__ import annotations
+
+import torch
+
+from .catalog import Product
+from .errors import CatalogError
+
+
+def pair_keys(queries: torch.Tensor, items: torch.Tensor, item_count: int) -> torch.Tensor:
+    """Sorted unique keys of the (query, item) pairs: a sparse relevance table for any catalog size."""
+    return torch.unique(queries * item_count + items)
+
+
+def batch_positives(queries: torch.Tensor, items: torch.Tensor, keys: torch.Tensor, item_count: int) -> torch.Tensor:
+    """``(queries, items)``: row i's query is paired with column j's item somewhere in the pairs file (in a batch,
+    the same query or the same item as a row always is), and column j is a positive of row i, never a negative."""
+    return torch.isin(queries[:, None] * item_count + items[None, :], keys)
+
+
+def relevance_codes(products: list[Product], pair_queries: torch.Tensor, pair_items: torch.Tensor,
+                    query_count: int, fields: list[str],
+                    setting: str = "relevance field") -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes of ``fields``: ``(items, F)`` each product's values, ``(queries, F)`` the value every item
+    paired with the query shares, or -1 where its items differ (the query does not name that field)."""
+    for field in fields:
+        if not any(field in p.payload for p in products):
+            raise CatalogError(f"{setting} {field!r} is in no catalog row (fields: "
+                               f"{', '.join(sorted(products[0].payload))}); check the spelling")
+    vocabulary: dict[str, int] = {}
+    items = torch.tensor([[vocabulary.setdefault(str(p.payload.get(f)), len(vocabulary)) for f in fields]
+                          for p in products], dtype=torch.long).view(len(products), len(fields))
+    queries = torch.full((query_count, len(fields)), -2, dtype=torch.long)  # -2: no item seen yet
+    for query, item in zip(pair_queries.tolist(), pair_items.tolist(), strict=True):
+        seen, codes = queries[query], items[item]
+        queries[query] = torch.where((seen == -2) | (seen == codes), codes, torch.full_like(codes, -1))
+    return items, queries
+
+
+def relevance_positives(query_codes: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
+    """``(B, B)``: column j's item has every field value row i's query names (``relevance_codes``)."""
+    queries, items = query_codes[:, None, :], item_codes[None, :, :]
+    return ((queries == -1) | (queries == items)).all(dim=-1)
