@@ -11,8 +11,8 @@ then tested on both catalogs' test splits. Frozen backbone states (and, with ``-
 feature maps below the tuned blocks) come from the feature cache, and rankings are exact (brute force, what
 the embedded store returns).
 
-    python benchmarks/quality.py --epochs 6 --query-variants 8 --image-tuned-blocks 3 --text-blend 1.0 \
-        --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
+    python benchmarks/quality.py --epochs 6 --query-variants 8 --image-tuned-blocks 3 --query-tuned-layers 2 \
+        --hard-negatives 128 --text-blend 0.75 --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
     python benchmarks/quality.py --markdown --plot docs/quality.png --out benchmarks/results/quality.json
 
 Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the tables.
@@ -220,7 +220,8 @@ def markdown(rows: list[dict]) -> str:
                 if len(sel) < 2:
                     continue
                 plain, para = sel[QUERY_FILES[0]], sel[QUERY_FILES[1]]
-                lines.append(f"| {method} | {plain['ndcg@10']:.3f} | {plain['recall@50']:.3f} | {para['ndcg@10']:.3f} "
+                label = f"{method} ({plain['recipe']})" if plain.get("recipe") else method
+                lines.append(f"| {label} | {plain['ndcg@10']:.3f} | {plain['recall@50']:.3f} | {para['ndcg@10']:.3f} "
                              f"| {para['recall@50']:.3f} | {para['mrr@10']:.3f} | {plain.get('train_seconds', '')} |")
     return "\n".join(lines)
 

@@ -5,6 +5,8 @@ softmax cross-entropy with a learnable temperature. An item paired with a query 
 file is a positive of that query, never an in-batch negative; with ``relevance_fields``, so is any item that
 agrees with the query's paired items on the fields they share. With ``query_variants``, each step sees a
 random rewording of each query (``smar_sdk.wording``), so the query tower learns intents, not templates.
+With ``hard_negatives``, pairs also bring items the model itself ranks high but that are known wrong
+(``smar_sdk.mining``).
 """
 
 from __future__ import annotations
