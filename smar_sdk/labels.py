@@ -39,6 +39,6 @@ def relevance_codes(products: list[Product], pair_queries: torch.Tensor, pair_it
 
 
 def relevance_positives(query_codes: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
-    """``(B, B)``: column j's item has every field value row i's query names (``relevance_codes``)."""
+    """``(queries, items)``: column j's item has every field value row i's query names (``relevance_codes``)."""
     queries, items = query_codes[:, None, :], item_codes[None, :, :]
     return ((queries == -1) | (queries == items)).all(dim=-1)
