@@ -277,6 +277,8 @@ def main() -> None:
                         help="per step, N pairs also bring a hard negative mined by the model being trained: a "
                              "best-scoring item with another gender, colour or article type "
                              "(TrainConfig.hard_negatives)")
+    parser.add_argument("--mirror-images", action="store_true",
+                        help="also train on every image mirrored left to right (flip augmentation)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--holdout", type=float, default=0.0,
@@ -298,7 +300,8 @@ def main() -> None:
                   {"temperature": args.temperature,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],
                    "hard_negatives": args.hard_negatives,
-                   "negative_fields": list(ATTRIBUTES) if args.hard_negatives else []})
+                   "negative_fields": list(ATTRIBUTES) if args.hard_negatives else [],
+                   "mirror_images": args.mirror_images})
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]

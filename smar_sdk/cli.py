@@ -200,6 +200,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @only_option
 @click.option("--image-field-extra", "extra_image_fields", multiple=True,
               help="More image fields to sample from during training (resolution augmentation), e.g. thumbnail.")
+@click.option("--mirror-images", is_flag=True,
+              help="Also train on each image mirrored left to right (flip augmentation, cached like the others).")
 @click.option("--text-variant-catalog", "text_variant_catalogs", multiple=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="A catalog with the same ids and other item texts (e.g. titles without colour words); each "
@@ -262,7 +264,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @fail_cleanly
 def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fields: str | None, image_field: str,
-          only: tuple[str, ...], extra_image_fields: tuple[str, ...], text_variant_catalogs: tuple[Path, ...],
+          only: tuple[str, ...], extra_image_fields: tuple[str, ...], mirror_images: bool,
+          text_variant_catalogs: tuple[Path, ...],
           query_variants: int, synonyms_path: Path | None, relevance_fields: tuple[str, ...], hard_negatives: int,
           negative_fields: tuple[str, ...], epochs: int,
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
@@ -304,6 +307,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,
         image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
         learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
+        mirror_images=mirror_images,
         only=_pairs(only, "--only"), holdout=holdout, seed=seed,
         text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
         synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),

@@ -113,7 +113,7 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
         if not encoder.config.colour_features:
             return plain
         return _joined(plain, item_colour_states(model, products, image_field, loader, cache, batch_size, progress))
-    plain_name = _image_cache_key("image", model, products, image_field)
+    plain_name = _image_cache_key("image", model, products, image_field, loader)
 
     def plain_states() -> ItemImageStates:
         return _cached(cache, plain_name) or _store(cache, plain_name, _encode_images(
@@ -121,7 +121,7 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
 
     if not encoder.config.colour_features:
         return plain_states()
-    colour_name = _image_cache_key("colour", model, products, image_field)
+    colour_name = _image_cache_key("colour", model, products, image_field, loader)
     if not cache.has(plain_name) and not cache.has(colour_name):
         both = _encode_images(model, products, image_field, loader, encoder, f"encoding {image_field}s", batch_size,
                               progress)
@@ -138,7 +138,7 @@ def item_colour_states(model: SMARModel, products: Sequence[Product], image_fiel
                        cache: FeatureCache, batch_size: int = 64, progress: bool = True) -> ItemImageStates:
     """The colour parts of each product's image states (``smar_sdk.encoders.colour``), cached."""
     encoder = model.image_encoder
-    name = _image_cache_key("colour", model, products, image_field)
+    name = _image_cache_key("colour", model, products, image_field, loader)
 
     def colours(pixels: torch.Tensor) -> ImageStates:
         return ImageStates(*colour_states(encoder.unnormalise(pixels), encoder.token_count))
@@ -155,7 +155,7 @@ def item_image_stems(model: SMARModel, products: Sequence[Product], image_field:
     encoder, blocks = model.image_encoder, model.config.image_tuned_blocks
     frozen = [v for k, v in encoder.state_dict().items()
               if not k.startswith(tuple(encoder.top_blocks(blocks)))]  # a loaded model's stem may be rounded
-    name = _image_cache_key(f"stem{blocks}", model, products, image_field, _tensor_digest(frozen))
+    name = _image_cache_key(f"stem{blocks}", model, products, image_field, loader, _tensor_digest(frozen))
 
     def stem(pixels: torch.Tensor) -> ImageStates:
         grid = encoder.stem(pixels, blocks)
@@ -168,11 +168,12 @@ def item_image_stems(model: SMARModel, products: Sequence[Product], image_field:
 
 
 def _image_cache_key(kind: str, model: SMARModel, products: Sequence[Product], image_field: str,
-                     extra: str = "") -> str:
-    """The cache name of one kind of image state for these products' ``image_field`` images."""
+                     loader: ImageLoader, extra: str = "") -> str:
+    """The cache name of one kind of image state for these products' ``image_field`` images (as ``loader`` reads
+    them: mirrored images are another key)."""
     config = model.image_encoder.config.model_dump_json(exclude={"colour_features"}) + extra
     keys = [f"{p.id}:{p.payload.get(image_field)}" for p in products]
-    return _cache_key(f"{kind}-{image_field}", config, keys)
+    return _cache_key(f"{kind}-{image_field}{'-mirrored' if loader.mirror else ''}", config, keys)
 
 
 def _tensor_digest(tensors: Sequence[torch.Tensor]) -> str:

@@ -6,7 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import ImageError
 
@@ -19,19 +19,29 @@ class ImageLoader:
     """Opens an image reference: a path relative to ``base_dir``, an absolute path, or an http(s) URL.
 
     Relative paths may not escape ``base_dir`` unless ``allow_outside`` is set. Decompression bombs,
-    oversized downloads and undecodable files raise ``ImageError`` naming the reference.
+    oversized downloads and undecodable files raise ``ImageError`` naming the reference. With ``mirror``, every
+    image comes back flipped left to right (a training augmentation).
     """
 
     def __init__(self, base_dir: str | Path | None = None, allow_outside: bool = False,
                  max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS,
-                 timeout: float = URL_TIMEOUT_SECONDS) -> None:
+                 timeout: float = URL_TIMEOUT_SECONDS, mirror: bool = False) -> None:
         self.base_dir = Path(base_dir).resolve() if base_dir is not None else Path.cwd().resolve()
         self.allow_outside = allow_outside
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.timeout = timeout
+        self.mirror = mirror
+
+    def mirrored(self) -> ImageLoader:
+        """The same loader, returning every image flipped left to right."""
+        return ImageLoader(self.base_dir, self.allow_outside, self.max_bytes, self.max_pixels, self.timeout, mirror=True)
 
     def load(self, reference: object) -> Image.Image:
+        image = self._load(reference)
+        return ImageOps.mirror(image) if self.mirror else image
+
+    def _load(self, reference: object) -> Image.Image:
         if isinstance(reference, Image.Image):
             return reference.convert("RGB")
         if not isinstance(reference, str) or not reference.strip():

@@ -77,27 +77,35 @@ class QueryInputs:
 
 
 class ImageInputs:
-    """Item image states, per pair from one randomly chosen image field (resolution augmentation).
+    """Item image states, per pair from one randomly chosen variant: an image field (resolution augmentation), as
+    each of ``loaders`` reads it (e.g. mirrored too: flip augmentation). The first loader's first field is the
+    plain variant.
 
     With a frozen backbone they are cached whole. When ``SMARConfig.image_tuned_blocks`` fine-tunes its top
     blocks, the feature maps below them (and the colour parts) are cached, and the blocks run every step.
     """
 
-    def __init__(self, model: SMARModel, products: list[Product], image_fields: list[str], loader: ImageLoader,
-                 cache: FeatureCache, progress: bool) -> None:
+    def __init__(self, model: SMARModel, products: list[Product], image_fields: list[str],
+                 loaders: list[ImageLoader], cache: FeatureCache, progress: bool) -> None:
         self.model = model
         self.blocks = model.config.image_tuned_blocks
         self.tuned_prefixes = model.image_tuned_prefixes()
         self.variants: list[tuple[torch.Tensor, ...]] = []
-        for field in image_fields:
-            if not self.blocks:
-                states = item_image_states(model, products, field, loader, cache, progress=progress)
-                self.variants.append((states.tokens, states.pooled))
-                continue
-            stems = item_image_stems(model, products, field, loader, cache, progress=progress)
-            colour = (item_colour_states(model, products, field, loader, cache, progress=progress)
-                      if model.image_encoder.config.colour_features else None)
-            self.variants.append((stems,) if colour is None else (stems, colour.tokens, colour.pooled))
+        for loader in loaders:
+            for field in image_fields:
+                self.variants.append(self._variant(products, field, loader, cache, progress))
+
+    def _variant(self, products: list[Product], field: str, loader: ImageLoader, cache: FeatureCache,
+                 progress: bool) -> tuple[torch.Tensor, ...]:
+        model = self.model
+        if not self.blocks:
+            states = item_image_states(model, products, field, loader, cache, progress=progress)
+            return states.tokens, states.pooled
+        stems = item_image_stems(model, products, field, loader, cache, progress=progress)
+        if not model.image_encoder.config.colour_features:
+            return (stems,)
+        colour = item_colour_states(model, products, field, loader, cache, progress=progress)
+        return stems, colour.tokens, colour.pooled
 
     def trainable(self) -> list[torch.nn.Parameter]:
         """The fine-tuned blocks' parameters; every other image-encoder parameter is frozen."""

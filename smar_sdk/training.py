@@ -57,6 +57,8 @@ class TrainConfig(BaseModel):
     learn_temperature: bool = True
     image_fields: list[str] = Field(default_factory=lambda: ["image"], min_length=1,
                                     description="image fields to sample from per step (resolution augmentation)")
+    mirror_images: bool = Field(False, description="each pair's image is, at random, also its left-right mirror "
+                                                   "(flip augmentation; one more cached variant per image field)")
     text_variant_catalogs: list[str] = Field(
         default_factory=list,
         description="catalogs with the same ids whose item texts are sampled per pair instead of the main "
@@ -225,7 +227,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     query_inputs = QueryInputs(model, wordings, cache, progress)
     text_states = [item_text_states(model, texts, cache, progress=progress)
                    for texts in [[p.text for p in products], *_variant_texts(cfg, products, mapping)]]
-    image_inputs = ImageInputs(model, products, cfg.image_fields, loader, cache, progress)
+    loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
+    image_inputs = ImageInputs(model, products, cfg.image_fields, loaders, cache, progress)
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])

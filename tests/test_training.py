@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from smar_sdk import CatalogError, SMARModel
 from smar_sdk.errors import ModelError
@@ -230,3 +231,30 @@ def test_relevance_fields_change_training(tiny_config, catalog: Path, pairs: Pat
     changed = [not torch.equal(a, b) for a, b in zip(plain.query_head.parameters(), masked.query_head.parameters(),
                                                       strict=True)]
     assert any(changed)  # the unpaired same-colour items stopped being negatives
+
+
+def test_mirror_images_trains_on_flipped_images_cached_apart(tiny_config, catalog: Path, pairs: Path,
+                                                             tmp_path: Path) -> None:
+    from smar_sdk.catalog import read_catalog
+    from smar_sdk.features import FeatureCache, item_image_states
+    from smar_sdk.images import ImageLoader
+
+    loader = ImageLoader(catalog.parent)
+    image = loader.load("images/001.jpg")
+    assert list(loader.mirrored().load("images/001.jpg").getdata()) == \
+        list(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).getdata())
+    cache = tmp_path / "cache"
+    config = TrainConfig(epochs=2, batch_size=16, mirror_images=True)
+    mirrored, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=cache, progress=False)
+    assert sorted(p.name.rsplit("-", 1)[0] for p in cache.iterdir() if p.name.startswith("image")) == \
+        ["image-image", "image-image-mirrored"]
+    plain, _ = train(catalog, pairs, None, tiny_config, config.model_copy(update={"mirror_images": False}),
+                     cache_dir=None, progress=False)
+    assert not np.allclose(mirrored.encode_queries(["red shirt"]), plain.encode_queries(["red shirt"]), atol=1e-4)
+    # the cached mirrored states are those of the flipped images
+    products = list(read_catalog(catalog))[:4]
+    states = item_image_states(mirrored, products, "image", loader.mirrored(), FeatureCache(cache), progress=False)
+    pixels = torch.stack([mirrored.image_encoder.preprocess(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+                          for image in (loader.load(p.payload["image"]) for p in products)])
+    with torch.no_grad():
+        torch.testing.assert_close(states.pooled, mirrored.image_encoder(pixels).pooled, atol=2e-2, rtol=0)
