@@ -35,7 +35,8 @@ class ImageLoader:
 
     def mirrored(self) -> ImageLoader:
         """The same loader, returning every image flipped left to right."""
-        return ImageLoader(self.base_dir, self.allow_outside, self.max_bytes, self.max_pixels, self.timeout, mirror=True)
+        return ImageLoader(self.base_dir, self.allow_outside, self.max_bytes, self.max_pixels, self.timeout,
+                           mirror=True)
 
     def load(self, reference: object) -> Image.Image:
         image = self._load(reference)

@@ -81,7 +81,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                  str(base), "--epochs", "3", "--batch-size", "16", "--no-cache", "-q", "--query-variants", "2",
                  "--colour-features", "--query-tuned-layers", "1", "--image-tuned-blocks", "1", "--text-blend", "0.5",
                  "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
-                 "--negative-field", "colour", model=False,
+                 "--negative-field", "colour", "--mirror-images", model=False,
                  store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
@@ -95,6 +95,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["image_tuned_blocks"] == 1 and "image_encoder.backbone.trunk.18." in saved["trained_backbone_prefixes"]
     assert saved["text_blend"] == 0.5 and saved["training"]["relevance_fields"] == ["colour", "article_type"]
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
+    assert saved["training"]["mirror_images"]
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
                        + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")
