@@ -84,14 +84,21 @@ class SMARModel(nn.Module):
     def item_vectors(self, text: TextStates, image: ImageStates,
                      item_texts: Sequence[str] | None = None) -> dict[ItemView, torch.Tensor]:
         """The three item views; given the items' texts, the fused view goes through the second stage."""
-        views: dict[ItemView, torch.Tensor] = {
-            "text": self.text_head(text.pooled),
-            "image": self.image_head(image.pooled),
-            "fused": self.fusion(text.tokens, text.mask, text.pooled, image.tokens, image.pooled),
-        }
+        views: dict[ItemView, torch.Tensor] = {view: self.item_view(view, text, image)
+                                               for view in ("text", "image", "fused")}
         if item_texts is not None and self.config.text_blend:
             views["fused"] = self.second_stage(views["fused"], views["text"], item_texts)
         return views
+
+    def item_view(self, view: ItemView, text: TextStates | None, image: ImageStates | None) -> torch.Tensor:
+        """One item view, from the states it reads: text for "text", image for "image", both for "fused"."""
+        if (text is None and view != "image") or (image is None and view != "text"):
+            raise ValueError(f"the {view} item view needs {'text and image' if view == 'fused' else view} states")
+        if view == "text":
+            return self.text_head(text.pooled)
+        if view == "image":
+            return self.image_head(image.pooled)
+        return self.fusion(text.tokens, text.mask, text.pooled, image.tokens, image.pooled)
 
     def second_stage(self, fused: torch.Tensor, text: torch.Tensor, item_texts: Sequence[str]) -> torch.Tensor:
         """Items whose text names a colour lean on their text view as well: ``normalise(fused + w * text)``.

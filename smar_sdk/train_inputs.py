@@ -19,7 +19,7 @@ from .features import (
     text_pooled,
 )
 from .images import ImageLoader
-from .model import SMARModel
+from .model import ItemView, SMARModel
 
 
 def rows_of(variant: tuple[torch.Tensor, ...], items: torch.Tensor) -> list[torch.Tensor]:
@@ -124,7 +124,7 @@ class ImageInputs:
 
 @torch.no_grad()
 def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Tensor, text: ItemTextStates,
-                    images: ImageInputs, view: str, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+                    images: ImageInputs, view: ItemView, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """What the model being trained scores now: the vectors of the wordings at ``query_rows`` and the ``view``
     vectors of every item (its ``text`` states, its first image field), in eval mode."""
     was_training = model.training
@@ -135,8 +135,8 @@ def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Te
         item_vectors = []
         for start in range(0, len(text.pooled), batch):
             items = torch.arange(start, min(start + batch, len(text.pooled)))
-            states = TextStates(*rows_of((text.tokens, text.mask, text.pooled), items))
-            item_vectors.append(model.item_vectors(states, images.states(items, None))[view])
+            states = TextStates(*rows_of((text.tokens, text.mask, text.pooled), items)) if view != "image" else None
+            item_vectors.append(model.item_view(view, states, images.states(items, None) if view != "text" else None))
     finally:
         model.train(was_training)
         model.image_encoder.eval()

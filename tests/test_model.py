@@ -99,3 +99,19 @@ def test_second_stage_blends_the_text_view_only_into_items_that_name_a_colour(ti
     np.testing.assert_allclose(stored[0], expected / np.linalg.norm(expected), atol=1e-5)  # names a colour
     np.testing.assert_allclose(stored[1], fused[1], atol=1e-6)  # names none: the fused view as trained
     np.testing.assert_allclose(blended.encode_items(rows, view="text"), text, atol=1e-6)
+
+
+def test_item_view_reads_only_the_states_it_needs(tiny_model: SMARModel) -> None:
+    import torch
+
+    text = tiny_model.text_encoder.encode(["red shirt", "blue bag"])
+    with torch.no_grad():
+        image = tiny_model.image_encoder(torch.rand(2, 3, 64, 64))
+        views = tiny_model.item_vectors(text, image)
+        assert torch.equal(tiny_model.item_view("text", text, None), views["text"])
+        assert torch.equal(tiny_model.item_view("image", None, image), views["image"])
+        assert torch.equal(tiny_model.item_view("fused", text, image), views["fused"])
+    with pytest.raises(ValueError, match="the fused item view needs text and image states"):
+        tiny_model.item_view("fused", text, None)
+    with pytest.raises(ValueError, match="the image item view needs image states"):
+        tiny_model.item_view("image", text, None)
