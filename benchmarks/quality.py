@@ -51,7 +51,11 @@ ATTRIBUTES = ("gender", "colour", "article_type")  # what makes a product releva
 
 
 def rank(query_vectors: np.ndarray, item_vectors: np.ndarray, ids: list[str]) -> list[list[tuple[str, float]]]:
-    scores = query_vectors @ item_vectors.T
+    return rank_scores(query_vectors @ item_vectors.T, ids)
+
+
+def rank_scores(scores: np.ndarray, ids: list[str]) -> list[list[tuple[str, float]]]:
+    """Each query's top ``SEARCH_DEPTH`` items by a ``(queries, items)`` score matrix, best first."""
     top = np.argsort(-scores, axis=1)[:, :SEARCH_DEPTH]
     return [[(ids[j], float(scores[i, j])) for j in row] for i, row in enumerate(top)]
 

@@ -10,6 +10,9 @@ image shows it. ``w`` becomes ``SMARConfig.text_blend`` (``quality.py --text-ble
 rewording (``smar_sdk.wording``, a seed training never used). The test split is never read.
 
     python benchmarks/view_blend.py /tmp/smar_hold_img3 --out benchmarks/results/view_blend.json
+
+``--per-query`` also scores the paper's form of the second stage, a choice per query: queries that name a colour
+search one stored vector (a blend, or the text view alone), the others another (two named vectors per item).
 """
 
 from __future__ import annotations
@@ -19,23 +22,23 @@ import json
 from pathlib import Path
 
 import numpy as np
-from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, rank
+from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, rank_scores
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import LabelledQuery, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
-from smar_sdk.wording import QueryRewriter
+from smar_sdk.wording import QueryRewriter, names_colour
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 REWORDING_SEED = 12345  # training rewords with TrainConfig.seed (0 by default)
 
 
-def held_out_cells(bench: Bench, model: SMARModel) -> dict[str, list[float]]:
-    """nDCG@10 per held-out cell (catalog / image size / wording), one value per blend weight."""
+def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> dict[str, dict[str, float]]:
+    """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule (``rule_names``)."""
     fraction = float(model.config.training.get("holdout", 0.0))
     if not fraction:
         raise SystemExit("this model was trained on every train-split product: train it with quality.py --holdout")
-    cells: dict[str, list[float]] = {}
+    cells: dict[str, dict[str, float]] = {}
     for catalog in CATALOGS:
         queries, items = bench.holdout_slice(catalog, fraction)
         rewriter = QueryRewriter(seed=REWORDING_SEED)
@@ -44,14 +47,22 @@ def held_out_cells(bench: Bench, model: SMARModel) -> dict[str, list[float]]:
         ids, texts = [p.id for p in items], [p.text for p in items]
         for field in IMAGE_FIELDS:
             states = bench.states(items, field, model)
+            stored = {}
+            for weight in WEIGHTS:
+                model.config.text_blend = weight
+                stored[weight] = item_views(model, *states, texts)["fused"]
+            stored["text"] = item_views(model, *states)["text"]
             for wording, labelled in wordings.items():
                 query_vectors = model.encode_queries([q.query for q in labelled])
-                scores = []
-                for weight in WEIGHTS:
-                    model.config.text_blend = weight
-                    stored = item_views(model, *states, texts)["fused"]
-                    scores.append(score_rankings(labelled, rank(query_vectors, stored, ids), ["ndcg@10"])["ndcg@10"])
-                cells[f"{catalog} / {field} / {wording}"] = scores
+                scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}
+                colour_queries = np.array([names_colour(q.query) for q in labelled])[:, None]
+                rules = {f"w={w}": scores[w] for w in WEIGHTS}
+                if per_query:
+                    rules |= {f"colour queries {a}, others {b}": np.where(colour_queries, scores[a], scores[b])
+                              for a in stored for b in stored if a != b}
+                cells[f"{catalog} / {field} / {wording}"] = {
+                    rule: score_rankings(labelled, rank_scores(matrix, ids), ["ndcg@10"])["ndcg@10"]
+                    for rule, matrix in rules.items()}
     return cells
 
 
@@ -60,23 +71,29 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path, help="model directories from quality.py --holdout")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "view_blend.json")
+    parser.add_argument("--per-query", action="store_true",
+                        help="also score a per-query choice between two stored vectors (colour queries or not)")
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
-    results = {str(d): held_out_cells(bench, SMARModel.load(d).eval()) for d in args.models}
-    means = {w: float(np.mean([s[i] for cells in results.values() for s in cells.values()]))
-             for i, w in enumerate(WEIGHTS)}
-    chosen = max(WEIGHTS, key=lambda w: (round(means[w], 4), -w))  # ties go to the smaller blend
+    results = {str(d): held_out_cells(bench, SMARModel.load(d).eval(), args.per_query) for d in args.models}
+    every_cell = [scores for cells in results.values() for scores in cells.values()]
+    means = {rule: float(np.mean([scores[rule] for scores in every_cell])) for rule in every_cell[0]}
+    chosen = max(WEIGHTS, key=lambda w: (round(means[f"w={w}"], 4), -w))  # ties go to the smaller blend
     print("| model | cell | " + " | ".join(f"w={w}" for w in WEIGHTS) + " |")
     print("|---|---|" + "---:|" * len(WEIGHTS))
     for directory, cells in results.items():
         for cell, scores in cells.items():
-            print(f"| {Path(directory).name} | {cell} | " + " | ".join(f"{s:.3f}" for s in scores) + " |")
-    print("| **mean** | | " + " | ".join(f"**{means[w]:.4f}**" for w in WEIGHTS) + " |")
+            print(f"| {Path(directory).name} | {cell} | " + " | ".join(f"{scores[f'w={w}']:.3f}" for w in WEIGHTS)
+                  + " |")
+    print("| **mean** | | " + " | ".join(f"**{means[f'w={w}']:.4f}**" for w in WEIGHTS) + " |")
     print(f"\nchosen on held-out products: text_blend = {chosen}")
+    if args.per_query:
+        print("\nbest per-query choices (mean nDCG@10 over the same cells):")
+        for rule in sorted((r for r in means if r.startswith("colour queries")), key=means.get, reverse=True)[:5]:
+            print(f"  {rule}: {means[rule]:.4f} (one vector for every query, w={chosen}: {means[f'w={chosen}']:.4f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"weights": WEIGHTS, "cells": results, "mean": means, "chosen": chosen},
                                    indent=2) + "\n")
-
 
 if __name__ == "__main__":
     main()
