@@ -34,7 +34,8 @@ REWORDING_SEED = 12345  # training rewords with TrainConfig.seed (0 by default)
 
 
 def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> dict[str, dict[str, float]]:
-    """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule (``rule_names``)."""
+    """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule: ``w=W`` for each blend
+    weight, and with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors."""
     fraction = float(model.config.training.get("holdout", 0.0))
     if not fraction:
         raise SystemExit("this model was trained on every train-split product: train it with quality.py --holdout")
@@ -50,8 +51,9 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> d
             stored = {}
             for weight in WEIGHTS:
                 model.config.text_blend = weight
-                stored[weight] = item_views(model, *states, texts)["fused"]
-            stored["text"] = item_views(model, *states)["text"]
+                views = item_views(model, *states, texts)
+                stored[weight] = views["fused"]
+            stored["text"] = views["text"]  # the text view does not depend on the blend
             for wording, labelled in wordings.items():
                 query_vectors = model.encode_queries([q.query for q in labelled])
                 scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}
@@ -94,6 +96,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"weights": WEIGHTS, "cells": results, "mean": means, "chosen": chosen},
                                    indent=2) + "\n")
+
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from pathlib import Path
@@ -35,8 +36,9 @@ class ImageLoader:
 
     def mirrored(self) -> ImageLoader:
         """The same loader, returning every image flipped left to right."""
-        return ImageLoader(self.base_dir, self.allow_outside, self.max_bytes, self.max_pixels, self.timeout,
-                           mirror=True)
+        mirrored = copy.copy(self)
+        mirrored.mirror = True
+        return mirrored
 
     def load(self, reference: object) -> Image.Image:
         image = self._load(reference)
