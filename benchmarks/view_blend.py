@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, rank_scores
 
 from smar_sdk import SMARModel
@@ -47,13 +48,13 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> d
                     "reworded": [LabelledQuery(query=rewriter.reword(q.query), relevant=q.relevant) for q in queries]}
         ids, texts = [p.id for p in items], [p.text for p in items]
         for field in IMAGE_FIELDS:
-            states = bench.states(items, field, model)
+            computed = item_views(model, *bench.states(items, field, model))
+            views = {name: torch.from_numpy(vectors) for name, vectors in computed.items()}
             stored = {}
-            for weight in WEIGHTS:
+            for weight in WEIGHTS:  # the second stage only re-weighs the two views computed once
                 model.config.text_blend = weight
-                views = item_views(model, *states, texts)
-                stored[weight] = views["fused"]
-            stored["text"] = views["text"]  # the text view does not depend on the blend
+                stored[weight] = model.second_stage(views["fused"], views["text"], texts).numpy()
+            stored["text"] = views["text"].numpy()
             for wording, labelled in wordings.items():
                 query_vectors = model.encode_queries([q.query for q in labelled])
                 scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}
