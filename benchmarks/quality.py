@@ -62,14 +62,16 @@ def rank_scores(scores: np.ndarray, ids: list[str]) -> list[list[tuple[str, floa
 
 @torch.inference_mode()
 def item_views(model: SMARModel, text: TextStates, image: ImageStates, item_texts: list[str] | None = None,
-               batch: int = 512) -> dict[str, np.ndarray]:
-    """Every item view from cached states; with ``item_texts``, the fused view is the stored one (second stage)."""
+               mirrored: ImageStates | None = None, batch: int = 512) -> dict[str, np.ndarray]:
+    """Every item view from cached states; with ``item_texts``, the fused view is the stored one (second stage);
+    with the ``mirrored`` images' states, image and fused views average both images (``mirror_average``)."""
     out: dict[str, list[torch.Tensor]] = {"text": [], "image": [], "fused": []}
     for i in range(0, len(text.pooled), batch):
         s = slice(i, i + batch)
         views = model.item_vectors(TextStates(text.tokens[s].float(), text.mask[s], text.pooled[s]),
                                    ImageStates(image.tokens[s].float(), image.pooled[s]),
-                                   item_texts[s] if item_texts is not None else None)
+                                   item_texts[s] if item_texts is not None else None,
+                                   ImageStates(mirrored.tokens[s].float(), mirrored.pooled[s]) if mirrored else None)
         for name, vectors in views.items():
             out[name].append(vectors)
     return {k: torch.cat(v).numpy() for k, v in out.items()}
@@ -99,6 +101,13 @@ class Bench:
         text = item_text_states(model, [p.text for p in products], self.cache)
         image = item_image_states(model, products, image_field, ImageLoader(self.data), self.cache)
         return TextStates(text.tokens, text.mask, text.pooled), ImageStates(image.tokens, image.pooled)
+
+    def mirrored(self, products: list[Product], image_field: str, model: SMARModel) -> ImageStates | None:
+        """States of the products' mirrored images, for a model that averages both (``mirror_average``)."""
+        if not model.config.mirror_average:
+            return None
+        image = item_image_states(model, products, image_field, ImageLoader(self.data).mirrored(), self.cache)
+        return ImageStates(image.tokens, image.pooled)
 
     def evaluate(self, method: str, catalog: str, score_fn) -> list[dict]:
         test = self.products(catalog, "test")
@@ -153,7 +162,8 @@ class Bench:
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
         def score(test, ids, image_field, queries: list[LabelledQuery]):
-            views = item_views(model, *self.states(test, image_field, model), [p.text for p in test])
+            views = item_views(model, *self.states(test, image_field, model), [p.text for p in test],
+                               self.mirrored(test, image_field, model))
             qv = model.encode_queries([q.query for q in queries])
             if view == "late":
                 return rank(qv, weight * views["text"] + (1 - weight) * views["image"], ids)
@@ -203,7 +213,8 @@ class Bench:
     def tune_late_weight(self, model: SMARModel, catalog: str) -> float:
         """Pick w of ``w*text + (1-w)*image`` on the validation slice."""
         queries, train_items = self.validation_slice(catalog)
-        views = item_views(model, *self.states(train_items, "image", model))
+        views = item_views(model, *self.states(train_items, "image", model),
+                           mirrored=self.mirrored(train_items, "image", model))
         qv = model.encode_queries([q.query for q in queries])
         ids = [p.id for p in train_items]
         best = max(np.linspace(0, 1, 11), key=lambda w: score_rankings(
@@ -272,6 +283,9 @@ def main() -> None:
     parser.add_argument("--text-blend", type=float, default=0.0,
                         help="SMAR's second stage: store items whose title names a colour as fused + W * text "
                              "(W from benchmarks/view_blend.py)")
+    parser.add_argument("--mirror-average", action="store_true",
+                        help="store image and fused views as the mean over each image and its mirror "
+                             "(SMARConfig.mirror_average)")
     parser.add_argument("--smar-loss-weights", type=float, nargs=3, default=None, metavar=("A", "B", "C"),
                         help="SMAR's text / image / fused loss weights (default: those of TRAINED)")
     parser.add_argument("--relevance-positives", action="store_true",
@@ -299,7 +313,7 @@ def main() -> None:
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
                   SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
-                             text_blend=args.text_blend),
+                             text_blend=args.text_blend, mirror_average=args.mirror_average),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],

@@ -48,7 +48,8 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> d
                     "reworded": [LabelledQuery(query=rewriter.reword(q.query), relevant=q.relevant) for q in queries]}
         ids, texts = [p.id for p in items], [p.text for p in items]
         for field in IMAGE_FIELDS:
-            computed = item_views(model, *bench.states(items, field, model))
+            states, mirrored = bench.states(items, field, model), bench.mirrored(items, field, model)
+            computed = item_views(model, *states, mirrored=mirrored)
             views = {name: torch.from_numpy(vectors) for name, vectors in computed.items()}
             stored = {}
             for weight in WEIGHTS:  # the second stage only re-weighs the two views computed once

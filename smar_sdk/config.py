@@ -55,6 +55,8 @@ class SMARConfig(BaseModel):
                                     "CNN) that training fine-tunes (0: the image backbone stays frozen)")
     text_blend: float = Field(0.0, ge=0.0, le=10.0, description="SMAR's second stage: an item whose text names a "
                               "colour is stored as normalise(fused + text_blend * text); 0 stores the fused view")
+    mirror_average: bool = Field(False, description="store an item's image and fused views as the mean of those of "
+                                 "its image and of its left-right mirror (twice the image encoding when indexing)")
     dim: int = Field(256, ge=8, le=4096, description="size of every output vector")
     fusion_dim: int = Field(256, ge=8, le=4096, description="width of the cross-attention block")
     fusion_heads: int = Field(4, ge=1, le=64)

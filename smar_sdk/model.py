@@ -81,11 +81,15 @@ class SMARModel(nn.Module):
     def query_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.query_head(pooled)
 
-    def item_vectors(self, text: TextStates, image: ImageStates,
-                     item_texts: Sequence[str] | None = None) -> dict[ItemView, torch.Tensor]:
-        """The three item views; given the items' texts, the fused view goes through the second stage."""
+    def item_vectors(self, text: TextStates, image: ImageStates, item_texts: Sequence[str] | None = None,
+                     mirrored: ImageStates | None = None) -> dict[ItemView, torch.Tensor]:
+        """The three item views; given the states of the mirrored images, the image and fused views average the two
+        images' (``config.mirror_average``); given the items' texts, the fused view goes through the second stage."""
         views: dict[ItemView, torch.Tensor] = {view: self.item_view(view, text, image)
                                                for view in ("text", "image", "fused")}
+        if mirrored is not None:
+            for view in ("image", "fused"):
+                views[view] = nn.functional.normalize(views[view] + self.item_view(view, text, mirrored), dim=-1)
         if item_texts is not None and self.config.text_blend:
             views["fused"] = self.second_stage(views["fused"], views["text"], item_texts)
         return views
@@ -132,7 +136,8 @@ class SMARModel(nn.Module):
             return np.zeros((0, self.dim), dtype=np.float32)
         pixels = torch.stack([im if isinstance(im, torch.Tensor) else self.image_encoder.preprocess(im)
                               for im in images])
-        views = self.item_vectors(self.text_encoder.encode(list(texts)), self.image_encoder(pixels), texts)
+        mirrored = self.image_encoder(pixels.flip(-1)) if self.config.mirror_average else None
+        views = self.item_vectors(self.text_encoder.encode(list(texts)), self.image_encoder(pixels), texts, mirrored)
         return _to_numpy([views[view]], self.dim)
 
     def encode_items(self, rows: Iterable[dict], batch_size: int = 32, view: ItemView = "fused",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from smar_sdk import ModelError, SMARModel
 
@@ -82,16 +82,21 @@ def test_unknown_encoders_fail_clearly(tiny_config) -> None:
         SMARModel(missing_pkg)
 
 
+def _with_config(model_dir: Path, name: str, **changes: object) -> SMARModel:
+    """The model saved in ``model_dir``, loaded with ``changes`` to its config.json (same weights)."""
+    config = json.loads((model_dir / "config.json").read_text())
+    changed = model_dir.parent / name
+    changed.mkdir(exist_ok=True)
+    (changed / "config.json").write_text(json.dumps({**config, **changes}))
+    (changed / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    return SMARModel.load(changed)
+
+
 def test_second_stage_blends_the_text_view_only_into_items_that_name_a_colour(tiny_model_dir: Path) -> None:
     image = Image.new("RGB", (40, 40), (200, 30, 30))
     rows = [{"title": "red shirt", "image": image}, {"title": "check shirt", "image": image}]
     plain = SMARModel.load(tiny_model_dir)
-    config = json.loads((tiny_model_dir / "config.json").read_text())
-    blended_dir = tiny_model_dir.parent / "blended"
-    blended_dir.mkdir(exist_ok=True)
-    (blended_dir / "config.json").write_text(json.dumps({**config, "text_blend": 0.5}))
-    (blended_dir / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
-    blended = SMARModel.load(blended_dir)
+    blended = _with_config(tiny_model_dir, "blended", text_blend=0.5)
     assert blended.fingerprint != plain.fingerprint  # stored vectors change, so the indexer re-encodes them
     fused, text = plain.encode_items(rows), plain.encode_items(rows, view="text")
     stored = blended.encode_items(rows)
@@ -99,6 +104,24 @@ def test_second_stage_blends_the_text_view_only_into_items_that_name_a_colour(ti
     np.testing.assert_allclose(stored[0], expected / np.linalg.norm(expected), atol=1e-5)  # names a colour
     np.testing.assert_allclose(stored[1], fused[1], atol=1e-6)  # names none: the fused view as trained
     np.testing.assert_allclose(blended.encode_items(rows, view="text"), text, atol=1e-6)
+
+
+def test_mirror_average_stores_the_mean_over_each_image_and_its_mirror(tiny_model_dir: Path) -> None:
+    image = Image.new("RGB", (40, 40), (200, 30, 30))
+    image.paste((20, 40, 220), (0, 0, 16, 40))  # a blue band on the left only: the mirror is another picture
+    mirror = ImageOps.mirror(image)
+    rows = [{"title": "red shirt", "image": image}, {"title": "red shirt", "image": mirror}]
+    plain = SMARModel.load(tiny_model_dir)
+    averaged = _with_config(tiny_model_dir, "averaged", mirror_average=True)
+    assert averaged.fingerprint != plain.fingerprint  # stored vectors change, so the indexer re-encodes them
+    for view in ("image", "fused"):
+        one_image = plain.encode_items(rows, view=view)
+        assert not np.allclose(one_image[0], one_image[1], atol=1e-3)
+        expected = one_image.sum(axis=0) / np.linalg.norm(one_image.sum(axis=0))
+        stored = averaged.encode_items(rows, view=view)
+        np.testing.assert_allclose(stored, [expected, expected], atol=1e-4)  # a picture and its mirror agree
+    np.testing.assert_allclose(averaged.encode_items(rows, view="text"), plain.encode_items(rows, view="text"),
+                               atol=1e-6)
 
 
 def test_item_view_reads_only_the_states_it_needs(tiny_model: SMARModel) -> None:
