@@ -66,12 +66,14 @@ def item_views(model: SMARModel, text: TextStates, image: ImageStates, item_text
     """Every item view from cached states; with ``item_texts``, the fused view is the stored one (second stage);
     with the ``mirrored`` images' states, image and fused views average both images (``mirror_average``)."""
     out: dict[str, list[torch.Tensor]] = {"text": [], "image": [], "fused": []}
+    def rows(states: ImageStates, s: slice) -> ImageStates:
+        return ImageStates(states.tokens[s].float(), states.pooled[s])
+
     for i in range(0, len(text.pooled), batch):
         s = slice(i, i + batch)
-        views = model.item_vectors(TextStates(text.tokens[s].float(), text.mask[s], text.pooled[s]),
-                                   ImageStates(image.tokens[s].float(), image.pooled[s]),
+        views = model.item_vectors(TextStates(text.tokens[s].float(), text.mask[s], text.pooled[s]), rows(image, s),
                                    item_texts[s] if item_texts is not None else None,
-                                   ImageStates(mirrored.tokens[s].float(), mirrored.pooled[s]) if mirrored else None)
+                                   rows(mirrored, s) if mirrored is not None else None)
         for name, vectors in views.items():
             out[name].append(vectors)
     return {k: torch.cat(v).numpy() for k, v in out.items()}
