@@ -5,7 +5,7 @@
 - query latency: `SMARRetriever.search` end to end (query encoding included) vs query encoding alone,
   p50/p99 over the test queries, on the indexed products.
 
-    python benchmarks/speed.py --data ../shared/data/myntra --items 1000
+    python benchmarks/speed.py --data ../shared/data/myntra --items 1000 [--mirror-average]
 
 About 3 minutes on 2 CPU cores for 1,000 items.
 """
@@ -32,8 +32,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/myntra")
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--mirror-average", action="store_true",
+                        help="index with the shipped model's config.mirror_average turned on")
     args = parser.parse_args()
     model = SMARModel.load()
+    if args.mirror_average:
+        model.config.mirror_average = True
     with tempfile.TemporaryDirectory() as tmp:
         rows = [json.loads(line) for line in (args.data / "catalog.jsonl").read_text().splitlines()[: args.items]]
         rows = [{**r, "image": str(args.data / r["image"])} for r in rows]
