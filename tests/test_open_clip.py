@@ -55,5 +55,5 @@ def test_image_block_fine_tuning_refuses_open_clip_clearly(tiny_config, tiny_cli
 
     config = tiny_config.model_copy(update={"image_tuned_blocks": 1, "image_encoder": ImageEncoderConfig(
         kind="open_clip", arch="smar-tiny-vit", weights=str(tiny_clip_checkpoint), image_size=32)})
-    with pytest.raises(ModelError, match=r"needs a torchvision CNN backbone.*open_clip 'smar-tiny-vit'; set it to 0"):
+    with pytest.raises(ModelError, match=r"needs a CNN backbone.*open_clip 'smar-tiny-vit'; set it to 0"):
         SMARModel(config).image_tuned_prefixes()

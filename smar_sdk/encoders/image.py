@@ -39,28 +39,26 @@ def load_weights_file(path: str) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state)
 
 
-class _TorchvisionGrid(nn.Module):
-    """The convolutional trunk of a torchvision classifier, up to its last feature map."""
+def _load_checked(model: nn.Module, weights: str | None, arch: str) -> None:
+    """Load a local weights file (``image_encoder.weights``) into ``model``; every parameter must be in it."""
+    if not weights:
+        return
+    path = resolve_source(weights)
+    if not Path(path).is_file():
+        raise ModelError(f"image weights file {weights!r} not found (image_encoder.weights)")
+    try:
+        missing, _ = model.load_state_dict(load_weights_file(path), strict=False)
+    except RuntimeError as exc:  # tensors of the wrong shape: weights of another architecture
+        detail = (str(exc).splitlines()[1:] or [str(exc)])[0].strip()
+        raise ModelError(f"image weights {path} do not fit {arch}: {detail}") from exc
+    if missing:
+        raise ModelError(f"image weights {path} do not fit {arch}: missing {missing[:3]}...")
 
-    def __init__(self, config: ImageEncoderConfig) -> None:
-        super().__init__()
-        import torchvision.models as tvm
 
-        builder = getattr(tvm, config.arch, None)
-        if builder is None or not callable(builder):
-            raise ModelError(f"unknown torchvision architecture {config.arch!r} (image_encoder.arch)")
-        model = builder(weights=None, **config.arch_kwargs)
-        if config.weights:
-            path = resolve_source(config.weights)
-            if not Path(path).is_file():
-                raise ModelError(f"image weights file {config.weights!r} not found (image_encoder.weights)")
-            missing, _ = model.load_state_dict(load_weights_file(path), strict=False)
-            if missing:
-                raise ModelError(f"image weights {path} do not fit {config.arch}: missing {missing[:3]}...")
-        if hasattr(model, "features"):
-            self.trunk = model.features
-        else:  # ResNet-style: everything before global pooling and the classifier
-            self.trunk = nn.Sequential(*list(model.children())[:-2])
+class _GridBackbone(nn.Module):
+    """A CNN as a sequence of blocks (``trunk``) ending in its last feature map; tunable from the top."""
+
+    trunk: nn.Sequential
 
     def forward(self, images: torch.Tensor) -> ImageStates:
         return self.top(self.trunk(images))
@@ -82,6 +80,51 @@ class _TorchvisionGrid(nn.Module):
             raise ModelError(f"image_tuned_blocks (--image-tuned-blocks) is {count}, but the image trunk has "
                              f"{len(self.trunk)} blocks; use 1 to {len(self.trunk) - 1}")
         return [f"trunk.{i}." for i in range(len(self.trunk) - count, len(self.trunk))]
+
+
+class _TorchvisionGrid(_GridBackbone):
+    """The convolutional trunk of a torchvision classifier, up to its last feature map."""
+
+    def __init__(self, config: ImageEncoderConfig) -> None:
+        super().__init__()
+        import torchvision.models as tvm
+
+        builder = getattr(tvm, config.arch, None)
+        if builder is None or not callable(builder):
+            raise ModelError(f"unknown torchvision architecture {config.arch!r} (image_encoder.arch)")
+        model = builder(weights=None, **config.arch_kwargs)
+        _load_checked(model, config.weights, config.arch)
+        if hasattr(model, "features"):
+            self.trunk = model.features
+        else:  # ResNet-style: everything before global pooling and the classifier
+            self.trunk = nn.Sequential(*list(model.children())[:-2])
+
+
+class _EfficientNetLiteGrid(_GridBackbone):
+    """EfficientNet-Lite (``efficientnet-lite-pytorch``): stem, its MBConv blocks and head as one trunk.
+
+    Drop-connect is not applied (the blocks are called without a rate), like the model in eval mode.
+    """
+
+    def __init__(self, config: ImageEncoderConfig) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise ModelError("image_encoder.kind 'efficientnet_lite' needs the efficientnet-lite-pytorch package: "
+                             "pip install 'smar-sdk[efficientnet]'") from exc
+        try:
+            model = EfficientNet.from_name(config.arch, **config.arch_kwargs)
+        except ValueError as exc:
+            raise ModelError(f"unknown EfficientNet-Lite architecture {config.arch!r} (image_encoder.arch; "
+                             "efficientnet-lite0 to efficientnet-lite4)") from exc
+        _load_checked(model, config.weights, config.arch)
+        activation = model._swish
+        self.trunk = nn.Sequential(
+            nn.Sequential(model._conv_stem, model._bn0, activation),
+            *model._blocks,
+            nn.Sequential(model._conv_head, model._bn1, activation),
+        )
 
 
 class _OpenClipVision(nn.Module):
@@ -113,13 +156,20 @@ class _OpenClipVision(nn.Module):
         return ImageStates(tokens=tokens, pooled=pooled)
 
 
+_BACKBONES: dict[str, type[nn.Module]] = {
+    "torchvision": _TorchvisionGrid,
+    "efficientnet_lite": _EfficientNetLiteGrid,
+    "open_clip": _OpenClipVision,
+}
+
+
 class ImageEncoder(nn.Module):
     """Image backbone plus its preprocessing; ``state_dim`` is the width of tokens and pooled vectors."""
 
     def __init__(self, config: ImageEncoderConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone: nn.Module = _OpenClipVision(config) if config.kind == "open_clip" else _TorchvisionGrid(config)
+        self.backbone: nn.Module = _BACKBONES[config.kind](config)
         self.transform = transforms.Compose(
             [
                 transforms.Resize((config.image_size, config.image_size), antialias=True),
@@ -135,8 +185,8 @@ class ImageEncoder(nn.Module):
 
     def top_blocks(self, count: int) -> list[str]:
         """Parameter-name prefixes (relative to this encoder) of the backbone's last ``count`` blocks."""
-        if not isinstance(self.backbone, _TorchvisionGrid):
-            raise ModelError("image_tuned_blocks (--image-tuned-blocks) needs a torchvision CNN backbone, but the "
+        if not isinstance(self.backbone, _GridBackbone):
+            raise ModelError("image_tuned_blocks (--image-tuned-blocks) needs a CNN backbone, but the "
                              f"image encoder is open_clip {self.config.arch!r}; set it to 0")
         return [f"backbone.{prefix}" for prefix in self.backbone.top_blocks(count)]
 
