@@ -75,8 +75,9 @@ def main() -> None:
             features = pooled_features(encoder, [args.data / row[field] for row in rows])
             seconds = time.perf_counter() - started
             result = {"backbone": name, "image_field": field, "images_per_second": round(len(rows) / seconds, 1)}
-            for attribute in ATTRIBUTES:
-                result[attribute] = round(probe_accuracy(features, [row[attribute] for row in rows], train), 4)
+            for attribute in ATTRIBUTES:  # 3 products have no colour: a class of their own
+                labels = [row.get(attribute) or "?" for row in rows]
+                result[attribute] = round(probe_accuracy(features, labels, train), 4)
             print(json.dumps(result), flush=True)
             results.append(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from smar_sdk import FieldMapping, Product, SMARConfig, SMARModel, read_catalog
+from smar_sdk.config import IMAGE_BACKBONES, image_backbone
 from smar_sdk.encoders import ImageStates, TextStates
 from smar_sdk.evaluation import SEARCH_DEPTH, LabelledQuery, read_queries, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states
@@ -301,6 +302,8 @@ def main() -> None:
                         help="also train on every image mirrored left to right (flip augmentation)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
+    parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
+                        help="the image backbone of every trained method (offline ImageNet weights)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="leave this fraction of train-split products out of training (for validation.py "
                              "--holdout); the test rows are then not those of the main table")
@@ -315,7 +318,8 @@ def main() -> None:
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
                   SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
-                             text_blend=args.text_blend, mirror_average=args.mirror_average),
+                             text_blend=args.text_blend, mirror_average=args.mirror_average,
+                             image_encoder=image_backbone(args.image_backbone, colour_features=True)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],
