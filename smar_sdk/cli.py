@@ -256,7 +256,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--image-arch", default=None,
               help="torchvision builder (mobilenet_v2), efficientnet-lite0..4, or open_clip model name.")
 @click.option("--image-weights", default=None,
-              help="torchvision weights file, or open_clip pretrained tag / checkpoint path.")
+              help="torchvision or EfficientNet-Lite weights file, or open_clip pretrained tag / checkpoint path.")
 @click.option("--colour-features/--no-colour-features", default=None,
               help="Append each patch's mean colour and the image's colour histogram to the image backbone's "
                    "states [default: on; with --model-config, what that file says, off if it lacks the key].")
