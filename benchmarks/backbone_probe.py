@@ -67,7 +67,9 @@ def main() -> None:
     rows = [json.loads(line) for line in (args.data / "catalog.jsonl").read_text().splitlines()]
     rows = [row for row in rows if row["split"] == "train"]
     train = torch.tensor([not held_out(row["id"], args.holdout) for row in rows])
-    results = []
+    # rows of backbones not run now stay in the --out file, so backbones can be probed one run at a time
+    results = [r for r in json.loads(args.out.read_text()) if r["backbone"] not in args.backbones] \
+        if args.out.is_file() else []
     for name in args.backbones:
         encoder = ImageEncoder(image_backbone(name, colour_features=False)).eval()
         for field in IMAGE_FIELDS:
