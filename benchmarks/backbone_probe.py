@@ -18,26 +18,16 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
-from tqdm import tqdm
 
+from smar_sdk import FieldMapping, Product, SMARConfig, SMARModel, read_catalog
 from smar_sdk.config import IMAGE_BACKBONES, image_backbone
-from smar_sdk.encoders.image import ImageEncoder
+from smar_sdk.features import FeatureCache, item_image_states
+from smar_sdk.images import ImageLoader
 from smar_sdk.training import held_out
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 ATTRIBUTES = ("gender", "colour", "article_type")
 IMAGE_FIELDS = ("image", "thumbnail")
-
-
-@torch.no_grad()
-def pooled_features(encoder: ImageEncoder, paths: list[Path], batch: int = 64) -> torch.Tensor:
-    """The frozen backbone's pooled vector of every image, ``(N, C)``."""
-    out = []
-    for start in tqdm(range(0, len(paths), batch), desc="images", unit="batch", leave=False):
-        pixels = torch.stack([encoder.preprocess(Image.open(p)) for p in paths[start:start + batch]])
-        out.append(encoder(pixels).pooled)
-    return torch.cat(out)
 
 
 def probe_accuracy(features: torch.Tensor, labels: list[str], train: torch.Tensor, steps: int = 300) -> float:
@@ -64,21 +54,21 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.125, help="held-out fraction, as quality.py --holdout")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "backbone_probe.json")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in (args.data / "catalog.jsonl").read_text().splitlines()]
-    rows = [row for row in rows if row["split"] == "train"]
-    train = torch.tensor([not held_out(row["id"], args.holdout) for row in rows])
+    records = read_catalog(args.data / "catalog.jsonl", FieldMapping(), {"split": "train"})
+    products = [r for r in records if isinstance(r, Product)]
+    train = torch.tensor([not held_out(p.id, args.holdout) for p in products])
     # rows of backbones not run now stay in the --out file, so backbones can be probed one run at a time
     results = [r for r in json.loads(args.out.read_text()) if r["backbone"] not in args.backbones] \
         if args.out.is_file() else []
     for name in args.backbones:
-        encoder = ImageEncoder(image_backbone(name, colour_features=False)).eval()
+        model = SMARModel(SMARConfig(image_encoder=image_backbone(name, colour_features=False)))
         for field in IMAGE_FIELDS:
             started = time.perf_counter()
-            features = pooled_features(encoder, [args.data / row[field] for row in rows])
+            features = item_image_states(model, products, field, ImageLoader(args.data), FeatureCache(None)).pooled
             seconds = time.perf_counter() - started
-            result = {"backbone": name, "image_field": field, "images_per_second": round(len(rows) / seconds, 1)}
-            for attribute in ATTRIBUTES:  # 3 products have no colour: a class of their own
-                labels = [row.get(attribute) or "?" for row in rows]
+            result = {"backbone": name, "image_field": field, "images_per_second": round(len(products) / seconds, 1)}
+            for attribute in ATTRIBUTES:  # 3 train-split products have no colour: a class of their own
+                labels = [p.payload.get(attribute) or "?" for p in products]
                 result[attribute] = round(probe_accuracy(features, labels, train), 4)
             print(json.dumps(result), flush=True)
             results.append(result)
