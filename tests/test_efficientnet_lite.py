@@ -88,3 +88,12 @@ def test_cli_trains_on_a_named_backbone(tiny_config, catalog, pairs, tmp_path) -
     assert image["kind"] == "efficientnet_lite" and image["arch"] == "efficientnet-lite0"
     assert image["mean"] == [0.5, 0.5, 0.5] and image["colour_features"] == tiny_config.image_encoder.colour_features
     assert SMARModel.load(out).encode_queries(["red shirt"]).shape == (1, tiny_config.dim)
+
+
+def test_missing_model_package_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # makes its import fail, as if absent
+    with pytest.raises(ModelError,
+                       match=r"needs the efficientnet-lite-pytorch package: pip install 'smar-sdk\[efficientnet\]'"):
+        ImageEncoder(image_backbone("efficientnet-lite0"))
