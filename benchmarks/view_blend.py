@@ -13,6 +13,9 @@ rewording (``smar_sdk.wording``, a seed training never used). The test split is 
 
 ``--per-query`` also scores the paper's form of the second stage, a choice per query: queries that name a colour
 search one stored vector (a blend, or the text view alone), the others another (two named vectors per item).
+
+``--grid`` also scores wider one-vector blends, ``normalise(fused + (w if the title names a colour else v) * text +
+b * image)`` for every ``w`` of ``WEIGHTS``, ``v`` of ``OTHER_TEXT_WEIGHTS`` and ``b`` of ``IMAGE_WEIGHTS``.
 """
 
 from __future__ import annotations
@@ -31,12 +34,29 @@ from smar_sdk.features import DEFAULT_CACHE_DIR
 from smar_sdk.wording import QueryRewriter, names_colour
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
+OTHER_TEXT_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
+IMAGE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 REWORDING_SEED = 12345  # training rewords with TrainConfig.seed (0 by default)
 
 
-def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> dict[str, dict[str, float]]:
+def grid_blends(views: dict[str, np.ndarray], names_colour_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """``w=W, v=V, b=B``: the stored vectors ``normalise(fused + (W if the title names a colour else V) * text +
+    B * image)`` for every weight of the grid."""
+    blends = {}
+    for w in WEIGHTS:
+        for v in OTHER_TEXT_WEIGHTS:
+            text_weight = np.where(names_colour_mask, w, v)[:, None]
+            for b in IMAGE_WEIGHTS:
+                blend = views["fused"] + text_weight * views["text"] + b * views["image"]
+                blends[f"w={w}, v={v}, b={b}"] = blend / np.linalg.norm(blend, axis=1, keepdims=True)
+    return blends
+
+
+def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False,
+                   grid: bool = False) -> dict[str, dict[str, float]]:
     """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule: ``w=W`` for each blend
-    weight, and with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors."""
+    weight, with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors, and with
+    ``grid`` each ``w=W, v=V, b=B`` of ``grid_blends``."""
     fraction = float(model.config.training.get("holdout", 0.0))
     if not fraction:
         raise SystemExit("this model was trained on every train-split product: train it with quality.py --holdout")
@@ -56,11 +76,13 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False) -> d
                 model.config.text_blend = weight
                 stored[weight] = model.second_stage(views["fused"], views["text"], texts).numpy()
             stored["text"] = views["text"].numpy()
+            blends = grid_blends(computed, np.array([names_colour(t) for t in texts])) if grid else {}
             for wording, labelled in wordings.items():
                 query_vectors = model.encode_queries([q.query for q in labelled])
                 scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}
                 colour_queries = np.array([names_colour(q.query) for q in labelled])[:, None]
                 rules = {f"w={w}": scores[w] for w in WEIGHTS}
+                rules |= {rule: query_vectors @ vectors.T for rule, vectors in blends.items()}
                 if per_query:
                     rules |= {f"colour queries {a}, others {b}": np.where(colour_queries, scores[a], scores[b])
                               for a in stored for b in stored if a != b}
@@ -77,9 +99,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "view_blend.json")
     parser.add_argument("--per-query", action="store_true",
                         help="also score a per-query choice between two stored vectors (colour queries or not)")
+    parser.add_argument("--grid", action="store_true",
+                        help="also score blends with a text weight for titles without colour words and an image weight")
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
-    results = {str(d): held_out_cells(bench, SMARModel.load(d).eval(), args.per_query) for d in args.models}
+    results = {str(d): held_out_cells(bench, SMARModel.load(d).eval(), args.per_query, args.grid)
+               for d in args.models}
     every_cell = [scores for cells in results.values() for scores in cells.values()]
     means = {rule: float(np.mean([scores[rule] for scores in every_cell])) for rule in every_cell[0]}
     chosen = max(WEIGHTS, key=lambda w: (round(means[f"w={w}"], 4), -w))  # ties go to the smaller blend
@@ -95,6 +120,10 @@ def main() -> None:
         print("\nbest per-query choices (mean nDCG@10 over the same cells):")
         for rule in sorted((r for r in means if r.startswith("colour queries")), key=means.get, reverse=True)[:5]:
             print(f"  {rule}: {means[rule]:.4f} (one vector for every query, w={chosen}: {means[f'w={chosen}']:.4f})")
+    if args.grid:
+        print("\nbest one-vector blends (mean nDCG@10 over the same cells):")
+        for rule in sorted((r for r in means if ", b=" in r), key=means.get, reverse=True)[:8]:
+            print(f"  {rule}: {means[rule]:.4f} (w={chosen} alone: {means[f'w={chosen}']:.4f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"weights": WEIGHTS, "cells": results, "mean": means, "chosen": chosen},
                                    indent=2) + "\n")
