@@ -48,6 +48,7 @@ TRAINED = {  # method -> (text, image, fused) loss weights, item view
 }
 RUN_ORDER = ("SMAR", "text-only trained (DPSR)", "late fusion", "image-only trained")  # most telling first
 METHOD_ORDER = ("BM25 (titles)", "MiniLM zero-shot", *TRAINED)
+SECOND_STAGE = ("text_blend", "other_text_blend", "image_blend")  # SMARConfig weights of the stored fused view
 ATTRIBUTES = ("gender", "colour", "article_type")  # what makes a product relevant to a query
 
 
@@ -157,11 +158,16 @@ class Bench:
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
         # without an image loss (text-only) there are no image blocks to tune; only SMAR stores a fused view
         model_config = self.model_config.model_copy(update={
-            **({} if b or c else {"image_tuned_blocks": 0}), **({} if view == "fused" else {"text_blend": 0.0})})
+            **({} if b or c else {"image_tuned_blocks": 0}),
+            **({} if view == "fused" else dict.fromkeys(SECOND_STAGE, 0.0))})
         started = time.perf_counter()
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
                               model_config, config, cache_dir=self.cache_dir)
-        seconds = time.perf_counter() - started
+        return self.scored(method, model, time.perf_counter() - started)
+
+    def scored(self, method: str, model: SMARModel, seconds: float) -> list[dict]:
+        """Test-split rows of a model trained as ``method`` (late fusion's weight is tuned here)."""
+        view = TRAINED[method][1]
         weight = self.tune_late_weight(model, CATALOGS[0]) if view == "late" else None
 
         def score(test, ids, image_field, queries: list[LabelledQuery]):
@@ -286,6 +292,13 @@ def main() -> None:
     parser.add_argument("--text-blend", type=float, default=0.0,
                         help="SMAR's second stage: store items whose title names a colour as fused + W * text "
                              "(W from benchmarks/view_blend.py)")
+    parser.add_argument("--other-text-blend", type=float, default=0.0,
+                        help="the --text-blend of items whose title names no colour")
+    parser.add_argument("--image-blend", type=float, default=0.0,
+                        help="SMAR's second stage: add B * image to every item's stored vector")
+    parser.add_argument("--score-smar", type=Path, default=None, metavar="MODEL_DIR",
+                        help="re-score a saved SMAR model (e.g. after changing its second-stage weights) instead of "
+                             "training one; its training time is the one it recorded")
     parser.add_argument("--mirror-average", action="store_true",
                         help="store image and fused views as the mean over each image and its mirror "
                              "(SMARConfig.mirror_average)")
@@ -318,7 +331,8 @@ def main() -> None:
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
                   SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
-                             text_blend=args.text_blend, mirror_average=args.mirror_average,
+                             text_blend=args.text_blend, other_text_blend=args.other_text_blend,
+                             image_blend=args.image_blend, mirror_average=args.mirror_average,
                              image_encoder=image_backbone(args.image_backbone, colour_features=True)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature,
@@ -326,13 +340,19 @@ def main() -> None:
                    "hard_negatives": args.hard_negatives,
                    "negative_fields": list(ATTRIBUTES) if args.hard_negatives else [],
                    "mirror_images": args.mirror_images})
-    kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*args.methods, *METHOD_ORDER[:2]}] \
+    methods = ["SMAR"] if args.score_smar else args.methods
+    kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]
-    for method in args.methods:
-        rows += bench.trained(method, args.save_smar if method == "SMAR" else None)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.score_smar:
+        model = SMARModel.load(args.score_smar).eval()
+        rows += bench.scored("SMAR", model, model.config.training.get("report", {}).get("seconds", float("nan")))
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    else:
+        for method in methods:
+            rows += bench.trained(method, args.save_smar if method == "SMAR" else None)
+            args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(markdown(rows))
 
 

@@ -39,17 +39,19 @@ IMAGE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 REWORDING_SEED = 12345  # training rewords with TrainConfig.seed (0 by default)
 
 
-def grid_blends(views: dict[str, np.ndarray], names_colour_mask: np.ndarray) -> dict[str, np.ndarray]:
+def blended(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str], w: float, v: float = 0.0,
+            b: float = 0.0) -> np.ndarray:
+    """The vectors ``model`` stores with second-stage weights ``text_blend = w``, ``other_text_blend = v`` and
+    ``image_blend = b`` (it re-weighs views computed once)."""
+    model.config.text_blend, model.config.other_text_blend, model.config.image_blend = w, v, b
+    return model.second_stage(views["fused"], views["text"], views["image"], texts).numpy()
+
+
+def grid_blends(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str]) -> dict[str, np.ndarray]:
     """``w=W, v=V, b=B``: the stored vectors ``normalise(fused + (W if the title names a colour else V) * text +
     B * image)`` for every weight of the grid."""
-    blends = {}
-    for w in WEIGHTS:
-        for v in OTHER_TEXT_WEIGHTS:
-            text_weight = np.where(names_colour_mask, w, v)[:, None]
-            for b in IMAGE_WEIGHTS:
-                blend = views["fused"] + text_weight * views["text"] + b * views["image"]
-                blends[f"w={w}, v={v}, b={b}"] = blend / np.linalg.norm(blend, axis=1, keepdims=True)
-    return blends
+    return {f"w={w}, v={v}, b={b}": blended(model, views, texts, w, v, b)
+            for w in WEIGHTS for v in OTHER_TEXT_WEIGHTS for b in IMAGE_WEIGHTS}
 
 
 def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False,
@@ -71,12 +73,9 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False,
             states, mirrored = bench.states(items, field, model), bench.mirrored(items, field, model)
             computed = item_views(model, *states, mirrored=mirrored)
             views = {name: torch.from_numpy(vectors) for name, vectors in computed.items()}
-            stored = {}
-            for weight in WEIGHTS:  # the second stage only re-weighs the two views computed once
-                model.config.text_blend = weight
-                stored[weight] = model.second_stage(views["fused"], views["text"], texts).numpy()
+            stored = {weight: blended(model, views, texts, weight) for weight in WEIGHTS}
             stored["text"] = views["text"].numpy()
-            blends = grid_blends(computed, np.array([names_colour(t) for t in texts])) if grid else {}
+            blends = grid_blends(model, views, texts) if grid else {}
             for wording, labelled in wordings.items():
                 query_vectors = model.encode_queries([q.query for q in labelled])
                 scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}

@@ -244,6 +244,10 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--text-blend", default=None, type=click.FloatRange(0, 10),
               help="SMAR's second stage: store items whose text names a colour as normalise(fused + W * text) "
                    "[default: 0, the fused view]. Choose W on held-out products (benchmarks/view_blend.py).")
+@click.option("--other-text-blend", default=None, type=click.FloatRange(0, 10),
+              help="The --text-blend of items whose text names no colour [default: 0].")
+@click.option("--image-blend", default=None, type=click.FloatRange(0, 10),
+              help="SMAR's second stage: add B * image to every item's stored vector [default: 0].")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
               help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
@@ -276,6 +280,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
           query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
+          other_text_blend: float | None, image_blend: float | None,
           encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
           image_kind: str | None, image_arch: str | None,
           image_weights: str | None, colour_features: bool | None, holdout: float, seed: int,
@@ -310,6 +315,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
         "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
         "text_blend": base.text_blend if text_blend is None else text_blend,
+        "other_text_blend": base.other_text_blend if other_text_blend is None else other_text_blend,
+        "image_blend": base.image_blend if image_blend is None else image_blend,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
     train_config = TrainConfig(

@@ -76,6 +76,10 @@ class SMARConfig(BaseModel):
                                     "CNN) that training fine-tunes (0: the image backbone stays frozen)")
     text_blend: float = Field(0.0, ge=0.0, le=10.0, description="SMAR's second stage: an item whose text names a "
                               "colour is stored as normalise(fused + text_blend * text); 0 stores the fused view")
+    other_text_blend: float = Field(0.0, ge=0.0, le=10.0, description="second stage: the text_blend of items whose "
+                                    "text names no colour")
+    image_blend: float = Field(0.0, ge=0.0, le=10.0, description="second stage: weight of the image view added to "
+                               "every item's fused view")
     mirror_average: bool = Field(False, description="store an item's image and fused views as the mean of those of "
                                  "its image and of its left-right mirror (twice the image encoding when indexing)")
     dim: int = Field(256, ge=8, le=4096, description="size of every output vector")

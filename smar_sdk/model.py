@@ -90,9 +90,15 @@ class SMARModel(nn.Module):
         if mirrored is not None:
             for view in ("image", "fused"):
                 views[view] = nn.functional.normalize(views[view] + self.item_view(view, text, mirrored), dim=-1)
-        if item_texts is not None and self.config.text_blend:
-            views["fused"] = self.second_stage(views["fused"], views["text"], item_texts)
+        if item_texts is not None and self.blends_views:
+            views["fused"] = self.second_stage(views["fused"], views["text"], views["image"], item_texts)
         return views
+
+    @property
+    def blends_views(self) -> bool:
+        """Whether the second stage changes the stored fused view (any of its weights is set)."""
+        cfg = self.config
+        return bool(cfg.text_blend or cfg.other_text_blend or cfg.image_blend)
 
     def item_view(self, view: ItemView, text: TextStates | None, image: ImageStates | None) -> torch.Tensor:
         """One item view, from the states it reads: text for "text", image for "image", both for "fused"."""
@@ -104,15 +110,19 @@ class SMARModel(nn.Module):
             return self.image_head(image.pooled)
         return self.fusion(text.tokens, text.mask, text.pooled, image.tokens, image.pooled)
 
-    def second_stage(self, fused: torch.Tensor, text: torch.Tensor, item_texts: Sequence[str]) -> torch.Tensor:
-        """Items whose text names a colour lean on their text view as well: ``normalise(fused + w * text)``.
+    def second_stage(self, fused: torch.Tensor, text: torch.Tensor, image: torch.Tensor,
+                     item_texts: Sequence[str]) -> torch.Tensor:
+        """The stored vector: ``normalise(fused + t * text + b * image)``, where ``t`` is ``config.text_blend`` for
+        items whose text names a colour and ``config.other_text_blend`` for the others, ``b`` ``config.image_blend``.
 
-        The text view then carries the colour the title states; without one, the fused view alone reads it from
-        the image. ``w`` is ``config.text_blend``, chosen on held-out products (benchmarks/view_blend.py).
+        Items whose title names the colour lean on their text view, which carries the colour the title states;
+        without one, only the image shows it. The weights are chosen on held-out products
+        (benchmarks/view_blend.py); training never sees them.
         """
-        weights = torch.tensor([self.config.text_blend if names_colour(t) else 0.0 for t in item_texts],
+        cfg = self.config
+        weights = torch.tensor([cfg.text_blend if names_colour(t) else cfg.other_text_blend for t in item_texts],
                                dtype=fused.dtype, device=fused.device).unsqueeze(1)
-        return nn.functional.normalize(fused + weights * text, dim=-1)
+        return nn.functional.normalize(fused + weights * text + cfg.image_blend * image, dim=-1)
 
     # ----- public encoding API -----
     def item_text(self, row: dict) -> str:

@@ -80,6 +80,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     result = run("train", "--catalog", str(catalog), "--pairs", str(pairs), "--out", str(out), "--model-config",
                  str(base), "--epochs", "3", "--batch-size", "16", "--no-cache", "-q", "--query-variants", "2",
                  "--colour-features", "--query-tuned-layers", "1", "--image-tuned-blocks", "1", "--text-blend", "0.5",
+                 "--other-text-blend", "0.25", "--image-blend", "0.2",
                  "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
                  "--negative-field", "colour", "--mirror-images", model=False,
                  store=False)
@@ -93,7 +94,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["query_tuned_layers"] == 1 and any(p.startswith("query_encoder.")
                                                     for p in saved["trained_backbone_prefixes"])
     assert saved["image_tuned_blocks"] == 1 and "image_encoder.backbone.trunk.18." in saved["trained_backbone_prefixes"]
-    assert saved["text_blend"] == 0.5 and saved["training"]["relevance_fields"] == ["colour", "article_type"]
+    assert (saved["text_blend"], saved["other_text_blend"], saved["image_blend"]) == (0.5, 0.25, 0.2)
+    assert saved["training"]["relevance_fields"] == ["colour", "article_type"]
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
     assert saved["training"]["mirror_images"]
     queries = tmp_path / "queries.jsonl"

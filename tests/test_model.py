@@ -106,6 +106,22 @@ def test_second_stage_blends_the_text_view_only_into_items_that_name_a_colour(ti
     np.testing.assert_allclose(blended.encode_items(rows, view="text"), text, atol=1e-6)
 
 
+def test_second_stage_weighs_titles_without_colour_and_the_image_view(tiny_model_dir: Path) -> None:
+    image = Image.new("RGB", (40, 40), (200, 30, 30))
+    rows = [{"title": "red shirt", "image": image}, {"title": "check shirt", "image": image}]
+    plain = SMARModel.load(tiny_model_dir)
+    only_colour = _with_config(tiny_model_dir, "only_colour", text_blend=0.5)
+    wider = _with_config(tiny_model_dir, "wider", text_blend=0.5, other_text_blend=0.25, image_blend=0.2)
+    assert wider.fingerprint != only_colour.fingerprint  # stored vectors change, so the indexer re-encodes them
+    fused, text, image_view = (plain.encode_items(rows, view=view) for view in ("fused", "text", "image"))
+    stored = wider.encode_items(rows)
+    for row, text_weight in ((0, 0.5), (1, 0.25)):  # "red" is a colour, "check" is not
+        expected = fused[row] + text_weight * text[row] + 0.2 * image_view[row]
+        np.testing.assert_allclose(stored[row], expected / np.linalg.norm(expected), atol=1e-5)
+    for view, plain_view in (("text", text), ("image", image_view)):
+        np.testing.assert_allclose(wider.encode_items(rows, view=view), plain_view, atol=1e-6)
+
+
 def test_mirror_average_stores_the_mean_over_each_image_and_its_mirror(tiny_model_dir: Path) -> None:
     image = Image.new("RGB", (40, 40), (200, 30, 30))
     image.paste((20, 40, 220), (0, 0, 16, 40))  # a blue band on the left only: the mirror is another picture
