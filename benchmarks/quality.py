@@ -11,8 +11,9 @@ then tested on both catalogs' test splits. Frozen backbone states (and, with ``-
 feature maps below the tuned blocks) come from the feature cache, and rankings are exact (brute force, what
 the embedded store returns).
 
-    python benchmarks/quality.py --epochs 6 --query-variants 8 --image-tuned-blocks 3 --query-tuned-layers 2 \
-        --hard-negatives 128 --text-blend 0.75 --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
+    python benchmarks/quality.py --epochs 9 --query-variants 8 --image-tuned-blocks 3 --query-tuned-layers 2 \
+        --hard-negatives 128 --mirror-images --text-blend 0.75 --other-text-blend 0.1 --image-blend 0.2 \
+        --out benchmarks/results/quality.json --save-smar smar_sdk/default_model
     python benchmarks/quality.py --markdown --plot docs/quality.png --out benchmarks/results/quality.json
 
 Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the tables.
