@@ -120,6 +120,10 @@ def test_second_stage_weighs_titles_without_colour_and_the_image_view(tiny_model
         np.testing.assert_allclose(stored[row], expected / np.linalg.norm(expected), atol=1e-5)
     for view, plain_view in (("text", text), ("image", image_view)):
         np.testing.assert_allclose(wider.encode_items(rows, view=view), plain_view, atol=1e-6)
+    only_image = _with_config(tiny_model_dir, "only_image", image_blend=0.2)  # the text weights left at 0
+    expected = fused + 0.2 * image_view
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(only_image.encode_items(rows), expected, atol=1e-5)
 
 
 def test_mirror_average_stores_the_mean_over_each_image_and_its_mirror(tiny_model_dir: Path) -> None:
