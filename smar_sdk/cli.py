@@ -248,6 +248,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="The --text-blend of items whose text names no colour [default: 0].")
 @click.option("--image-blend", default=None, type=click.FloatRange(0, 10),
               help="SMAR's second stage: add B * image to every item's stored vector [default: 0].")
+@click.option("--train-stored-vector", is_flag=True,
+              help="The fused-view loss scores the second-stage vector the index stores (--text-blend, "
+                   "--other-text-blend, --image-blend) instead of the fused view alone.")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
               help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
@@ -280,7 +283,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
           query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
-          other_text_blend: float | None, image_blend: float | None,
+          other_text_blend: float | None, image_blend: float | None, train_stored_vector: bool,
           encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
           image_kind: str | None, image_arch: str | None,
           image_weights: str | None, colour_features: bool | None, holdout: float, seed: int,
@@ -319,6 +322,9 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         "image_blend": base.image_blend if image_blend is None else image_blend,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
+    if train_stored_vector and not (config.text_blend or config.other_text_blend or config.image_blend):
+        raise click.UsageError("--train-stored-vector trains the second stage's stored vector: give its weights too "
+                               "(--text-blend, --other-text-blend or --image-blend)")
     train_config = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,
@@ -328,7 +334,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         only=_pairs(only, "--only"), holdout=holdout, seed=seed,
         text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
         synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),
-        hard_negatives=hard_negatives, negative_fields=list(negative_fields))
+        hard_negatives=hard_negatives, negative_fields=list(negative_fields), train_stored_vector=train_stored_vector)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

@@ -117,12 +117,17 @@ class SMARModel(nn.Module):
 
         Items whose title names the colour lean on their text view, which carries the colour the title states;
         without one, only the image shows it. The weights are chosen on held-out products
-        (benchmarks/view_blend.py); training never sees them.
+        (benchmarks/view_blend.py); training sees them only with ``TrainConfig.train_stored_vector``.
         """
+        return self.blend_views(fused, text, image, torch.tensor([names_colour(t) for t in item_texts]))
+
+    def blend_views(self, fused: torch.Tensor, text: torch.Tensor, image: torch.Tensor,
+                    colour_named: torch.Tensor) -> torch.Tensor:
+        """``second_stage`` given, per item, whether its text names a colour (a bool tensor)."""
         cfg = self.config
-        weights = torch.tensor([cfg.text_blend if names_colour(t) else cfg.other_text_blend for t in item_texts],
-                               dtype=fused.dtype, device=fused.device).unsqueeze(1)
-        return nn.functional.normalize(fused + weights * text + cfg.image_blend * image, dim=-1)
+        weights = torch.where(colour_named.to(fused.device), cfg.text_blend, cfg.other_text_blend)
+        return nn.functional.normalize(fused + weights.to(fused.dtype).unsqueeze(1) * text + cfg.image_blend * image,
+                                       dim=-1)
 
     # ----- public encoding API -----
     def item_text(self, row: dict) -> str:

@@ -41,9 +41,13 @@ def mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
     return mixed
 
 
-def mixed_text(variants: list[ItemTextStates], items: torch.Tensor, generator: torch.Generator) -> TextStates:
-    """Per pair, the item's states from one randomly chosen text variant."""
-    return TextStates(*mix([(v.tokens, v.mask, v.pooled) for v in variants], items, generator))
+def mixed_text(variants: list[ItemTextStates], colour_named: list[torch.Tensor], items: torch.Tensor,
+               generator: torch.Generator) -> tuple[TextStates, torch.Tensor]:
+    """Per pair, the item's states from one randomly chosen text variant, and whether that text names a colour
+    (``colour_named``: one bool per item and variant)."""
+    *states, named = mix([(v.tokens, v.mask, v.pooled, n) for v, n in zip(variants, colour_named, strict=True)],
+                         items, generator)
+    return TextStates(*states), named
 
 
 def _tune_only(model: SMARModel, module: str, prefixes: list[str]) -> list[torch.nn.Parameter]:

@@ -34,7 +34,7 @@ from .labels import batch_positives, pair_keys, relevance_codes, relevance_posit
 from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel
 from .train_inputs import ImageInputs, QueryInputs, current_vectors, mixed_text
-from .wording import FASHION_SYNONYMS, QueryRewriter
+from .wording import FASHION_SYNONYMS, QueryRewriter, names_colour
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
 
@@ -85,6 +85,9 @@ class TrainConfig(BaseModel):
     only: dict[str, str] = Field(default_factory=dict, description="train only on catalog rows matching these")
     holdout: float = Field(0.0, ge=0, lt=1, description="fraction of products never trained on, chosen by a stable "
                                                         "hash of the id (see held_out), to validate on unseen products")
+    train_stored_vector: bool = Field(
+        False, description="the fused term of the loss scores the stored vector (SMARModel.second_stage with the "
+                           "model's blend weights) instead of the fused view alone: train what the index serves")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -212,6 +215,9 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
     started = time.perf_counter()
     model = SMARModel(model_config)
+    if cfg.train_stored_vector and not model.blends_views:
+        raise ValueError("train_stored_vector trains the second stage's stored vector, but the model sets no "
+                         "second-stage weight: give text_blend, other_text_blend or image_blend")
     products = [r for r in read_catalog(catalog, mapping, cfg.only or None)
                 if isinstance(r, Product) and not held_out(r.id, cfg.holdout)]
     if not products:
@@ -225,8 +231,9 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     query_index = {q: i for i, q in enumerate(queries)}
     wordings, wording_first, wording_count = _query_wordings(queries, cfg)
     query_inputs = QueryInputs(model, wordings, cache, progress)
-    text_states = [item_text_states(model, texts, cache, progress=progress)
-                   for texts in [[p.text for p in products], *_variant_texts(cfg, products, mapping)]]
+    item_texts = [[p.text for p in products], *_variant_texts(cfg, products, mapping)]
+    text_states = [item_text_states(model, texts, cache, progress=progress) for texts in item_texts]
+    colour_named = [torch.tensor([names_colour(t) for t in texts]) for texts in item_texts]
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     image_inputs = ImageInputs(model, products, cfg.image_fields, loaders, cache, progress)
 
@@ -282,9 +289,11 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 wrong = (~relevance_positives(wrong_query_codes[q_idx], wrong_item_codes[negatives])
                          & ~batch_positives(q_idx, negatives, paired, len(products)))
                 items = torch.cat([i_idx, negatives])
-                text = mixed_text(text_states, items, generator)
+                text, named = mixed_text(text_states, colour_named, items, generator)
                 image = image_inputs.states(items, generator)
                 views = model.item_vectors(text, image)
+                if cfg.train_stored_vector:  # the fused term scores what the index will store
+                    views["fused"] = model.blend_views(views["fused"], views["text"], views["image"], named)
                 query = model.query_vectors(query_inputs.pooled(wording))
                 scale = model.logit_scale.clamp(max=float(np.log(100.0))).exp()
                 batch_size = len(i_idx)

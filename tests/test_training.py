@@ -60,6 +60,18 @@ def test_training_is_deterministic(tiny_config, catalog: Path, pairs: Path) -> N
     np.testing.assert_allclose(first.encode_queries(["red shirt"]), second.encode_queries(["red shirt"]), atol=1e-6)
 
 
+def test_train_stored_vector_trains_the_second_stage_vector(tiny_config, catalog: Path, pairs: Path) -> None:
+    blended = tiny_config.model_copy(update={"text_blend": 0.75, "image_blend": 0.2})
+    with pytest.raises(ValueError, match="no second-stage weight"):
+        train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, train_stored_vector=True), cache_dir=None,
+              progress=False)
+    runs = [train(catalog, pairs, None, blended, TrainConfig(epochs=2, batch_size=16, seed=3, train_stored_vector=on),
+                  cache_dir=None, progress=False)[0] for on in (False, True)]
+    plain, stored = (model.encode_queries(["red shirt"]) for model in runs)
+    assert not np.allclose(plain, stored, atol=1e-4)  # the fused loss's gradient now flows through the blend
+    assert runs[1].config.training["train_stored_vector"] is True
+
+
 def test_feature_cache_is_reused(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
     config = TrainConfig(epochs=1, batch_size=16)
     train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
@@ -84,9 +96,12 @@ def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, 
     mask = torch.ones(4, 3, dtype=torch.bool)
     plain = ItemTextStates(torch.zeros(4, 3, 2, dtype=torch.float16), mask, torch.zeros(4, 2))
     other = ItemTextStates(torch.ones(4, 3, 2, dtype=torch.float16), mask, torch.ones(4, 2))
-    mixed = mixed_text([plain, other], torch.arange(4).repeat(50), torch.Generator().manual_seed(0))
+    named = [torch.zeros(4, dtype=torch.bool), torch.ones(4, dtype=torch.bool)]
+    items, generator = torch.arange(4).repeat(50), torch.Generator().manual_seed(0)
+    mixed, colour_named = mixed_text([plain, other], named, items, generator)
     picked = mixed.pooled[:, 0]
     assert 0.3 < picked.mean() < 0.7 and torch.equal(mixed.tokens[:, 0, 0], picked)  # per pair, consistently
+    assert torch.equal(colour_named, picked.bool())  # the colour flag of the text each pair got
     tokens, pooled = mix([(torch.zeros(4, 5, 2, dtype=torch.float16), torch.zeros(4, 2))], torch.arange(4),
                          torch.Generator())
     assert tokens.shape == (4, 5, 2) and tokens.dtype == torch.float32
