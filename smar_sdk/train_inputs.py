@@ -128,9 +128,11 @@ class ImageInputs:
 
 @torch.no_grad()
 def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Tensor, text: ItemTextStates,
-                    images: ImageInputs, view: ItemView, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+                    images: ImageInputs, view: ItemView, batch: int = 512,
+                    colour_named: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """What the model being trained scores now: the vectors of the wordings at ``query_rows`` and the ``view``
-    vectors of every item (its ``text`` states, its first image field), in eval mode."""
+    vectors of every item (its ``text`` states, its first image field), in eval mode. Given ``colour_named`` (per
+    item, whether its text names a colour), the fused view is the second stage's stored vector."""
     was_training = model.training
     model.eval()
     try:
@@ -140,7 +142,12 @@ def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Te
         for start in range(0, len(text.pooled), batch):
             items = torch.arange(start, min(start + batch, len(text.pooled)))
             states = TextStates(*rows_of((text.tokens, text.mask, text.pooled), items)) if view != "image" else None
-            item_vectors.append(model.item_view(view, states, images.states(items, None) if view != "text" else None))
+            image = images.states(items, None) if view != "text" else None
+            vectors = model.item_view(view, states, image)
+            if view == "fused" and colour_named is not None:
+                vectors = model.blend_views(vectors, model.item_view("text", states, None),
+                                            model.item_view("image", None, image), colour_named[items])
+            item_vectors.append(vectors)
     finally:
         model.train(was_training)
         model.image_encoder.eval()

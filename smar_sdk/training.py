@@ -86,8 +86,9 @@ class TrainConfig(BaseModel):
     holdout: float = Field(0.0, ge=0, lt=1, description="fraction of products never trained on, chosen by a stable "
                                                         "hash of the id (see held_out), to validate on unseen products")
     train_stored_vector: bool = Field(
-        False, description="the fused term of the loss scores the stored vector (SMARModel.second_stage with the "
-                           "model's blend weights) instead of the fused view alone: train what the index serves")
+        False, description="the fused term of the loss (and hard-negative mining on the fused view) scores the stored "
+                           "vector (SMARModel.second_stage with the model's blend weights) instead of the fused view "
+                           "alone: train what the index serves")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -270,8 +271,9 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
             order = torch.randperm(len(pairs), generator=generator)
             mined = None
             if cfg.hard_negatives and epoch > 0:
-                query_vectors, item_vectors = current_vectors(model, query_inputs, wording_first, text_states[0],
-                                                              image_inputs, mining_view)
+                query_vectors, item_vectors = current_vectors(
+                    model, query_inputs, wording_first, text_states[0], image_inputs, mining_view,
+                    colour_named=colour_named[0] if cfg.train_stored_vector else None)
                 mined = mine_hard_negatives(query_vectors, item_vectors, wrong_query_codes, wrong_item_codes,
                                             paired, cfg.hard_negative_pool)
             for step in range(steps_per_epoch):

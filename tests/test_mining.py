@@ -73,3 +73,28 @@ def test_hard_negatives_change_training_from_the_second_epoch(tiny_config, catal
         changed = any(not torch.equal(a, b) for a, b in zip(plain.query_head.parameters(),
                                                             mined.query_head.parameters(), strict=True))
         assert changed == differs
+
+
+def test_mining_with_the_stored_vector_scores_what_the_index_stores(tiny_config, catalog: Path) -> None:
+    from smar_sdk import SMARModel
+    from smar_sdk.catalog import FieldMapping, Product, read_catalog
+    from smar_sdk.features import FeatureCache, item_text_states
+    from smar_sdk.images import ImageLoader
+    from smar_sdk.train_inputs import ImageInputs, QueryInputs, current_vectors
+
+    torch.manual_seed(0)
+    model = SMARModel(tiny_config.model_copy(update={"text_blend": 0.75, "other_text_blend": 0.1,
+                                                     "image_blend": 0.5}))
+    products = [r for r in read_catalog(catalog, FieldMapping()) if isinstance(r, Product)]
+    products[1] = products[1].model_copy(update={"text": "plain shoes"})  # a title naming no colour
+    texts, cache = [p.text for p in products], FeatureCache(None)
+    images = ImageInputs(model, products, ["image"], [ImageLoader(base_dir=catalog.parent)], cache, False)
+    queries = QueryInputs(model, ["red shoes"], cache, False)
+    named = torch.tensor([p.text != "plain shoes" for p in products])
+    args = (model, queries, torch.tensor([0]), item_text_states(model, texts, cache), images, "fused")
+    _, stored = current_vectors(*args, colour_named=named)
+    _, fused = current_vectors(*args)
+    rows = [{"title": p.text, "image": p.payload["image"]} for p in products]
+    indexed = torch.from_numpy(model.encode_items(rows, base_dir=catalog.parent))
+    torch.testing.assert_close(stored, indexed, atol=2e-2, rtol=0)  # cached float16 states: close, not equal
+    assert (stored - fused).norm(dim=1).min() > 0.05  # every item's vector moved, with or without a colour word
