@@ -82,7 +82,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                  "--colour-features", "--query-tuned-layers", "1", "--image-tuned-blocks", "1", "--text-blend", "0.5",
                  "--other-text-blend", "0.25", "--image-blend", "0.2",
                  "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
-                 "--negative-field", "colour", "--mirror-images", model=False,
+                 "--negative-field", "colour", "--mirror-images", "--train-stored-vector", model=False,
                  store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
@@ -97,7 +97,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert (saved["text_blend"], saved["other_text_blend"], saved["image_blend"]) == (0.5, 0.25, 0.2)
     assert saved["training"]["relevance_fields"] == ["colour", "article_type"]
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
-    assert saved["training"]["mirror_images"]
+    assert saved["training"]["mirror_images"] and saved["training"]["train_stored_vector"]
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
                        + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")
@@ -131,6 +131,9 @@ def test_training_options_that_need_another_are_refused(catalog: Path, pairs: Pa
     result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
                                        str(tmp_path / "m"), "--hard-negatives", "8"])
     assert result.exit_code == 2 and "--negative-field" in result.output
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "--train-stored-vector"])
+    assert result.exit_code == 2 and "--text-blend" in result.output
 
 
 def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
