@@ -87,15 +87,18 @@ class ImageInputs:
 
     With a frozen backbone they are cached whole. When ``SMARConfig.image_tuned_blocks`` fine-tunes its top
     blocks, the feature maps below them (and the colour parts) are cached, and the blocks run every step.
+    With ``encode=False`` (no loss reads an image: text-only training) no image is read or encoded: the states are
+    zeros of the right shape, and the random draws stay those of the encoded variants, so the run is the same.
     """
 
     def __init__(self, model: SMARModel, products: list[Product], image_fields: list[str],
-                 loaders: list[ImageLoader], cache: FeatureCache, progress: bool) -> None:
+                 loaders: list[ImageLoader], cache: FeatureCache, progress: bool, encode: bool = True) -> None:
         self.model = model
         self.blocks = model.config.image_tuned_blocks
         self.tuned_prefixes = model.image_tuned_prefixes()
+        self.variant_count = len(loaders) * len(image_fields)
         self.variants: list[tuple[torch.Tensor, ...]] = []
-        for loader in loaders:
+        for loader in loaders if encode else []:
             for field in image_fields:
                 self.variants.append(self._variant(products, field, loader, cache, progress))
 
@@ -117,6 +120,8 @@ class ImageInputs:
 
     def states(self, items: torch.Tensor, generator: torch.Generator | None) -> ImageStates:
         """States of ``items``, each from a random image field; from the first field without a generator."""
+        if not self.variants:
+            return self._blank(items, generator)
         mixed = mix(self.variants, items, generator) if generator is not None else rows_of(self.variants[0], items)
         if not self.blocks:
             return ImageStates(*mixed)
@@ -124,6 +129,14 @@ class ImageInputs:
         if len(mixed) == 1:
             return plain
         return ImageStates(torch.cat([plain.tokens, mixed[1]], dim=-1), torch.cat([plain.pooled, mixed[2]], dim=-1))
+
+    def _blank(self, items: torch.Tensor, generator: torch.Generator | None) -> ImageStates:
+        """Zero states for ``items``, drawing the variant choice ``mix`` would (a run's random stream is unchanged)."""
+        if generator is not None:
+            torch.randint(self.variant_count, (len(items),), generator=generator)
+        encoder = self.model.image_encoder
+        return ImageStates(torch.zeros(len(items), encoder.token_count, encoder.state_dim),
+                           torch.zeros(len(items), encoder.state_dim))
 
 
 @torch.no_grad()

@@ -236,7 +236,9 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     text_states = [item_text_states(model, texts, cache, progress=progress) for texts in item_texts]
     colour_named = [torch.tensor([names_colour(t) for t in texts]) for texts in item_texts]
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
-    image_inputs = ImageInputs(model, products, cfg.image_fields, loaders, cache, progress)
+    # text-only training (no image or fused loss) reads no image
+    image_inputs = ImageInputs(model, products, cfg.image_fields, loaders, cache, progress,
+                               encode=bool(cfg.image_weight or cfg.fused_weight))
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])

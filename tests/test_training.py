@@ -72,6 +72,27 @@ def test_train_stored_vector_trains_the_second_stage_vector(tiny_config, catalog
     assert runs[1].config.training["train_stored_vector"] is True
 
 
+def test_text_only_training_reads_no_image_and_trains_the_same_model(tiny_config, catalog: Path, pairs: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import smar_sdk.training as training
+    from smar_sdk.train_inputs import ImageInputs
+
+    text_only = TrainConfig(epochs=2, batch_size=16, seed=4, image_weight=0.0, fused_weight=0.0, mirror_images=True,
+                            image_fields=["image", "thumb"], hard_negatives=4, negative_fields=["colour"])
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**r, "thumb": r["image"]}) + "\n" for r in rows))
+    with monkeypatch.context() as patch:  # as before: every image encoded, though no loss reads it
+        patch.setattr(training, "ImageInputs", lambda *args, **kwargs: ImageInputs(*args, **{**kwargs, "encode": True}))
+        encoded, _ = train(catalog, pairs, None, tiny_config, text_only, cache_dir=None, progress=False)
+    for image in (catalog.parent / "images").iterdir():
+        image.unlink()
+    unread, _ = train(catalog, pairs, None, tiny_config, text_only, cache_dir=None, progress=False)
+    texts = [r["title"] for r in rows[:4]]
+    np.testing.assert_array_equal(encoded.encode_queries(texts), unread.encode_queries(texts))
+    np.testing.assert_array_equal(encoded.text_head.linear.weight.detach().numpy(),
+                                  unread.text_head.linear.weight.detach().numpy())
+
+
 def test_feature_cache_is_reused(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
     config = TrainConfig(epochs=1, batch_size=16)
     train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
