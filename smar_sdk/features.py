@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .catalog import Product
 from .encoders import ImageStates
-from .encoders.colour import COLOUR_DIM, colour_states
+from .encoders.colour import colour_dim, colour_states
 from .errors import ImageError
 from .images import ImageLoader
 from .model import SMARModel
@@ -125,7 +125,7 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
     if not cache.has(plain_name) and not cache.has(colour_name):
         both = _encode_images(model, products, image_field, loader, encoder, f"encoding {image_field}s", batch_size,
                               progress)
-        width = both.pooled.shape[1] - COLOUR_DIM
+        width = both.pooled.shape[1] - colour_dim(encoder.config.foreground_colour)
         _store(cache, plain_name, ItemImageStates(both.tokens[..., :width], both.pooled[:, :width]))
         _store(cache, colour_name, ItemImageStates(both.tokens[..., width:], both.pooled[:, width:]))
         return both
@@ -141,7 +141,8 @@ def item_colour_states(model: SMARModel, products: Sequence[Product], image_fiel
     name = _image_cache_key("colour", model, products, image_field, loader)
 
     def colours(pixels: torch.Tensor) -> ImageStates:
-        return ImageStates(*colour_states(encoder.unnormalise(pixels), encoder.token_count))
+        return ImageStates(*colour_states(encoder.unnormalise(pixels), encoder.token_count,
+                                          encoder.config.foreground_colour))
 
     return _cached(cache, name) or _store(cache, name, _encode_images(
         model, products, image_field, loader, colours, f"colours of {image_field}s", batch_size, progress))
@@ -171,7 +172,10 @@ def _image_cache_key(kind: str, model: SMARModel, products: Sequence[Product], i
                      loader: ImageLoader, extra: str = "") -> str:
     """The cache name of one kind of image state for these products' ``image_field`` images (as ``loader`` reads
     them: mirrored images are another key)."""
-    config = model.image_encoder.config.model_dump_json(exclude={"colour_features"}) + extra
+    encoder = model.image_encoder.config
+    config = encoder.model_dump_json(exclude={"colour_features", "foreground_colour"}) + extra
+    if kind == "colour" and encoder.foreground_colour:
+        config += "+foreground"
     keys = [f"{p.id}:{p.payload.get(image_field)}" for p in products]
     return _cache_key(f"{kind}-{image_field}{'-mirrored' if loader.mirror else ''}", config, keys)
 

@@ -9,7 +9,15 @@ import torch
 from PIL import Image
 
 from smar_sdk import SMARConfig, SMARModel
-from smar_sdk.encoders.colour import COLOUR_DIM, LEVELS, colour_histogram, patch_colours
+from smar_sdk.encoders.colour import (
+    COLOUR_DIM,
+    FOREGROUND_LEVELS,
+    LEVELS,
+    colour_dim,
+    colour_histogram,
+    foreground_colour,
+    patch_colours,
+)
 
 
 def test_histogram_puts_a_flat_colour_in_its_bin() -> None:
@@ -83,3 +91,37 @@ def test_training_states_match_the_encoder_and_reuse_the_backbone_cache(tiny_con
     assert torch.equal(cold.tokens, coloured.tokens) and torch.equal(cold.pooled, coloured.pooled)
     again = item_image_states(model, products, "image", loader, FeatureCache(tmp_path / "cold"), progress=False)
     assert torch.equal(again.tokens, coloured.tokens) and torch.equal(again.pooled, coloured.pooled)
+
+
+def test_foreground_colour_reads_the_product_not_the_white_background() -> None:
+    photo = torch.ones(1, 3, 20, 20)  # a white background...
+    photo[:, :, 5:10, 5:10] = torch.tensor([0.0, 0.0, 0.5]).view(1, 3, 1, 1)  # ...with a small navy product
+    white = torch.ones(1, 3, 20, 20)  # a white product: too few non-background pixels, so all of them count
+    features = foreground_colour(torch.cat([photo, white]))
+    navy_bin = 3 + int(0.5 * FOREGROUND_LEVELS)  # r = 0, g = 0, b = level 3
+    assert torch.allclose(features[0, :3], torch.tensor([0.0, 0.0, 0.5]))  # the product's mean, not the image's
+    assert features[0, navy_bin] == 1.0 and features[0, 3:].count_nonzero() == 1
+    assert torch.allclose(features[1, :3], torch.ones(3)) and features[1, -1] == 1.0
+    assert colour_histogram(photo)[0, -1] > 0.9  # the whole-image histogram is mostly background
+
+
+def test_foreground_colour_widens_the_states_and_keeps_the_backbone_cache(tiny_config: SMARConfig,
+                                                                        catalog: Path) -> None:
+    from smar_sdk.catalog import FieldMapping, Product, read_catalog
+    from smar_sdk.features import _image_cache_key
+    from smar_sdk.images import ImageLoader
+
+    def with_colour(**flags: bool) -> SMARModel:
+        return SMARModel(tiny_config.model_copy(update={"image_encoder": tiny_config.image_encoder.model_copy(
+            update={"colour_features": True, **flags})}))
+
+    whole, fore = with_colour(), with_colour(foreground_colour=True)
+    assert fore.image_encoder.state_dim == whole.image_encoder.state_dim + colour_dim(True) - COLOUR_DIM
+    products = [r for r in read_catalog(catalog, FieldMapping()) if isinstance(r, Product)]
+    loader = ImageLoader(base_dir=catalog.parent)
+    keys = {kind: [_image_cache_key(kind, m, products, "image", loader) for m in (whole, fore)]
+            for kind in ("image", "stem3", "colour")}
+    assert keys["image"][0] == keys["image"][1] and keys["stem3"][0] == keys["stem3"][1]  # backbone states reused
+    assert keys["colour"][0] != keys["colour"][1]
+    pixels = torch.stack([fore.image_encoder.preprocess(Image.new("RGB", (40, 40), (200, 30, 30)))])
+    assert fore.image_encoder(pixels).pooled.shape[1] == fore.image_encoder.state_dim

@@ -210,4 +210,5 @@ class ImageEncoder(nn.Module):
         states = self.backbone(pixels)
         if not self.config.colour_features:
             return states
-        return ImageStates(*with_colour(states.tokens, states.pooled, self.unnormalise(pixels)))
+        return ImageStates(*with_colour(states.tokens, states.pooled, self.unnormalise(pixels),
+                                        self.config.foreground_colour))
