@@ -327,7 +327,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         "image_blend": base.image_blend if image_blend is None else image_blend,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
-    if train_stored_vector and not (config.text_blend or config.other_text_blend or config.image_blend):
+    if train_stored_vector and not config.blends_views:
         raise click.UsageError("--train-stored-vector trains the second stage's stored vector: give its weights too "
                                "(--text-blend, --other-text-blend or --image-blend)")
     train_config = TrainConfig(

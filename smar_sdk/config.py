@@ -94,3 +94,8 @@ class SMARConfig(BaseModel):
         description="backbone parameter prefixes saved with the heads (fine-tuned layers)",
     )
     training: dict[str, Any] = Field(default_factory=dict, description="how this model was trained")
+
+    @property
+    def blends_views(self) -> bool:
+        """Whether the second stage changes the stored fused view (any of its weights is set)."""
+        return bool(self.text_blend or self.other_text_blend or self.image_blend)

@@ -90,15 +90,9 @@ class SMARModel(nn.Module):
         if mirrored is not None:
             for view in ("image", "fused"):
                 views[view] = nn.functional.normalize(views[view] + self.item_view(view, text, mirrored), dim=-1)
-        if item_texts is not None and self.blends_views:
+        if item_texts is not None and self.config.blends_views:
             views["fused"] = self.second_stage(views["fused"], views["text"], views["image"], item_texts)
         return views
-
-    @property
-    def blends_views(self) -> bool:
-        """Whether the second stage changes the stored fused view (any of its weights is set)."""
-        cfg = self.config
-        return bool(cfg.text_blend or cfg.other_text_blend or cfg.image_blend)
 
     def item_view(self, view: ItemView, text: TextStates | None, image: ImageStates | None) -> torch.Tensor:
         """One item view, from the states it reads: text for "text", image for "image", both for "fused"."""

@@ -216,7 +216,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
     started = time.perf_counter()
     model = SMARModel(model_config)
-    if cfg.train_stored_vector and not model.blends_views:
+    if cfg.train_stored_vector and not model_config.blends_views:
         raise ValueError("train_stored_vector trains the second stage's stored vector, but the model sets no "
                          "second-stage weight: give text_blend, other_text_blend or image_blend")
     products = [r for r in read_catalog(catalog, mapping, cfg.only or None)
