@@ -134,9 +134,9 @@ class ImageInputs:
         """Zero states for ``items``, drawing the variant choice ``mix`` would (a run's random stream is unchanged)."""
         if generator is not None:
             torch.randint(self.variant_count, (len(items),), generator=generator)
-        encoder = self.model.image_encoder
-        return ImageStates(torch.zeros(len(items), encoder.token_count, encoder.state_dim),
-                           torch.zeros(len(items), encoder.state_dim))
+        encoder = self.model.image_encoder  # one zero row, broadcast: no batch-sized allocation every step
+        return ImageStates(torch.zeros(1, encoder.token_count, encoder.state_dim).expand(len(items), -1, -1),
+                           torch.zeros(1, encoder.state_dim).expand(len(items), -1))
 
 
 @torch.no_grad()
