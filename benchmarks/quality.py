@@ -317,6 +317,9 @@ def main() -> None:
     parser.add_argument("--train-stored-vector", action="store_true",
                         help="SMAR's fused loss scores the second-stage vector it will store (the --text-blend, "
                              "--other-text-blend and --image-blend weights) (TrainConfig.train_stored_vector)")
+    parser.add_argument("--fusion-image-dropout", type=float, default=0.0, metavar="P",
+                        help="each step, this fraction of items get their fused view from a blank image (modality "
+                             "dropout; TrainConfig.fusion_image_dropout)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
@@ -347,7 +350,8 @@ def main() -> None:
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],
                    "hard_negatives": args.hard_negatives,
                    "negative_fields": list(ATTRIBUTES) if args.hard_negatives else [],
-                   "mirror_images": args.mirror_images, "train_stored_vector": args.train_stored_vector})
+                   "mirror_images": args.mirror_images, "train_stored_vector": args.train_stored_vector,
+                   "fusion_image_dropout": args.fusion_image_dropout})
     methods = ["SMAR"] if args.score_smar else args.methods
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []

@@ -50,6 +50,12 @@ def mixed_text(variants: list[ItemTextStates], colour_named: list[torch.Tensor],
     return TextStates(*states), named
 
 
+def without_images(image: ImageStates, dropped: torch.Tensor) -> ImageStates:
+    """``image`` with the rows where ``dropped`` (a bool per item) is true set to zero: no image for those items."""
+    return ImageStates(image.tokens.masked_fill(dropped.view(-1, 1, 1), 0.0),
+                       image.pooled.masked_fill(dropped.view(-1, 1), 0.0))
+
+
 def _tune_only(model: SMARModel, module: str, prefixes: list[str]) -> list[torch.nn.Parameter]:
     """Freeze every parameter of ``module`` except those under ``prefixes``; return the tuned ones."""
     tuned = []

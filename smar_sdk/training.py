@@ -6,7 +6,8 @@ file is a positive of that query, never an in-batch negative; with ``relevance_f
 agrees with the query's paired items on the fields they share. With ``query_variants``, each step sees a
 random rewording of each query (``smar_sdk.wording``), so the query tower learns intents, not templates.
 With ``hard_negatives``, pairs also bring items the model itself ranks high but that are known wrong
-(``smar_sdk.mining``).
+(``smar_sdk.mining``). With ``fusion_image_dropout``, some items' fused view is computed without their image, so
+the fused view also learns to read the title on its own (modality dropout).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .images import ImageLoader
 from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
 from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel
-from .train_inputs import ImageInputs, QueryInputs, current_vectors, mixed_text
+from .train_inputs import ImageInputs, QueryInputs, current_vectors, mixed_text, without_images
 from .wording import FASHION_SYNONYMS, QueryRewriter, names_colour
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
@@ -89,6 +90,10 @@ class TrainConfig(BaseModel):
         False, description="the fused term of the loss (and hard-negative mining on the fused view) scores the stored "
                            "vector (SMARModel.second_stage with the model's blend weights) instead of the fused view "
                            "alone: train what the index serves")
+    fusion_image_dropout: float = Field(
+        0.0, ge=0, lt=1, description="each step, this fraction of items, at random, get their fused view from a blank "
+                                     "image (modality dropout): the fused view learns to read the title alone too; "
+                                     "nothing changes when no loss reads the fused view")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -295,7 +300,12 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 items = torch.cat([i_idx, negatives])
                 text, named = mixed_text(text_states, colour_named, items, generator)
                 image = image_inputs.states(items, generator)
-                views = model.item_vectors(text, image)
+                fused_image = image
+                if cfg.fusion_image_dropout and cfg.fused_weight:
+                    dropped = torch.rand(len(items), generator=generator) < cfg.fusion_image_dropout
+                    fused_image = without_images(image, dropped)
+                views = {"text": model.item_view("text", text, None), "image": model.item_view("image", None, image),
+                         "fused": model.item_view("fused", text, fused_image)}
                 if cfg.train_stored_vector:  # the fused term scores what the index will store
                     views["fused"] = model.blend_views(views["fused"], views["text"], views["image"], named)
                 query = model.query_vectors(query_inputs.pooled(wording))

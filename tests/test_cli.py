@@ -82,7 +82,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                  "--colour-features", "--query-tuned-layers", "1", "--image-tuned-blocks", "1", "--text-blend", "0.5",
                  "--other-text-blend", "0.25", "--image-blend", "0.2",
                  "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
-                 "--negative-field", "colour", "--mirror-images", "--train-stored-vector", model=False,
+                 "--negative-field", "colour", "--mirror-images", "--train-stored-vector",
+                 "--fusion-image-dropout", "0.25", model=False,
                  store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
@@ -98,6 +99,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["training"]["relevance_fields"] == ["colour", "article_type"]
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
     assert saved["training"]["mirror_images"] and saved["training"]["train_stored_vector"]
+    assert saved["training"]["fusion_image_dropout"] == 0.25
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
                        + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")

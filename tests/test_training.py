@@ -72,6 +72,52 @@ def test_train_stored_vector_trains_the_second_stage_vector(tiny_config, catalog
     assert runs[1].config.training["train_stored_vector"] is True
 
 
+def test_blank_images_zero_only_the_dropped_rows() -> None:
+    from smar_sdk.encoders import ImageStates
+    from smar_sdk.train_inputs import without_images
+
+    image = ImageStates(torch.ones(3, 4, 5), torch.ones(3, 5))
+    blanked = without_images(image, torch.tensor([False, True, False]))
+    assert blanked.tokens[1].abs().sum() == 0 and blanked.pooled[1].abs().sum() == 0
+    assert torch.equal(blanked.tokens[[0, 2]], image.tokens[[0, 2]]) and torch.equal(blanked.pooled[[0, 2]],
+                                                                                     image.pooled[[0, 2]])
+
+
+def test_fusion_image_dropout_blanks_that_fraction_of_fused_images(tiny_config, catalog: Path, pairs: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import smar_sdk.training as training
+
+    dropped_fractions: list[float] = []
+    blanked, fused_inputs = [], []
+    blank, item_view = training.without_images, SMARModel.item_view
+
+    def spy(image, dropped):
+        dropped_fractions.append(dropped.float().mean().item())
+        blanked.append(blank(image, dropped))
+        return blanked[-1]
+
+    def fused_spy(model, view, text, image):
+        if view == "fused" and model.training:
+            fused_inputs.append(image)
+        return item_view(model, view, text, image)
+
+    monkeypatch.setattr(training, "without_images", spy)
+    monkeypatch.setattr(SMARModel, "item_view", fused_spy)
+    runs = [train(catalog, pairs, None, tiny_config, TrainConfig(epochs=2, batch_size=16, seed=3,
+                                                                 fusion_image_dropout=p),
+                  cache_dir=None, progress=False)[0] for p in (0.0, 0.5)]
+    assert len(dropped_fractions) == runs[1].config.training["report"]["steps"]  # every step of the p > 0 run
+    assert 0.3 < np.mean(dropped_fractions) < 0.7
+    assert all(any(x is y for y in fused_inputs) for x in blanked)  # the fused view reads the blanked images
+    assert runs[1].config.training["fusion_image_dropout"] == 0.5
+    plain, dropped = (model.encode_queries(["red shirt"]) for model in runs)
+    assert not np.allclose(plain, dropped, atol=1e-4)
+    text_only = [train(catalog, pairs, None, tiny_config, TrainConfig(epochs=2, batch_size=16, seed=3, image_weight=0,
+                                                                      fused_weight=0, fusion_image_dropout=p),
+                       cache_dir=None, progress=False)[0] for p in (0.0, 0.5)]
+    np.testing.assert_array_equal(*(model.encode_queries(["red shirt"]) for model in text_only))  # no fused loss
+
+
 def test_text_only_training_reads_no_image_and_trains_the_same_model(tiny_config, catalog: Path, pairs: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import smar_sdk.training as training
