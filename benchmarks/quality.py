@@ -320,6 +320,8 @@ def main() -> None:
     parser.add_argument("--fusion-image-dropout", type=float, default=0.0, metavar="P",
                         help="each step, this fraction of items get their fused view from a blank image (modality "
                              "dropout; TrainConfig.fusion_image_dropout)")
+    parser.add_argument("--fusion-image-dropout-colour-titles", action="store_true",
+                        help="--fusion-image-dropout blanks only the images of items whose title names a colour")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
@@ -351,7 +353,8 @@ def main() -> None:
                    "hard_negatives": args.hard_negatives,
                    "negative_fields": list(ATTRIBUTES) if args.hard_negatives else [],
                    "mirror_images": args.mirror_images, "train_stored_vector": args.train_stored_vector,
-                   "fusion_image_dropout": args.fusion_image_dropout})
+                   "fusion_image_dropout": args.fusion_image_dropout,
+                   "fusion_image_dropout_colour_titles": args.fusion_image_dropout_colour_titles})
     methods = ["SMAR"] if args.score_smar else args.methods
     kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*methods, *METHOD_ORDER[:2]}] \
         if args.out.is_file() else []

@@ -254,6 +254,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--fusion-image-dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Each step, this fraction of items get their fused view from a blank image (modality dropout), "
                    "so the fused view also learns to read the title alone.")
+@click.option("--fusion-image-dropout-colour-titles", is_flag=True,
+              help="--fusion-image-dropout blanks only the images of items whose text names a colour.")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
               help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
@@ -290,7 +292,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
           query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
           other_text_blend: float | None, image_blend: float | None, train_stored_vector: bool,
-          fusion_image_dropout: float,
+          fusion_image_dropout: float, fusion_image_dropout_colour_titles: bool,
           encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
           image_kind: str | None, image_arch: str | None,
           image_weights: str | None, colour_features: bool | None, foreground_colour: bool | None, holdout: float,
@@ -344,7 +346,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
         synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),
         hard_negatives=hard_negatives, negative_fields=list(negative_fields), train_stored_vector=train_stored_vector,
-        fusion_image_dropout=fusion_image_dropout)
+        fusion_image_dropout=fusion_image_dropout,
+        fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

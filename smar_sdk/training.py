@@ -94,6 +94,9 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="each step, this fraction of items, at random, get their fused view from a blank "
                                      "image (modality dropout): the fused view learns to read the title alone too; "
                                      "nothing changes when no loss reads the fused view")
+    fusion_image_dropout_colour_titles: bool = Field(
+        False, description="fusion_image_dropout only blanks the images of items whose text (as sampled for the pair) "
+                           "names a colour: where it does not, the image is the only source of the colour")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -303,6 +306,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 fused_image = image
                 if cfg.fusion_image_dropout and cfg.fused_weight:
                     dropped = torch.rand(len(items), generator=generator) < cfg.fusion_image_dropout
+                    if cfg.fusion_image_dropout_colour_titles:
+                        dropped &= named
                     fused_image = without_images(image, dropped)
                 views = {"text": model.item_view("text", text, None), "image": model.item_view("image", None, image),
                          "fused": model.item_view("fused", text, fused_image)}

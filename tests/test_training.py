@@ -118,6 +118,37 @@ def test_fusion_image_dropout_blanks_that_fraction_of_fused_images(tiny_config, 
     np.testing.assert_array_equal(*(model.encode_queries(["red shirt"]) for model in text_only))  # no fused loss
 
 
+def test_fusion_image_dropout_can_spare_titles_without_colour(tiny_config, catalog: Path, pairs: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import smar_sdk.training as training
+
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    variant = catalog.parent / "no-colour.jsonl"
+    variant.write_text("".join(json.dumps({**r, "title": r["article_type"]}) + "\n" for r in rows))
+    steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+    mixed_text, blank = training.mixed_text, training.without_images
+
+    def text_spy(*args):
+        text, named = mixed_text(*args)
+        steps.append((named, None))
+        return text, named
+
+    def blank_spy(image, dropped):
+        steps[-1] = (steps[-1][0], dropped)
+        return blank(image, dropped)
+
+    monkeypatch.setattr(training, "mixed_text", text_spy)
+    monkeypatch.setattr(training, "without_images", blank_spy)
+    train(catalog, pairs, None, tiny_config, TrainConfig(epochs=2, batch_size=16, fusion_image_dropout=0.9,
+                                                         fusion_image_dropout_colour_titles=True,
+                                                         text_variant_catalogs=[str(variant)]),
+          cache_dir=None, progress=False)
+    named = torch.cat([n for n, _ in steps])
+    dropped = torch.cat([d for _, d in steps])
+    assert 0 < (~named).sum() and not dropped[~named].any()  # a title without colour keeps its image
+    assert dropped[named].float().mean() > 0.7
+
+
 def test_text_only_training_reads_no_image_and_trains_the_same_model(tiny_config, catalog: Path, pairs: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import smar_sdk.training as training
