@@ -288,6 +288,8 @@ def main() -> None:
                         help="trained methods to (re)run; rows of the others are kept from --out")
     parser.add_argument("--query-tuned-layers", type=int, default=0,
                         help="fine-tune this many top layers of the query tower's own text encoder")
+    parser.add_argument("--item-text-tuned-layers", type=int, default=0,
+                        help="fine-tune this many top layers of the items' text encoder (with --query-tuned-layers)")
     parser.add_argument("--image-tuned-blocks", type=int, default=0,
                         help="fine-tune this many top blocks of the image backbone (over cached feature maps)")
     parser.add_argument("--text-blend", type=float, default=0.0,
@@ -343,6 +345,7 @@ def main() -> None:
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
                   SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
+                             item_text_tuned_layers=args.item_text_tuned_layers,
                              text_blend=args.text_blend, other_text_blend=args.other_text_blend,
                              image_blend=args.image_blend, mirror_average=args.mirror_average,
                              image_encoder=image_backbone(args.image_backbone, colour_features=True,

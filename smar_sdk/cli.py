@@ -238,6 +238,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--query-tuned-layers", default=None, type=int,
               help="Give the query tower its own copy of the text encoder and fine-tune its top N layers "
                    "[default: 0, queries use the frozen item encoder].")
+@click.option("--item-text-tuned-layers", default=None, type=int,
+              help="Fine-tune the top N layers of the items' text encoder (needs --query-tuned-layers, so queries "
+                   "keep their own copy) [default: 0, it stays frozen].")
 @click.option("--image-tuned-blocks", default=None, type=int,
               help="Fine-tune the image backbone's last N blocks (a torchvision CNN), run over cached feature maps "
                    "of the frozen blocks below them [default: 0, the image backbone stays frozen].")
@@ -257,7 +260,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--fusion-image-dropout-colour-titles", is_flag=True,
               help="--fusion-image-dropout blanks only the images of items whose text names a colour.")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
-              help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --image-tuned-blocks).")
+              help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --item-text-tuned-layers, "
+                   "--image-tuned-blocks).")
 @click.option("--text-encoder", default=None,
               help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
 @click.option("--image-backbone", type=click.Choice(list(IMAGE_BACKBONES)), default=None,
@@ -290,7 +294,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           negative_fields: tuple[str, ...], epochs: int,
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
-          query_tuned_layers: int | None, image_tuned_blocks: int | None, text_blend: float | None,
+          query_tuned_layers: int | None, item_text_tuned_layers: int | None, image_tuned_blocks: int | None,
+          text_blend: float | None,
           other_text_blend: float | None, image_blend: float | None, train_stored_vector: bool,
           fusion_image_dropout: float, fusion_image_dropout_colour_titles: bool,
           encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
@@ -302,7 +307,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
 
     The query head, the per-view heads and the cross-attention fusion are trained with the multi-task
     contrastive loss. Backbones stay frozen (their features are computed once and cached), except the
-    top layers or blocks that --query-tuned-layers and --image-tuned-blocks fine-tune.
+    top layers or blocks that --query-tuned-layers, --item-text-tuned-layers and --image-tuned-blocks fine-tune.
     """
     from .catalog import FieldMapping
     from .config import ImageEncoderConfig, SMARConfig
@@ -327,6 +332,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     config = base.model_copy(update={
         "dim": dim or base.dim, "text_fields": fields,
         "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
+        "item_text_tuned_layers": (base.item_text_tuned_layers if item_text_tuned_layers is None
+                                   else item_text_tuned_layers),
         "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
         "text_blend": base.text_blend if text_blend is None else text_blend,
         "other_text_blend": base.other_text_blend if other_text_blend is None else other_text_blend,

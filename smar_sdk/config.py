@@ -74,6 +74,9 @@ class SMARConfig(BaseModel):
     image_encoder: ImageEncoderConfig = Field(default_factory=lambda: ImageEncoderConfig(colour_features=True))
     query_tuned_layers: int = Field(0, ge=0, le=48, description="top layers of the query tower's own copy of the "
                                     "text encoder that training fine-tunes (0: queries use the frozen item encoder)")
+    item_text_tuned_layers: int = Field(0, ge=0, le=48, description="top layers of the item tower's text encoder "
+                                        "that training fine-tunes (0: it stays frozen); needs query_tuned_layers, "
+                                        "so queries keep their own copy")
     image_tuned_blocks: int = Field(0, ge=0, le=64, description="last blocks of the image backbone (a torchvision "
                                     "CNN) that training fine-tunes (0: the image backbone stays frozen)")
     text_blend: float = Field(0.0, ge=0.0, le=10.0, description="SMAR's second stage: an item whose text names a "

@@ -81,7 +81,10 @@ def text_pooled(model: SMARModel, texts: Sequence[str], cache: FeatureCache, bat
 def item_text_states(model: SMARModel, texts: Sequence[str], cache: FeatureCache, batch_size: int = 256,
                      progress: bool = True) -> ItemTextStates:
     """Title token states padded to the encoder's ``max_tokens``."""
-    name = _cache_key("itemtext", model.config.text_encoder.model_dump_json(), texts)
+    encoder = model.config.text_encoder.model_dump_json()
+    if tuned := tuple(p.removeprefix("text_encoder.") for p in model.item_text_tuned_prefixes()):
+        encoder += _tensor_digest([v for k, v in model.text_encoder.state_dict().items() if k.startswith(tuned)])
+    name = _cache_key("itemtext", encoder, texts)
     if (hit := cache.get(name)) is not None:
         return ItemTextStates(hit["tokens"], hit["mask"].bool(), hit["pooled"])
     length = model.config.text_encoder.max_tokens

@@ -41,6 +41,10 @@ class SMARModel(nn.Module):
         super().__init__()
         self.config = config or SMARConfig()
         cfg = self.config
+        if cfg.item_text_tuned_layers and not cfg.query_tuned_layers:
+            raise ModelError("item_text_tuned_layers (--item-text-tuned-layers) fine-tunes the items' text encoder, "
+                             "which queries share unless they have their own copy: set query_tuned_layers "
+                             "(--query-tuned-layers) too")
         self.text_encoder = TextEncoder(cfg.text_encoder)
         # The asymmetric query tower: its own encoder copy when training fine-tunes its top layers.
         self.query_encoder = TextEncoder(cfg.text_encoder) if cfg.query_tuned_layers else None
@@ -70,6 +74,14 @@ class SMARModel(nn.Module):
         if self.query_encoder is None:
             return []
         return [f"query_encoder.{p}" for p in self.query_encoder.top_layers(self.config.query_tuned_layers)]
+
+    def item_text_tuned_prefixes(self) -> list[str]:
+        """State-dict prefixes of the item text encoder's fine-tuned layers (none without item_text_tuned_layers)."""
+        if not self.config.item_text_tuned_layers:
+            return []
+        layers = self.text_encoder.top_layers(self.config.item_text_tuned_layers,
+                                              "item_text_tuned_layers (--item-text-tuned-layers)")
+        return [f"text_encoder.{p}" for p in layers]
 
     def image_tuned_prefixes(self) -> list[str]:
         """State-dict prefixes of the image backbone's fine-tuned blocks (none without ``image_tuned_blocks``)."""
@@ -176,7 +188,7 @@ class SMARModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         prefixes, backbone = self._saved_prefixes(), tuple(self.config.trained_backbone_prefixes)
         # the frozen image backbone in float16; fine-tuned layers in float32, as they were trained and scored
-        tuned = (*self.query_tuned_prefixes(), *self.image_tuned_prefixes())
+        tuned = (*self.query_tuned_prefixes(), *self.item_text_tuned_prefixes(), *self.image_tuned_prefixes())
         state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith(tuned))
                  for k, v in self.state_dict().items() if k.startswith(prefixes)}
         save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "smar-sdk"})

@@ -1,7 +1,7 @@
 """What each training step feeds the heads: query vectors and item image and text states, sampled per pair.
 
-Frozen parts are computed once and cached; fine-tuned parts (the query encoder's top layers, the image
-backbone's top blocks) run every step, with gradients, over the cached outputs of the frozen parts below them.
+Frozen parts are computed once and cached; fine-tuned parts (the query and item text encoders' top layers, the
+image backbone's top blocks) run every step, with gradients, over the cached outputs of the frozen parts below them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from .features import (
     item_colour_states,
     item_image_states,
     item_image_stems,
+    item_text_states,
     text_pooled,
 )
 from .images import ImageLoader
 from .model import ItemView, SMARModel
+from .wording import names_colour
 
 
 def rows_of(variant: tuple[torch.Tensor, ...], items: torch.Tensor) -> list[torch.Tensor]:
@@ -42,11 +44,11 @@ def mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
 
 
 def mixed_text(variants: list[ItemTextStates], colour_named: list[torch.Tensor], items: torch.Tensor,
-               generator: torch.Generator) -> tuple[TextStates, torch.Tensor]:
-    """Per pair, the item's states from one randomly chosen text variant, and whether that text names a colour
-    (``colour_named``: one bool per item and variant)."""
-    *states, named = mix([(v.tokens, v.mask, v.pooled, n) for v, n in zip(variants, colour_named, strict=True)],
-                         items, generator)
+               generator: torch.Generator | None) -> tuple[TextStates, torch.Tensor]:
+    """Per pair, the item's states from one randomly chosen text variant (the first without a generator), and
+    whether that text names a colour (``colour_named``: one bool per item and variant)."""
+    tensors = [(v.tokens, v.mask, v.pooled, n) for v, n in zip(variants, colour_named, strict=True)]
+    *states, named = mix(tensors, items, generator) if generator is not None else rows_of(tensors[0], items)
     return TextStates(*states), named
 
 
@@ -84,6 +86,40 @@ class QueryInputs:
         if self.cached is not None:
             return self.cached[rows]
         return self.model.query_text_encoder.encode([self.wordings[i] for i in rows.tolist()]).pooled
+
+
+class ItemTextInputs:
+    """Item text states, per pair from one randomly chosen text variant (e.g. a title with or without its colour
+    words), and whether that text names a colour. The first variant is the plain one.
+
+    With a frozen text encoder they are cached whole. When ``SMARConfig.item_text_tuned_layers`` fine-tunes its top
+    layers, the sampled texts are encoded every step, with gradients into those layers.
+    """
+
+    def __init__(self, model: SMARModel, variants: list[list[str]], cache: FeatureCache, progress: bool) -> None:
+        self.model, self.variants = model, variants
+        self.tuned_prefixes = model.item_text_tuned_prefixes()
+        self.colour_named = [torch.tensor([names_colour(t) for t in texts]) for texts in variants]
+        self.cached: list[ItemTextStates] = [] if self.tuned_prefixes else [
+            item_text_states(model, texts, cache, progress=progress) for texts in variants]
+
+    def __len__(self) -> int:
+        return len(self.variants[0])
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The fine-tuned layers' parameters; every other item text-encoder parameter is frozen."""
+        return _tune_only(self.model, "text_encoder", self.tuned_prefixes)
+
+    def states(self, items: torch.Tensor, generator: torch.Generator | None) -> tuple[TextStates, torch.Tensor]:
+        """States of ``items``, each from a random variant (the plain one without a generator), and whether each
+        one's text names a colour."""
+        if self.cached:
+            return mixed_text(self.cached, self.colour_named, items, generator)
+        pick = (torch.randint(len(self.variants), (len(items),), generator=generator) if generator is not None
+                else torch.zeros(len(items), dtype=torch.long))
+        texts = [self.variants[v][i] for v, i in zip(pick.tolist(), items.tolist(), strict=True)]
+        colour = torch.stack(self.colour_named)[pick, items]
+        return self.model.text_encoder.encode(texts), colour
 
 
 class ImageInputs:
@@ -146,26 +182,26 @@ class ImageInputs:
 
 
 @torch.no_grad()
-def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Tensor, text: ItemTextStates,
+def current_vectors(model: SMARModel, queries: QueryInputs, query_rows: torch.Tensor, texts: ItemTextInputs,
                     images: ImageInputs, view: ItemView, batch: int = 512,
-                    colour_named: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    stored: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """What the model being trained scores now: the vectors of the wordings at ``query_rows`` and the ``view``
-    vectors of every item (its ``text`` states, its first image field), in eval mode. Given ``colour_named`` (per
-    item, whether its text names a colour), the fused view is the second stage's stored vector."""
+    vectors of every item (its plain text, its first image field), in eval mode. With ``stored``, the fused view is
+    the second stage's stored vector."""
     was_training = model.training
     model.eval()
     try:
         query_vectors = torch.cat([model.query_vectors(queries.pooled(query_rows[i : i + batch]))
                                    for i in range(0, len(query_rows), batch)])
         item_vectors = []
-        for start in range(0, len(text.pooled), batch):
-            items = torch.arange(start, min(start + batch, len(text.pooled)))
-            states = TextStates(*rows_of((text.tokens, text.mask, text.pooled), items)) if view != "image" else None
+        for start in range(0, len(texts), batch):
+            items = torch.arange(start, min(start + batch, len(texts)))
+            states, named = texts.states(items, None) if view != "image" else (None, None)
             image = images.states(items, None) if view != "text" else None
             vectors = model.item_view(view, states, image)
-            if view == "fused" and colour_named is not None:
+            if view == "fused" and stored:
                 vectors = model.blend_views(vectors, model.item_view("text", states, None),
-                                            model.item_view("image", None, image), colour_named[items])
+                                            model.item_view("image", None, image), named)
             item_vectors.append(vectors)
     finally:
         model.train(was_training)

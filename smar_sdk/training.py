@@ -29,13 +29,13 @@ from .catalog import FieldMapping, Product, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
 from .errors import CatalogError
-from .features import DEFAULT_CACHE_DIR, FeatureCache, item_text_states
+from .features import DEFAULT_CACHE_DIR, FeatureCache
 from .images import ImageLoader
 from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
 from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel
-from .train_inputs import ImageInputs, QueryInputs, current_vectors, mixed_text, without_images
-from .wording import FASHION_SYNONYMS, QueryRewriter, names_colour
+from .train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors, without_images
+from .wording import FASHION_SYNONYMS, QueryRewriter
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
 
@@ -49,7 +49,8 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(256, ge=2)
     learning_rate: float = Field(1e-3, gt=0)
     encoder_learning_rate: float = Field(1e-4, gt=0, description="learning rate of fine-tuned backbone layers "
-                                         "(SMARConfig.query_tuned_layers and image_tuned_blocks)")
+                                         "(SMARConfig.query_tuned_layers, item_text_tuned_layers, "
+                                         "image_tuned_blocks)")
     weight_decay: float = Field(0.01, ge=0)
     text_weight: float = Field(0.5, ge=0, description="a: weight of L(query, text view)")
     image_weight: float = Field(0.5, ge=0, description="b: weight of L(query, image view)")
@@ -240,9 +241,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     query_index = {q: i for i, q in enumerate(queries)}
     wordings, wording_first, wording_count = _query_wordings(queries, cfg)
     query_inputs = QueryInputs(model, wordings, cache, progress)
-    item_texts = [[p.text for p in products], *_variant_texts(cfg, products, mapping)]
-    text_states = [item_text_states(model, texts, cache, progress=progress) for texts in item_texts]
-    colour_named = [torch.tensor([names_colour(t) for t in texts]) for texts in item_texts]
+    text_inputs = ItemTextInputs(model, [[p.text for p in products], *_variant_texts(cfg, products, mapping)], cache,
+                                 progress)
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     # text-only training (no image or fused loss) reads no image
     image_inputs = ImageInputs(model, products, cfg.image_fields, loaders, cache, progress,
@@ -259,7 +259,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     if cfg.learn_temperature:
         params.append(model.logit_scale)
     groups = [{"params": params}]
-    if tuned := query_inputs.trainable() + image_inputs.trainable():
+    if tuned := query_inputs.trainable() + text_inputs.trainable() + image_inputs.trainable():
         groups.append({"params": tuned, "lr": cfg.encoder_learning_rate})
     optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
@@ -270,7 +270,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     generator = torch.Generator().manual_seed(cfg.seed)
     fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), str(Path(catalog).resolve()),
                               str(Path(pairs_path).resolve()), len(pairs), len(products)], sort_keys=True)
-    tuned_prefixes = (*query_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
+    tuned_prefixes = (*query_inputs.tuned_prefixes, *text_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
     checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes)
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
@@ -282,8 +282,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
             mined = None
             if cfg.hard_negatives and epoch > 0:
                 query_vectors, item_vectors = current_vectors(
-                    model, query_inputs, wording_first, text_states[0], image_inputs, mining_view,
-                    colour_named=colour_named[0] if cfg.train_stored_vector else None)
+                    model, query_inputs, wording_first, text_inputs, image_inputs, mining_view,
+                    stored=cfg.train_stored_vector)
                 mined = mine_hard_negatives(query_vectors, item_vectors, wrong_query_codes, wrong_item_codes,
                                             paired, cfg.hard_negative_pool)
             for step in range(steps_per_epoch):
@@ -301,7 +301,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 wrong = (~relevance_positives(wrong_query_codes[q_idx], wrong_item_codes[negatives])
                          & ~batch_positives(q_idx, negatives, paired, len(products)))
                 items = torch.cat([i_idx, negatives])
-                text, named = mixed_text(text_states, colour_named, items, generator)
+                text, named = text_inputs.states(items, generator)
                 image = image_inputs.states(items, generator)
                 fused_image = image
                 if cfg.fusion_image_dropout and cfg.fused_weight:

@@ -78,9 +78,9 @@ def test_hard_negatives_change_training_from_the_second_epoch(tiny_config, catal
 def test_mining_with_the_stored_vector_scores_what_the_index_stores(tiny_config, catalog: Path) -> None:
     from smar_sdk import SMARModel
     from smar_sdk.catalog import FieldMapping, Product, read_catalog
-    from smar_sdk.features import FeatureCache, item_text_states
+    from smar_sdk.features import FeatureCache
     from smar_sdk.images import ImageLoader
-    from smar_sdk.train_inputs import ImageInputs, QueryInputs, current_vectors
+    from smar_sdk.train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors
 
     torch.manual_seed(0)
     model = SMARModel(tiny_config.model_copy(update={"text_blend": 0.75, "other_text_blend": 0.1,
@@ -90,9 +90,8 @@ def test_mining_with_the_stored_vector_scores_what_the_index_stores(tiny_config,
     texts, cache = [p.text for p in products], FeatureCache(None)
     images = ImageInputs(model, products, ["image"], [ImageLoader(base_dir=catalog.parent)], cache, False)
     queries = QueryInputs(model, ["red shoes"], cache, False)
-    named = torch.tensor([p.text != "plain shoes" for p in products])
-    args = (model, queries, torch.tensor([0]), item_text_states(model, texts, cache), images, "fused")
-    _, stored = current_vectors(*args, colour_named=named)
+    args = (model, queries, torch.tensor([0]), ItemTextInputs(model, [texts], cache, False), images, "fused")
+    _, stored = current_vectors(*args, stored=True)
     _, fused = current_vectors(*args)
     rows = [{"title": p.text, "image": p.payload["image"]} for p in products]
     indexed = torch.from_numpy(model.encode_items(rows, base_dir=catalog.parent))

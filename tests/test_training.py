@@ -125,11 +125,13 @@ def test_fusion_image_dropout_can_spare_titles_without_colour(tiny_config, catal
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     variant = catalog.parent / "no-colour.jsonl"
     variant.write_text("".join(json.dumps({**r, "title": r["article_type"]}) + "\n" for r in rows))
-    steps: list[tuple[torch.Tensor, torch.Tensor]] = []
-    mixed_text, blank = training.mixed_text, training.without_images
+    from smar_sdk.train_inputs import ItemTextInputs
 
-    def text_spy(*args):
-        text, named = mixed_text(*args)
+    steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+    text_states, blank = ItemTextInputs.states, training.without_images
+
+    def text_spy(self, items, generator):
+        text, named = text_states(self, items, generator)
         steps.append((named, None))
         return text, named
 
@@ -137,7 +139,7 @@ def test_fusion_image_dropout_can_spare_titles_without_colour(tiny_config, catal
         steps[-1] = (steps[-1][0], dropped)
         return blank(image, dropped)
 
-    monkeypatch.setattr(training, "mixed_text", text_spy)
+    monkeypatch.setattr(ItemTextInputs, "states", text_spy)
     monkeypatch.setattr(training, "without_images", blank_spy)
     train(catalog, pairs, None, tiny_config, TrainConfig(epochs=2, batch_size=16, fusion_image_dropout=0.9,
                                                          fusion_image_dropout_colour_titles=True,
@@ -252,6 +254,51 @@ def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, p
     np.testing.assert_allclose(reloaded.encode_queries(queries), model.encode_queries(queries), atol=1e-6)
     assert not np.allclose(SMARModel.load(tmp_path / "tuned").encode_queries(queries),
                            base.encode_queries(queries), atol=1e-2)
+
+
+def test_item_text_tower_fine_tunes_its_top_layers(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    from smar_sdk.catalog import read_catalog
+    from smar_sdk.features import FeatureCache, item_text_states
+
+    config = tiny_config.model_copy(update={"query_tuned_layers": 1, "item_text_tuned_layers": 1})
+    base = SMARModel(config)
+    model, report = train(catalog, pairs, tmp_path / "tuned", config,
+                          TrainConfig(epochs=25, batch_size=16, learning_rate=5e-3, encoder_learning_rate=1e-3,
+                                      seed=1, hard_negatives=4, negative_fields=["colour"]),
+                          cache_dir=tmp_path / "cache", progress=False)
+    assert report.last_loss < 0.6 * report.first_loss
+    tuned = model.item_text_tuned_prefixes()
+    assert len(tuned) == 1 and tuned[0].startswith("text_encoder.") and tuned[0].endswith(".1.")
+    after, before = model.state_dict(), base.state_dict()
+    changed = {k for k in after if k.startswith("text_encoder.") and not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(tuned[0]) for k in changed)  # only the items' top layer moved
+    assert not any(p.name.startswith("itemtext") for p in (tmp_path / "cache").iterdir())  # encoded every step
+    # the saved model indexes like the trained one, and unlike the untrained encoder
+    reloaded = SMARModel.load(tmp_path / "tuned")
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()[:6]]
+    items = reloaded.encode_items(rows, base_dir=catalog.parent, view="text")
+    np.testing.assert_allclose(items, model.encode_items(rows, base_dir=catalog.parent, view="text"), atol=1e-5)
+    texts = [r["title"] for r in rows]
+    with torch.no_grad():
+        assert not torch.allclose(reloaded.text_encoder.encode(texts).pooled, base.text_encoder.encode(texts).pooled,
+                                  atol=1e-3)
+    # cached item states are keyed by the tuned weights: the trained model never reads the untrained one's
+    products = list(read_catalog(catalog))[:6]
+    cache = FeatureCache(tmp_path / "cache")
+    untrained = item_text_states(base, texts, cache, progress=False)
+    trained = item_text_states(reloaded, texts, cache, progress=False)
+    with torch.no_grad():
+        direct = reloaded.text_encoder.encode([p.text for p in products])
+    torch.testing.assert_close(trained.pooled, direct.pooled.float(), atol=1e-5, rtol=0)
+    assert not torch.allclose(trained.pooled, untrained.pooled, atol=1e-3)
+
+
+def test_item_text_tuning_needs_the_query_towers_own_encoder(tiny_config) -> None:
+    with pytest.raises(ModelError, match="set query_tuned_layers"):
+        SMARModel(tiny_config.model_copy(update={"item_text_tuned_layers": 1}))
+    with pytest.raises(ModelError, match="item_text_tuned_layers .* is 9, but text encoder .* has 2 layers"):
+        SMARModel(tiny_config.model_copy(update={"query_tuned_layers": 1,
+                                                  "item_text_tuned_layers": 9})).item_text_tuned_prefixes()
 
 
 def test_image_tower_fine_tunes_its_top_blocks_over_cached_feature_maps(tiny_config, catalog: Path, pairs: Path,

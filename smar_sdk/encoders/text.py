@@ -48,17 +48,17 @@ class TextEncoder(nn.Module):
                                             "get_word_embedding_dimension")() or self.hidden_size)
         self._tokenize = _first_method(self.model, "preprocess", "tokenize")
 
-    def top_layers(self, count: int) -> list[str]:
-        """Parameter-name prefixes (relative to this encoder) of its last ``count`` transformer layers."""
+    def top_layers(self, count: int, setting: str = "query_tuned_layers (--query-tuned-layers)") -> list[str]:
+        """Parameter-name prefixes (relative to this encoder) of its last ``count`` transformer layers; ``setting``
+        names the option that asked, for the error when there are not that many."""
         stacks = [(name, module) for name, module in self.named_modules() if isinstance(module, nn.ModuleList)]
         encoder = self.config.name_or_path
         if not stacks:
-            raise ModelError(f"query_tuned_layers (--query-tuned-layers) needs transformer layers, but text encoder "
-                             f"{encoder!r} has no stack of them; set it to 0")
+            raise ModelError(f"{setting} needs transformer layers, but text encoder {encoder!r} has no stack of "
+                             "them; set it to 0")
         name, layers = max(stacks, key=lambda item: len(item[1]))
         if count > len(layers):
-            raise ModelError(f"query_tuned_layers (--query-tuned-layers) is {count}, but text encoder {encoder!r} "
-                             f"has {len(layers)} layers")
+            raise ModelError(f"{setting} is {count}, but text encoder {encoder!r} has {len(layers)} layers")
         return [f"{name}.{i}." for i in range(len(layers) - count, len(layers))]
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
