@@ -101,7 +101,8 @@ class Bench:
 
     def states(self, products: list[Product], image_field: str,
                model: SMARModel | None = None) -> tuple[TextStates, ImageStates]:
-        """Frozen-backbone states of ``products`` through ``model``'s encoders (default: a new model's)."""
+        """Backbone states of ``products`` through ``model``'s encoders, tuned layers included (default: a new
+        model's frozen ones)."""
         model = model or self.base
         text = item_text_states(model, [p.text for p in products], self.cache)
         image = item_image_states(model, products, image_field, ImageLoader(self.data), self.cache)
@@ -157,9 +158,11 @@ class Bench:
                              query_variants=self.query_variants, holdout=self.holdout,
                              **self.train_options,
                              text_variant_catalogs=[str(self.data / name) for name in CATALOGS[1:]])
-        # without an image loss (text-only) there are no image blocks to tune; only SMAR stores a fused view
+        # without an image loss (text-only) there are no image blocks to tune, without a text or fused loss
+        # (image-only) no title layers; only SMAR stores a fused view
         model_config = self.model_config.model_copy(update={
             **({} if b or c else {"image_tuned_blocks": 0}),
+            **({} if a or c else {"item_text_tuned_layers": 0}),
             **({} if view == "fused" else dict.fromkeys(SECOND_STAGE, 0.0))})
         started = time.perf_counter()
         model, report = train(self.data / CATALOGS[0], self.data / "train_pairs.jsonl", save_to,
@@ -320,8 +323,8 @@ def main() -> None:
                         help="SMAR's fused loss scores the second-stage vector it will store (the --text-blend, "
                              "--other-text-blend and --image-blend weights) (TrainConfig.train_stored_vector)")
     parser.add_argument("--fusion-image-dropout", type=float, default=0.0, metavar="P",
-                        help="each step, this fraction of items get their fused view from a blank image (modality "
-                             "dropout; TrainConfig.fusion_image_dropout)")
+                        help="each step, this fraction of items get their fused view from zeroed image "
+                             "states (modality dropout; TrainConfig.fusion_image_dropout)")
     parser.add_argument("--fusion-image-dropout-colour-titles", action="store_true",
                         help="--fusion-image-dropout blanks only the images of items whose title names a colour")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,

@@ -255,8 +255,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="The fused-view loss scores the second-stage vector the index stores (--text-blend, "
                    "--other-text-blend, --image-blend) instead of the fused view alone.")
 @click.option("--fusion-image-dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="Each step, this fraction of items get their fused view from a blank image (modality dropout), "
-                   "so the fused view also learns to read the title alone.")
+              help="Each step, this fraction of items get their fused view from zeroed image states, as if they "
+                   "had no image (modality dropout), so the fused view also learns to read the title alone.")
 @click.option("--fusion-image-dropout-colour-titles", is_flag=True,
               help="--fusion-image-dropout blanks only the images of items whose text names a colour.")
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,

@@ -73,7 +73,9 @@ class SMARModel(nn.Module):
         """State-dict prefixes of the query encoder's fine-tuned layers (none without ``query_tuned_layers``)."""
         if self.query_encoder is None:
             return []
-        return [f"query_encoder.{p}" for p in self.query_encoder.top_layers(self.config.query_tuned_layers)]
+        layers = self.query_encoder.top_layers(self.config.query_tuned_layers,
+                                               "query_tuned_layers (--query-tuned-layers)")
+        return [f"query_encoder.{p}" for p in layers]
 
     def item_text_tuned_prefixes(self) -> list[str]:
         """State-dict prefixes of the item text encoder's fine-tuned layers (none without item_text_tuned_layers)."""

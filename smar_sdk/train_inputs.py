@@ -1,7 +1,8 @@
 """What each training step feeds the heads: query vectors and item image and text states, sampled per pair.
 
-Frozen parts are computed once and cached; fine-tuned parts (the query and item text encoders' top layers, the
-image backbone's top blocks) run every step, with gradients, over the cached outputs of the frozen parts below them.
+Frozen parts are computed once and cached. Fine-tuned parts run every step, with gradients: the image backbone's
+top blocks over the cached feature maps below them, and a text encoder with tuned top layers (query or item tower)
+over the whole text.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ItemTextInputs:
         self.model, self.variants = model, variants
         self.tuned_prefixes = model.item_text_tuned_prefixes()
         self.colour_named = [torch.tensor([names_colour(t) for t in texts]) for texts in variants]
-        self.cached: list[ItemTextStates] = [] if self.tuned_prefixes else [
+        self.cached: list[ItemTextStates] | None = None if self.tuned_prefixes else [
             item_text_states(model, texts, cache, progress=progress) for texts in variants]
 
     def __len__(self) -> int:
@@ -113,7 +114,7 @@ class ItemTextInputs:
     def states(self, items: torch.Tensor, generator: torch.Generator | None) -> tuple[TextStates, torch.Tensor]:
         """States of ``items``, each from a random variant (the plain one without a generator), and whether each
         one's text names a colour."""
-        if self.cached:
+        if self.cached is not None:
             return mixed_text(self.cached, self.colour_named, items, generator)
         pick = (torch.randint(len(self.variants), (len(items),), generator=generator) if generator is not None
                 else torch.zeros(len(items), dtype=torch.long))

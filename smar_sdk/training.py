@@ -92,9 +92,10 @@ class TrainConfig(BaseModel):
                            "vector (SMARModel.second_stage with the model's blend weights) instead of the fused view "
                            "alone: train what the index serves")
     fusion_image_dropout: float = Field(
-        0.0, ge=0, lt=1, description="each step, this fraction of items, at random, get their fused view from a blank "
-                                     "image (modality dropout): the fused view learns to read the title alone too; "
-                                     "nothing changes when no loss reads the fused view")
+        0.0, ge=0, lt=1, description="each step, this fraction of items, at random, get their fused view from zeroed "
+                                     "image states, as if they had no image (modality dropout): the fused view "
+                                     "learns to read the title alone too; nothing changes when no loss reads the "
+                                     "fused view")
     fusion_image_dropout_colour_titles: bool = Field(
         False, description="fusion_image_dropout only blanks the images of items whose text (as sampled for the pair) "
                            "names a colour: where it does not, the image is the only source of the colour")
@@ -105,6 +106,9 @@ class TrainConfig(BaseModel):
         if self.hard_negatives and not self.negative_fields:
             raise ValueError("hard_negatives needs negative_fields (e.g. gender, colour, article_type) to tell a "
                              "wrong item from a right one the pairs file does not list")
+        if self.fusion_image_dropout_colour_titles and not self.fusion_image_dropout:
+            raise ValueError("fusion_image_dropout_colour_titles only narrows fusion_image_dropout: give that "
+                             "fraction too (--fusion-image-dropout P)")
         return self
 
 

@@ -83,7 +83,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                  "--other-text-blend", "0.25", "--image-blend", "0.2",
                  "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
                  "--negative-field", "colour", "--mirror-images", "--train-stored-vector",
-                 "--fusion-image-dropout", "0.25", model=False,
+                 "--fusion-image-dropout", "0.25", "--fusion-image-dropout-colour-titles", "--item-text-tuned-layers",
+                 "1", model=False,
                  store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
@@ -99,7 +100,9 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["training"]["relevance_fields"] == ["colour", "article_type"]
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
     assert saved["training"]["mirror_images"] and saved["training"]["train_stored_vector"]
-    assert saved["training"]["fusion_image_dropout"] == 0.25
+    assert saved["training"]["fusion_image_dropout"] == 0.25 and saved["training"]["fusion_image_dropout_colour_titles"]
+    assert saved["item_text_tuned_layers"] == 1 and any(p.startswith("text_encoder.")
+                                                        for p in saved["trained_backbone_prefixes"])
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n"
                        + json.dumps({"query": "blue bag", "relevant": ["sku-009"]}) + "\n")

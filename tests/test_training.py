@@ -293,6 +293,33 @@ def test_item_text_tower_fine_tunes_its_top_layers(tiny_config, catalog: Path, p
     assert not torch.allclose(trained.pooled, untrained.pooled, atol=1e-3)
 
 
+def test_tuned_item_texts_are_sampled_like_cached_ones(tiny_config) -> None:
+    from smar_sdk.features import FeatureCache
+    from smar_sdk.train_inputs import ItemTextInputs
+
+    variants = [["red shirt", "blue bag", "green shoes", "black watch"], ["shirt", "bag", "shoes", "watch"]]
+    tuned = SMARModel(tiny_config.model_copy(update={"query_tuned_layers": 1, "item_text_tuned_layers": 1}))
+    inputs = {name: ItemTextInputs(model, variants, FeatureCache(None), False)
+              for name, model in (("cached", SMARModel(tiny_config)), ("tuned", tuned))}
+    assert inputs["cached"].cached is not None and inputs["tuned"].cached is None
+    items = torch.arange(4).repeat(10)
+    drawn = {}
+    for name, texts in inputs.items():
+        generator = torch.Generator().manual_seed(5)
+        _, named = texts.states(items, generator)
+        drawn[name] = (named, torch.rand(3, generator=generator))  # what the run draws next
+    assert torch.equal(drawn["cached"][0], drawn["tuned"][0])  # the same variant for every pair
+    assert torch.equal(drawn["cached"][1], drawn["tuned"][1])  # and the same random stream afterwards
+    assert 0 < drawn["tuned"][0].float().mean() < 1  # both variants were drawn
+    states, named = inputs["tuned"].states(items[:4], None)  # no generator: the plain texts
+    assert named.all() and states.pooled.requires_grad  # gradients reach the tuned layer
+
+
+def test_fusion_image_dropout_colour_titles_needs_a_dropout_fraction() -> None:
+    with pytest.raises(ValueError, match="give that fraction too"):
+        TrainConfig(fusion_image_dropout_colour_titles=True)
+
+
 def test_item_text_tuning_needs_the_query_towers_own_encoder(tiny_config) -> None:
     with pytest.raises(ModelError, match="set query_tuned_layers"):
         SMARModel(tiny_config.model_copy(update={"item_text_tuned_layers": 1}))

@@ -48,7 +48,7 @@ class TextEncoder(nn.Module):
                                             "get_word_embedding_dimension")() or self.hidden_size)
         self._tokenize = _first_method(self.model, "preprocess", "tokenize")
 
-    def top_layers(self, count: int, setting: str = "query_tuned_layers (--query-tuned-layers)") -> list[str]:
+    def top_layers(self, count: int, setting: str) -> list[str]:
         """Parameter-name prefixes (relative to this encoder) of its last ``count`` transformer layers; ``setting``
         names the option that asked, for the error when there are not that many."""
         stacks = [(name, module) for name, module in self.named_modules() if isinstance(module, nn.ModuleList)]
