@@ -73,17 +73,18 @@ class SMARModel(nn.Module):
         """State-dict prefixes of the query encoder's fine-tuned layers (none without ``query_tuned_layers``)."""
         if self.query_encoder is None:
             return []
-        layers = self.query_encoder.top_layers(self.config.query_tuned_layers,
-                                               "query_tuned_layers (--query-tuned-layers)")
-        return [f"query_encoder.{p}" for p in layers]
+        return self._top_text_layers("query_encoder", self.config.query_tuned_layers, "query_tuned_layers")
 
     def item_text_tuned_prefixes(self) -> list[str]:
         """State-dict prefixes of the item text encoder's fine-tuned layers (none without item_text_tuned_layers)."""
-        if not self.config.item_text_tuned_layers:
+        return self._top_text_layers("text_encoder", self.config.item_text_tuned_layers, "item_text_tuned_layers")
+
+    def _top_text_layers(self, encoder: str, count: int, setting: str) -> list[str]:
+        """Prefixes of the top ``count`` layers of the text encoder at attribute ``encoder``, as ``setting`` asks."""
+        if not count:
             return []
-        layers = self.text_encoder.top_layers(self.config.item_text_tuned_layers,
-                                              "item_text_tuned_layers (--item-text-tuned-layers)")
-        return [f"text_encoder.{p}" for p in layers]
+        option = "--" + setting.replace("_", "-")
+        return [f"{encoder}.{p}" for p in getattr(self, encoder).top_layers(count, f"{setting} ({option})")]
 
     def image_tuned_prefixes(self) -> list[str]:
         """State-dict prefixes of the image backbone's fine-tuned blocks (none without ``image_tuned_blocks``)."""
