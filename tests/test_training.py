@@ -214,9 +214,12 @@ def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, 
     assert len([p for p in (tmp_path / "cache").iterdir() if p.name.startswith("itemtext")]) == 2
 
 
-def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Path, pairs: Path,
-                                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize("tuned_text", [False, True], ids=["frozen-text", "tuned-text"])
+def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
+                                                        tuned_text: bool) -> None:
     config = TrainConfig(epochs=3, batch_size=16, seed=5)
+    if tuned_text:  # tuned title layers are checkpointed with the heads
+        tiny_config = tiny_config.model_copy(update={"query_tuned_layers": 1, "item_text_tuned_layers": 1})
     straight, _ = train(catalog, pairs, tmp_path / "straight", tiny_config, config, cache_dir=None, progress=False)
     assert not (tmp_path / "straight" / ".checkpoint").exists()  # cleared once the model is saved
 
@@ -234,6 +237,9 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
     assert seen == [2, 3] and report.steps == 15  # epoch 1 was not redone
     queries = ["red shirt", "blue bag"]
     np.testing.assert_allclose(resumed.encode_queries(queries), straight.encode_queries(queries), atol=1e-5)
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()[:4]]
+    np.testing.assert_allclose(resumed.encode_items(rows, base_dir=catalog.parent, view="text"),
+                               straight.encode_items(rows, base_dir=catalog.parent, view="text"), atol=1e-5)
 
 
 def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
