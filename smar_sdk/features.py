@@ -82,7 +82,7 @@ def item_text_states(model: SMARModel, texts: Sequence[str], cache: FeatureCache
                      progress: bool = True) -> ItemTextStates:
     """Title token states padded to the encoder's ``max_tokens``."""
     encoder = model.config.text_encoder.model_dump_json()
-    trained = {*model.item_text_tuned_prefixes(), *model.config.trained_backbone_prefixes}  # the weights it loaded
+    trained = model.config.trained_backbone_prefixes  # the fine-tuned weights it loaded
     if tuned := tuple(p.removeprefix("text_encoder.") for p in trained if p.startswith("text_encoder.")):
         encoder += _tensor_digest([v for k, v in model.text_encoder.state_dict().items() if k.startswith(tuned)])
     name = _cache_key("itemtext", encoder, texts)

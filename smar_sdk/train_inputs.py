@@ -7,6 +7,8 @@ over the whole text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .catalog import Product
@@ -44,7 +46,7 @@ def mix(variants: list[tuple[torch.Tensor, ...]], items: torch.Tensor,
     return mixed
 
 
-def mixed_text(variants: list[ItemTextStates], colour_named: list[torch.Tensor], items: torch.Tensor,
+def mixed_text(variants: list[ItemTextStates], colour_named: Sequence[torch.Tensor], items: torch.Tensor,
                generator: torch.Generator | None) -> tuple[TextStates, torch.Tensor]:
     """Per pair, the item's states from one randomly chosen text variant (the first without a generator), and
     whether that text names a colour (``colour_named``: one bool per item and variant)."""
@@ -100,7 +102,7 @@ class ItemTextInputs:
     def __init__(self, model: SMARModel, variants: list[list[str]], cache: FeatureCache, progress: bool) -> None:
         self.model, self.variants = model, variants
         self.tuned_prefixes = model.item_text_tuned_prefixes()
-        self.colour_named = [torch.tensor([names_colour(t) for t in texts]) for texts in variants]
+        self.colour_named = torch.tensor([[names_colour(t) for t in texts] for texts in variants])  # (variants, n)
         self.cached: list[ItemTextStates] | None = None if self.tuned_prefixes else [
             item_text_states(model, texts, cache, progress=progress) for texts in variants]
 
@@ -119,7 +121,7 @@ class ItemTextInputs:
         pick = (torch.randint(len(self.variants), (len(items),), generator=generator) if generator is not None
                 else torch.zeros(len(items), dtype=torch.long))
         texts = [self.variants[v][i] for v, i in zip(pick.tolist(), items.tolist(), strict=True)]
-        colour = torch.stack(self.colour_named)[pick, items]
+        colour = self.colour_named[pick, items]
         return self.model.text_encoder.encode(texts), colour
 
 

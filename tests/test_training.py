@@ -121,12 +121,11 @@ def test_fusion_image_dropout_blanks_that_fraction_of_fused_images(tiny_config, 
 def test_fusion_image_dropout_can_spare_titles_without_colour(tiny_config, catalog: Path, pairs: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import smar_sdk.training as training
+    from smar_sdk.train_inputs import ItemTextInputs
 
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     variant = catalog.parent / "no-colour.jsonl"
     variant.write_text("".join(json.dumps({**r, "title": r["article_type"]}) + "\n" for r in rows))
-    from smar_sdk.train_inputs import ItemTextInputs
-
     steps: list[tuple[torch.Tensor, torch.Tensor]] = []
     text_states, blank = ItemTextInputs.states, training.without_images
 
