@@ -31,6 +31,12 @@ class ItemTextStates:
 
 
 @dataclass
+class ItemTextStems:
+    features: dict[str, torch.Tensor]  # tokenizer tensors, each (n, L), padded to max_tokens
+    stem: torch.Tensor  # (n, L, T) float16: hidden states entering the fine-tuned layers
+
+
+@dataclass
 class ItemImageStates:
     tokens: torch.Tensor  # (n, N, C) float16
     pooled: torch.Tensor  # (n, C) float32
@@ -98,6 +104,37 @@ def item_text_states(model: SMARModel, texts: Sequence[str], cache: FeatureCache
         pooled.append(states.pooled.float())
     result = ItemTextStates(torch.cat(tokens), torch.cat(masks), torch.cat(pooled))
     cache.put(name, {"tokens": result.tokens, "mask": result.mask.to(torch.uint8), "pooled": result.pooled})
+    return result
+
+
+@torch.inference_mode()
+def item_text_stems(model: SMARModel, texts: Sequence[str], cache: FeatureCache, batch_size: int = 256,
+                    progress: bool = True) -> ItemTextStems:
+    """Hidden states (and tokens) of each text below the item text encoder's ``item_text_tuned_layers`` fine-tuned
+    layers, padded to ``max_tokens``: the frozen part of the title side, computed once and cached; training runs the
+    tuned layers over them."""
+    encoder, layers = model.text_encoder, model.config.item_text_tuned_layers
+    tuned = tuple(p.removeprefix("text_encoder.") for p in model.item_text_tuned_prefixes())
+    frozen = [v for k, v in encoder.state_dict().items() if not k.startswith(tuned)]
+    name = _cache_key(f"itemtextstem{layers}", model.config.text_encoder.model_dump_json() + _tensor_digest(frozen),
+                      texts)
+    if (hit := cache.get(name)) is not None:
+        stem = hit.pop("stem")
+        return ItemTextStems(hit, stem)
+    length = model.config.text_encoder.max_tokens
+    features: dict[str, list[torch.Tensor]] = {}
+    stems = []
+    for i in tqdm(range(0, len(texts), batch_size), desc="encoding item texts below the tuned layers",
+                  disable=not progress):
+        batch = {k: v for k, v in encoder.tokenize(list(texts[i : i + batch_size])).items()
+                 if isinstance(v, torch.Tensor)}
+        stem = encoder.stem(batch, layers)
+        pad = length - stem.shape[1]
+        stems.append(torch.nn.functional.pad(stem, (0, 0, 0, pad)).half())
+        for key, value in batch.items():
+            features.setdefault(key, []).append(torch.nn.functional.pad(value, (0, pad)))
+    result = ItemTextStems({k: torch.cat(v) for k, v in features.items()}, torch.cat(stems))
+    cache.put(name, {**result.features, "stem": result.stem})
     return result
 
 

@@ -1,8 +1,8 @@
 """What each training step feeds the heads: query vectors and item image and text states, sampled per pair.
 
 Frozen parts are computed once and cached. Fine-tuned parts run every step, with gradients: the image backbone's
-top blocks over the cached feature maps below them, and a text encoder with tuned top layers (query or item tower)
-over the whole text.
+top blocks over the cached feature maps below them, the item text encoder's top layers over the cached hidden
+states below them, and the query encoder (with tuned top layers) over the whole wording.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .features import (
     item_image_states,
     item_image_stems,
     item_text_states,
+    item_text_stems,
     text_pooled,
 )
 from .images import ImageLoader
@@ -96,15 +97,23 @@ class ItemTextInputs:
     words), and whether that text names a colour. The first variant is the plain one.
 
     With a frozen text encoder they are cached whole. When ``SMARConfig.item_text_tuned_layers`` fine-tunes its top
-    layers, the sampled texts are encoded every step, with gradients into those layers.
+    layers, the hidden states below them are cached, and those layers run every step over the sampled texts, with
+    gradients, in chunks of texts of similar length (little padding).
     """
+
+    chunk = 64  # texts per pass through the tuned layers
 
     def __init__(self, model: SMARModel, variants: list[list[str]], cache: FeatureCache, progress: bool) -> None:
         self.model, self.variants = model, variants
         self.tuned_prefixes = model.item_text_tuned_prefixes()
         self.colour_named = torch.tensor([[names_colour(t) for t in texts] for texts in variants])  # (variants, n)
-        self.cached: list[ItemTextStates] | None = None if self.tuned_prefixes else [
-            item_text_states(model, texts, cache, progress=progress) for texts in variants]
+        self.cached: list[ItemTextStates] | None = None
+        if not self.tuned_prefixes:
+            self.cached = [item_text_states(model, texts, cache, progress=progress) for texts in variants]
+            return
+        stems = [item_text_stems(model, texts, cache, progress=progress) for texts in variants]
+        self.features = {k: torch.stack([s.features[k] for s in stems]) for k in stems[0].features}  # (variants, n, L)
+        self.stems = torch.stack([s.stem for s in stems])  # (variants, n, L, T)
 
     def __len__(self) -> int:
         return len(self.variants[0])
@@ -120,9 +129,27 @@ class ItemTextInputs:
             return mixed_text(self.cached, self.colour_named, items, generator)
         pick = (torch.randint(len(self.variants), (len(items),), generator=generator) if generator is not None
                 else torch.zeros(len(items), dtype=torch.long))
-        texts = [self.variants[v][i] for v, i in zip(pick.tolist(), items.tolist(), strict=True)]
-        colour = self.colour_named[pick, items]
-        return self.model.text_encoder.encode(texts), colour
+        return self._tuned(pick, items), self.colour_named[pick, items]
+
+    def _tuned(self, pick: torch.Tensor, items: torch.Tensor) -> TextStates:
+        """The tuned layers over the cached stems of variant ``pick[k]`` of item ``items[k]``, run on chunks of texts
+        sorted by length, each cut to its longest text; then back in the given order, padded to one length."""
+        lengths = self.features["attention_mask"][pick, items].sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        width = int(lengths.max())
+        pad = torch.nn.functional.pad
+        tokens, masks, pooled = [], [], []
+        for start in range(0, len(order), self.chunk):
+            rows = order[start : start + self.chunk]
+            variant, item, size = pick[rows], items[rows], int(lengths[rows].max())
+            features = {k: v[variant, item, :size] for k, v in self.features.items()}
+            out = self.model.text_encoder.from_stem(features, self.stems[variant, item, :size].float(),
+                                                    self.model.config.item_text_tuned_layers)
+            tokens.append(pad(out.tokens, (0, 0, 0, width - size)))
+            masks.append(pad(out.mask, (0, width - size)))
+            pooled.append(out.pooled)
+        back = torch.argsort(order)
+        return TextStates(torch.cat(tokens)[back], torch.cat(masks)[back], torch.cat(pooled)[back])
 
 
 class ImageInputs:

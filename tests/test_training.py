@@ -277,7 +277,8 @@ def test_item_text_tower_fine_tunes_its_top_layers(tiny_config, catalog: Path, p
     after, before = model.state_dict(), base.state_dict()
     changed = {k for k in after if k.startswith("text_encoder.") and not torch.equal(after[k], before[k])}
     assert changed and all(k.startswith(tuned[0]) for k in changed)  # only the items' top layer moved
-    assert not any(p.name.startswith("itemtext") for p in (tmp_path / "cache").iterdir())  # encoded every step
+    kinds = {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()}
+    assert "itemtextstem1" in kinds and "itemtext" not in kinds  # states below the tuned layer cached, not the rest
     # the saved model indexes like the trained one, and unlike the untrained encoder
     reloaded = SMARModel.load(tmp_path / "tuned")
     rows = [json.loads(line) for line in catalog.read_text().splitlines()[:6]]
@@ -318,6 +319,26 @@ def test_tuned_item_texts_are_sampled_like_cached_ones(tiny_config) -> None:
     assert 0 < drawn["tuned"][0].float().mean() < 1  # both variants were drawn
     states, named = inputs["tuned"].states(items[:4], None)  # no generator: the plain texts
     assert named.all() and states.pooled.requires_grad  # gradients reach the tuned layer
+
+
+def test_tuned_item_texts_run_their_top_layers_over_cached_stems(tiny_config, tmp_path: Path) -> None:
+    from smar_sdk.features import FeatureCache
+    from smar_sdk.train_inputs import ItemTextInputs
+
+    model = SMARModel(tiny_config.model_copy(update={"query_tuned_layers": 1, "item_text_tuned_layers": 1}))
+    titles = ["red shirt", "a long blue cotton bag with two straps and a zip", "shoes", "black analogue watch"]
+    variants = [titles, [t.replace("red ", "").replace("blue ", "") for t in titles]]
+    inputs = ItemTextInputs(model, variants, FeatureCache(tmp_path), False)
+    inputs.chunk = 3  # several chunks of different lengths, put back in order
+    pick, items = torch.tensor([1, 0, 0, 1, 1, 0, 0]), torch.tensor([1, 3, 0, 2, 0, 1, 1])
+    with torch.no_grad():
+        got = inputs._tuned(pick, items)
+        direct = model.text_encoder.encode([variants[v][i] for v, i in zip(pick.tolist(), items.tolist(), strict=True)])
+    torch.testing.assert_close(got.pooled, direct.pooled, atol=2e-3, rtol=0)  # float16 stems
+    assert torch.equal(got.mask, direct.mask)
+    torch.testing.assert_close(got.tokens[got.mask], direct.tokens[direct.mask], atol=2e-3, rtol=0)
+    again = ItemTextInputs(model, variants, FeatureCache(tmp_path), False)  # read back from the cache
+    assert torch.equal(again.stems, inputs.stems) and len(list(tmp_path.iterdir())) == 2
 
 
 def test_fusion_image_dropout_colour_titles_needs_a_dropout_fraction() -> None:

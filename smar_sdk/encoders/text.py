@@ -47,22 +47,73 @@ class TextEncoder(nn.Module):
         self.token_size = int(_first_method(self.model[0], "get_embedding_dimension",
                                             "get_word_embedding_dimension")() or self.hidden_size)
         self._tokenize = _first_method(self.model, "preprocess", "tokenize")
+        self._static_features: dict | None = None
 
     def top_layers(self, count: int, setting: str) -> list[str]:
         """Parameter-name prefixes (relative to this encoder) of its last ``count`` transformer layers; ``setting``
         names the option that asked, for the error when there are not that many."""
-        stacks = [(name, module) for name, module in self.named_modules() if isinstance(module, nn.ModuleList)]
-        encoder = self.config.name_or_path
-        if not stacks:
-            raise ModelError(f"{setting} needs transformer layers, but text encoder {encoder!r} has no stack of "
-                             "them; set it to 0")
-        name, layers = max(stacks, key=lambda item: len(item[1]))
+        name, layers = self._layer_stack(setting)
         if count > len(layers):
-            raise ModelError(f"{setting} is {count}, but text encoder {encoder!r} has {len(layers)} layers")
+            raise ModelError(f"{setting} is {count}, but text encoder {self.config.name_or_path!r} has "
+                             f"{len(layers)} layers")
         return [f"{name}.{i}." for i in range(len(layers) - count, len(layers))]
+
+    def _layer_stack(self, setting: str = "fine-tuning") -> tuple[str, nn.ModuleList]:
+        """The name and modules of the transformer's layer stack (its longest ``ModuleList``)."""
+        stacks = [(name, module) for name, module in self.named_modules() if isinstance(module, nn.ModuleList)]
+        if not stacks:
+            raise ModelError(f"{setting} needs transformer layers, but text encoder {self.config.name_or_path!r} "
+                             "has no stack of them; set it to 0")
+        return max(stacks, key=lambda item: len(item[1]))
+
+    def stem(self, features: dict[str, torch.Tensor], count: int) -> torch.Tensor:
+        """Hidden states ``(B, L, T)`` entering the top ``count`` layers: the frozen part below them, whose output
+        training can cache (only the layers below run)."""
+        _, layers = self._layer_stack()
+        captured: list[torch.Tensor] = []
+
+        def capture(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            captured.append(args[0] if args else kwargs["hidden_states"])
+            raise _StemReached
+
+        handle = layers[len(layers) - count].register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            self.model(self._complete(features))
+        except _StemReached:
+            pass
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def from_stem(self, features: dict[str, torch.Tensor], stem: torch.Tensor, count: int) -> TextStates:
+        """The encoder's output for ``features`` given their :meth:`stem` below the top ``count`` layers: only the
+        embeddings (whose output is replaced) and those layers run."""
+        name, layers = self._layer_stack()
+        parent_name, _, attribute = name.rpartition(".")
+        parent = self.get_submodule(parent_name)
+        top = nn.ModuleList(list(layers)[len(layers) - count:])
+
+        def substitute(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+            if args:
+                return (stem, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": stem}
+
+        handle = top[0].register_forward_pre_hook(substitute, with_kwargs=True)
+        setattr(parent, attribute, top)  # the layers below are skipped for this call only
+        try:
+            return self(self._complete(features))
+        finally:
+            setattr(parent, attribute, layers)
+            handle.remove()
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self._tokenize(texts)
+
+    def _complete(self, features: dict[str, torch.Tensor]) -> dict:
+        """``features`` (tensors only, e.g. cached ones) with the non-tensor entries the tokenizer also returns."""
+        if self._static_features is None:
+            self._static_features = {k: v for k, v in self.tokenize([""]).items() if not isinstance(v, torch.Tensor)}
+        return {**self._static_features, **features}
 
     def forward(self, features: dict[str, torch.Tensor]) -> TextStates:
         out = self.model(dict(features))
@@ -74,6 +125,10 @@ class TextEncoder(nn.Module):
 
     def encode(self, texts: list[str]) -> TextStates:
         return self(self.tokenize(texts))
+
+
+class _StemReached(Exception):
+    """Stops a forward pass once the hidden states entering the tuned layers are captured."""
 
 
 def _first_method(obj: object, *names: str):
