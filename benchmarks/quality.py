@@ -334,6 +334,10 @@ def main() -> None:
     parser.add_argument("--foreground-colour", action="store_true",
                         help="the image tower's colour features also describe the product's own pixels, not the "
                              "background (ImageEncoderConfig.foreground_colour)")
+    parser.add_argument("--fusion-dim", type=int, default=SMARConfig().fusion_dim,
+                        help="width of the cross-attention fusion (SMARConfig.fusion_dim)")
+    parser.add_argument("--fusion-heads", type=int, default=SMARConfig().fusion_heads,
+                        help="attention heads of the fusion (SMARConfig.fusion_heads)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="leave this fraction of train-split products out of training (for validation.py "
                              "--holdout); the test rows are then not those of the main table")
@@ -351,6 +355,7 @@ def main() -> None:
                              item_text_tuned_layers=args.item_text_tuned_layers,
                              text_blend=args.text_blend, other_text_blend=args.other_text_blend,
                              image_blend=args.image_blend, mirror_average=args.mirror_average,
+                             fusion_dim=args.fusion_dim, fusion_heads=args.fusion_heads,
                              image_encoder=image_backbone(args.image_backbone, colour_features=True,
                                                           foreground_colour=args.foreground_colour)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,

