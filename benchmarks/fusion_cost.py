@@ -2,8 +2,9 @@
 
     python benchmarks/fusion_cost.py
 
-One thread, batches of 64, the shipped model's encoders (MiniLM token states: 384 wide, 32 tokens; MobileNetV2 with
-colour features: 49 patches). Used for "A wider fusion" in BENCHMARKS.md.
+One thread, batches of 64, the default model's encoders (MiniLM token states, titles at their token limit; MobileNetV2
+with colour features, 7 x 7 patches), each width built by ``SMARModel`` itself. Used for "A wider fusion" in
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import time
 
 import torch
 
-from smar_sdk import SMARConfig
-from smar_sdk.encoders.image import ImageEncoder
-from smar_sdk.heads import CrossAttentionFusion
+from smar_sdk import SMARConfig, SMARModel
 
-BATCH, TITLE_TOKENS, PATCHES, TEXT_DIM = 64, 32, 49, 384
+BATCH, PATCHES = 64, 49
 WIDTHS = ((256, 4), (512, 8))  # (fusion_dim, fusion_heads)
 
 
@@ -32,18 +31,17 @@ def ms_per_item(forward, *inputs: torch.Tensor, repeats: int = 3) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    config = SMARConfig()
-    image_encoder = ImageEncoder(config.image_encoder).eval()
-    image_dim = image_encoder.state_dim
-    states = (torch.randn(BATCH, TITLE_TOKENS, TEXT_DIM), torch.ones(BATCH, TITLE_TOKENS, dtype=torch.bool),
-              torch.randn(BATCH, TEXT_DIM), torch.randn(BATCH, PATCHES, image_dim), torch.randn(BATCH, image_dim))
     for width, heads in WIDTHS:
-        fusion = CrossAttentionFusion(TEXT_DIM, TEXT_DIM, image_dim, width, config.dim, heads, config.dropout).eval()
-        print(f"fusion width {width}, {heads} heads: {ms_per_item(fusion, *states):.1f} ms per item")
-    pixels = torch.randn(BATCH, 3, config.image_encoder.image_size, config.image_encoder.image_size)
-    print(f"{config.image_encoder.arch}, {config.image_encoder.image_size} px: "
-          f"{ms_per_item(image_encoder, pixels, repeats=1):.1f} ms per item")
-
+        model = SMARModel(SMARConfig(fusion_dim=width, fusion_heads=heads))
+        text, image_dim = model.text_encoder, model.image_encoder.state_dim
+        tokens = model.config.text_encoder.max_tokens
+        states = (torch.randn(BATCH, tokens, text.token_size), torch.ones(BATCH, tokens, dtype=torch.bool),
+                  torch.randn(BATCH, text.hidden_size), torch.randn(BATCH, PATCHES, image_dim),
+                  torch.randn(BATCH, image_dim))
+        print(f"fusion width {width}, {heads} heads: {ms_per_item(model.fusion, *states):.1f} ms per item")
+    image = model.config.image_encoder
+    pixels = torch.randn(BATCH, 3, image.image_size, image.image_size)
+    print(f"{image.arch}, {image.image_size} px: {ms_per_item(model.image_encoder, pixels, repeats=1):.1f} ms per item")
 
 if __name__ == "__main__":
     main()
