@@ -12,6 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .errors import CatalogError
 
 MAX_TEXT_CHARS = 4000
+MAX_ID_BYTES = 1024  # the tightest id limit of the built-in stores (Milvus' VarChar key), so a catalog fits all
+
+
+class NonFiniteNumber(ValueError):
+    """``NaN`` / ``Infinity`` in a row: Python's json reads them, but they are not JSON and no store takes them."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise NonFiniteNumber(name)
 
 
 class FieldMapping(BaseModel):
@@ -42,6 +51,14 @@ class Product(BaseModel):
             raise ValueError("must not be blank")
         return value
 
+    @field_validator("id")
+    @classmethod
+    def _id_fits_every_store(cls, value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size > MAX_ID_BYTES:
+            raise ValueError(f"is {size} bytes in UTF-8; ids must be at most {MAX_ID_BYTES} bytes")
+        return value
+
 
 class Rejection(BaseModel):
     """A row that could not be used: where it is, why, and the original line to fix and re-feed."""
@@ -55,9 +72,12 @@ class Rejection(BaseModel):
 def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection:
     """Validate one catalog line; never raises for bad content."""
     try:
-        row = json.loads(raw)
+        row = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         return Rejection(line=line, reason=f"not valid JSON ({exc.msg} at column {exc.colno})", raw=raw)
+    except NonFiniteNumber as exc:
+        return Rejection(line=line, reason=f"not valid JSON ({exc} is not a number JSON allows; write null or a "
+                                           "finite number)", raw=raw)
     if not isinstance(row, dict):
         return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
     raw_id = row.get(mapping.id_field)

@@ -30,6 +30,9 @@ def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
     (json.dumps({**GOOD, "title": 42}).encode(), "'title' must be a string"),
     (json.dumps({**GOOD, "title": "x" * 5000}).encode(), "'title'"),
     (b'{"id": "a", "title": "caf\xe9", "image": "a.jpg"}', "invalid UTF-8"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "price": NaN}', "NaN is not a number JSON allows"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "price": -Infinity}', "-Infinity is not a number"),
+    (json.dumps({**GOOD, "id": "\u6f22" * 400}).encode(), "1200 bytes in UTF-8"),
 ])
 def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes, reason: str) -> None:
     path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode(), line, json.dumps({**GOOD, "id": "a2"}).encode()])
