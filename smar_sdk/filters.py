@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -65,14 +66,33 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
     return conditions
 
 
+def cli_values(text: str) -> list[Scalar]:
+    """The payload values a command-line token can mean: the string itself and, when it reads as one, the number
+    (``"2011"`` -> ``["2011", 2011]``), since the shell has no types. ``true`` stays a string: booleans are filtered
+    from code (``{"in_stock": True}``)."""
+    values: list[Scalar] = [text]
+    for kind in (int, float):
+        try:
+            number = kind(text)
+        except ValueError:
+            continue
+        if not (isinstance(number, float) and not math.isfinite(number)):
+            values.append(number)
+        return values
+    return values
+
+
 def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``("gender=Women", "colour=Red,Black")`` -> ``{"gender": "Women", "colour": ["Red", "Black"]}``."""
+    """``("gender=Women", "colour=Red,Black", "year=2011")`` ->
+    ``{"gender": "Women", "colour": ["Red", "Black"], "year": ["2011", 2011]}``: a value that reads as a number also
+    matches payloads that store it as one."""
     spec: dict[str, Any] = {}
     for pair in pairs:
         field, sep, value = pair.partition("=")
         if not sep or not field.strip():
             raise FilterError(f"filter {pair!r} must look like field=value (or field=a,b for several values)")
-        spec[field.strip()] = value.split(",") if "," in value else value
+        values = [typed for token in value.split(",") for typed in cli_values(token)]
+        spec[field.strip()] = values[0] if len(values) == 1 else values
     return spec
 
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import numpy as np
 
 from smar_sdk.errors import StoreError
-from smar_sdk.filters import Condition, Equals, OneOf, Range
+from smar_sdk.filters import Condition
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
     ID_PAYLOAD_KEY,
@@ -26,7 +26,7 @@ from smar_sdk.store import (
     point_uuid,
 )
 
-from .store import QdrantStore, to_hit
+from .store import QdrantStore, build_filter, to_hit
 
 EDGE_DIR = "edge"
 CONFIG_FILE = "edge_config.json"
@@ -51,30 +51,11 @@ def edge_folder(root: str | Path, collection: str) -> Path:
 
 
 def to_edge_filter(conditions: list[Condition] | None) -> Any:
-    """Translate SDK conditions into a Qdrant Edge filter (AND of all conditions)."""
+    """Translate SDK conditions into a Qdrant Edge filter."""
     if not conditions:
         return None
     q = _edge()
-
-    def equals(field: str, value: Any) -> Any:
-        if isinstance(value, float) and not isinstance(value, bool):  # MatchValue takes str/int/bool only
-            return q.FieldCondition(key=field, range=q.RangeFloat(gte=value, lte=value))
-        return q.FieldCondition(key=field, match=q.MatchValue(value=value))
-
-    must: list[Any] = []
-    for cond in conditions:
-        if isinstance(cond, Equals):
-            must.append(equals(cond.field, cond.value))
-        elif isinstance(cond, OneOf):
-            values = list(cond.values)
-            if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
-                must.append(q.FieldCondition(key=cond.field, match=q.MatchAny(any=values)))
-            else:  # mixed types: an OR of equalities
-                must.append(q.Filter(should=[equals(cond.field, v) for v in values]))
-        elif isinstance(cond, Range):
-            must.append(q.FieldCondition(key=cond.field, range=q.RangeFloat(gt=cond.gt, gte=cond.gte,
-                                                                              lt=cond.lt, lte=cond.lte)))
-    return q.Filter(must=must)
+    return build_filter(conditions, q, q.RangeFloat, booleans=False)
 
 
 class QdrantEdgeStore(QdrantStore):

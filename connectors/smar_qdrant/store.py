@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from smar_sdk.errors import StoreError, VectorSizeError
+from smar_sdk.errors import FilterError, StoreError, VectorSizeError
 from smar_sdk.filters import Condition, Equals, OneOf, Range
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
@@ -22,6 +22,7 @@ from smar_sdk.store import (
     check_vectors,
     collection_matches,
     point_uuid,
+    safe_uri,
 )
 
 DEFAULT_PATH = "./smar_data"
@@ -31,20 +32,42 @@ DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "eucl
 T = TypeVar("T")
 
 
-def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None:
-    """Translate SDK conditions into a Qdrant filter (AND of all conditions)."""
+def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, booleans: bool = True) -> Any:
+    """Translate SDK conditions into a filter (AND of all conditions) of a Qdrant API: ``q`` is the module holding
+    ``Filter``, ``FieldCondition``, ``MatchValue`` and ``MatchAny`` (qdrant-client's ``models`` or ``qdrant_edge``),
+    ``range_type`` its float range. ``MatchValue`` takes str/int/bool only, so a float equals is a closed range.
+    ``booleans=False`` refuses boolean values (an API that cannot match them) instead of matching nothing."""
     if not conditions:
         return None
-    must: list[models.Condition] = []
+
+    def equals(field: str, value: Any, numbers_as_range: bool = False) -> Any:
+        if isinstance(value, bool) and not booleans:
+            raise FilterError(f"filter on {field!r}: the Qdrant Edge engine cannot match boolean payload values "
+                              "(qdrant-edge-py reads True as 1); store the flag as a string such as \"yes\", or use "
+                              "engine='local' or a Qdrant server")
+        if isinstance(value, float) or (numbers_as_range and type(value) is int):
+            return q.FieldCondition(key=field, range=range_type(gte=value, lte=value))
+        return q.FieldCondition(key=field, match=q.MatchValue(value=value))
+
+    must: list[Any] = []
     for cond in conditions:
         if isinstance(cond, Equals):
-            must.append(models.FieldCondition(key=cond.field, match=models.MatchValue(value=cond.value)))
+            must.append(equals(cond.field, cond.value))
         elif isinstance(cond, OneOf):
-            must.append(models.FieldCondition(key=cond.field, match=models.MatchAny(any=list(cond.values))))
+            values = list(cond.values)
+            if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+                must.append(q.FieldCondition(key=cond.field, match=q.MatchAny(any=values)))
+            else:  # floats, booleans or mixed types: an OR of equalities (30 matches 30.0 among floats)
+                must.append(q.Filter(should=[equals(cond.field, v, numbers_as_range=True) for v in values]))
         elif isinstance(cond, Range):
-            must.append(models.FieldCondition(key=cond.field, range=models.Range(gt=cond.gt, gte=cond.gte,
-                                                                                 lt=cond.lt, lte=cond.lte)))
-    return models.Filter(must=must)
+            must.append(q.FieldCondition(key=cond.field, range=range_type(gt=cond.gt, gte=cond.gte,
+                                                                          lt=cond.lt, lte=cond.lte)))
+    return q.Filter(must=must)
+
+
+def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None:
+    """Translate SDK conditions into a qdrant-client filter."""
+    return build_filter(conditions, models, models.Range)
 
 
 def folder_engine(uri: str | None) -> Engine | None:
@@ -138,7 +161,7 @@ class QdrantStore:
 
     def _failure(self, action: str, exc: Exception) -> StoreError:
         """The one-line error for a failed call: what, on which collection, where, and what to check."""
-        where = f"Qdrant server {self.uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
+        where = f"Qdrant server {safe_uri(self.uri)}" if self.is_server else f"embedded Qdrant at {self.uri}"
         hint = "; is the server running and the URL/API key right?" if self.is_server else ""
         return StoreError(f"{action} on collection {self.collection!r} failed at {where}: "
                           f"{type(exc).__name__}: {exc}{hint}")

@@ -125,7 +125,9 @@ def test_search_matches_brute_force(filled) -> None:
     {"price": {"gt": 30.0, "lte": 60}},
     {"gender": "Women", "year": {"lte": 2013}, "colour": ["green", "blue"]},
     {"colour": "purple"},
-], ids=["equals", "in", "range", "float-range", "combined", "no-match"])
+    {"price": 12.5},
+    {"price": [7.5, 10.0, 30]},
+], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     store, ids, vectors, payloads = filled
     conditions = parse_filter(spec)
