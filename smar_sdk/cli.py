@@ -14,9 +14,9 @@ from .cli_options import (
     mapping_options,
     model_option,
     only_option,
-    split_fields,
     store_kwargs,
     store_options,
+    text_field_names,
 )
 from .config import IMAGE_BACKBONES
 from .demo.command import demo
@@ -138,7 +138,8 @@ def _hit_line(rank: int, hit) -> str:
 @click.argument("query")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
-              help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several); repeatable.")
+              help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several; 2011 or 9.5 "
+                   "also match numbers); repeatable.")
 @model_option
 @store_options
 @click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", ...payload}]}.')
@@ -309,6 +310,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     contrastive loss. Backbones stay frozen (their features are computed once and cached), except the
     top layers or blocks that --query-tuned-layers, --item-text-tuned-layers and --image-tuned-blocks fine-tune.
     """
+    from pydantic import ValidationError
+
     from .catalog import FieldMapping
     from .config import ImageEncoderConfig, SMARConfig
     from .config import image_backbone as image_encoder_config
@@ -322,7 +325,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     if synonyms_path and not query_variants:
         raise click.UsageError("--synonyms only shapes the rewordings of --query-variants N; give N > 0 as well")
     base = _read_config(model_config) if model_config else SMARConfig()
-    fields = split_fields(text_fields) if text_fields else base.text_fields
+    fields = text_field_names(text_fields) if text_fields else base.text_fields
     base_image = base.image_encoder.model_dump()
     if image_backbone:  # the named backbone replaces the base's, which keeps its colour features choice
         base_image = {**base_image, **image_encoder_config(image_backbone).model_dump(exclude={"colour_features"})}
@@ -340,6 +343,13 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         "image_blend": base.image_blend if image_blend is None else image_blend,
         "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
         "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
+    try:  # model_copy does not validate: check the options' combination before training on it
+        config = SMARConfig.model_validate(config.model_dump())
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(map(str, problem["loc"]))
+        raise click.UsageError(f"these options do not make a valid model: {where + ': ' if where else ''}"
+                               f"{problem['msg']}") from exc
     if train_stored_vector and not config.blends_views:
         raise click.UsageError("--train-stored-vector trains the second stage's stored vector: give its weights too "
                                "(--text-blend, --other-text-blend or --image-blend)")
@@ -403,7 +413,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
          retry_seconds: float | None, as_json: bool) -> None:
     """Show the model, the store, the collection and how many products it holds."""
     from .model import DEFAULT_MODEL_DIR, SMARModel
-    from .store import open_store
+    from .store import open_store, safe_uri
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
@@ -413,7 +423,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         "model": str(model_dir or DEFAULT_MODEL_DIR), "dim": cfg.dim,
         "text_encoder": cfg.text_encoder.name_or_path,
         "image_encoder": f"{cfg.image_encoder.kind}:{cfg.image_encoder.arch}",
-        "text_fields": cfg.text_fields, "store": store, "uri": uri or "(connector default)",
+        "text_fields": cfg.text_fields, "store": store, "uri": safe_uri(uri) if uri else "(connector default)",
         "collection": collection, "count": products,
     }
     if as_json:

@@ -17,21 +17,33 @@ def split_fields(value: str) -> list[str]:
     return [field.strip() for field in value.split(",") if field.strip()]
 
 
+def text_field_names(value: str) -> list[str]:
+    """The ``--text-fields`` value as field names; a value that names none is a usage error."""
+    fields = split_fields(value)
+    if not fields:
+        raise click.BadParameter(f"{value!r} names no field; give one or more, e.g. brand,title",
+                                 param_hint="--text-fields")
+    return fields
+
+
 def field_mapping(model: Any, id_field: str, text_fields: str | None, image_field: str) -> Any:
     """The catalog ``FieldMapping`` of the mapping options (text fields default to the model's)."""
     from .catalog import FieldMapping
 
-    fields = split_fields(text_fields) if text_fields else model.config.text_fields
+    fields = text_field_names(text_fields) if text_fields else model.config.text_fields
     return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
 
 
 def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None,
                  retry_seconds: float | None = None) -> dict[str, Any]:
-    """``open_store`` arguments from the store options (the API key and retry budget only when given)."""
+    """``open_store`` arguments from the store options: the API key only when given, the retry budget only when
+    given and the connector retries (``SMAR_RETRY_SECONDS`` set for Milvus must not break the Qdrant commands)."""
+    from .store import connector_takes
+
     kwargs: dict[str, Any] = {"store": store, "uri": uri, "collection": collection}
     if api_key:
         kwargs["api_key"] = api_key
-    if retry_seconds is not None:
+    if retry_seconds is not None and connector_takes(store, "retry_seconds"):
         kwargs["retry_seconds"] = retry_seconds
     return kwargs
 
@@ -63,7 +75,7 @@ def store_options(fn: Callable) -> Callable:
                      help="API key or token for a store server (or set SMAR_API_KEY); never printed."),
         click.option("--retry-seconds", type=click.FloatRange(min=0), default=None, envvar="SMAR_RETRY_SECONDS",
                      help="How long each call retries, with backoff, while a Milvus server is unreachable or "
-                          "restarting [default: 60; 0: fail at once]."),
+                          "restarting [default: 60; 0: fail at once]; ignored by connectors that do not retry."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), fn)
 

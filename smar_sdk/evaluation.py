@@ -7,8 +7,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from .catalog import FieldMapping
 from .errors import CatalogError
@@ -24,6 +25,14 @@ SEARCH_DEPTH = 100
 class LabelledQuery(BaseModel):
     query: str
     relevant: list[str]
+
+    @field_validator("relevant", mode="before")
+    @classmethod
+    def _ids_as_strings(cls, value: Any) -> Any:
+        """Integer ids, as catalogs and pairs files allow them, become the strings the store returns."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 class EvalReport(BaseModel):

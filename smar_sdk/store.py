@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from pydantic import BaseModel
@@ -26,6 +28,14 @@ class Hit(BaseModel):
     id: str
     score: float
     payload: dict[str, Any]
+
+
+def safe_uri(uri: str) -> str:
+    """The URI without any ``user:password@`` part, fit for messages and ``info``."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def point_uuid(item_id: str) -> str:
@@ -59,6 +69,17 @@ class VectorStore(Protocol):
 def available_connectors() -> dict[str, Any]:
     """Connector names registered in the ``smar_sdk.connectors`` entry-point group."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def connector_takes(store: str, option: str) -> bool:
+    """True when the connector registered as ``store`` accepts the constructor option ``option`` (False when it is
+    unknown or cannot be imported: ``open_store`` then explains)."""
+    try:
+        cls = available_connectors()[store].load()
+    except (KeyError, ImportError):
+        return False
+    parameters = inspect.signature(cls.__init__).parameters
+    return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def open_store(store: str, uri: str | None = None, collection: str = "products", **options: Any) -> VectorStore:

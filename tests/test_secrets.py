@@ -32,3 +32,20 @@ def test_cli_never_prints_the_key(tiny_model_dir, tmp_path) -> None:
     result = runner.invoke(main, ["info", "--model", str(tiny_model_dir), "--uri", str(tmp_path / "s"), "--json"],
                            env={"SMAR_API_KEY": SECRET})
     assert SECRET not in result.output
+
+
+def test_info_hides_a_password_in_the_uri(tiny_model_dir, tmp_path) -> None:
+    from smar_sdk.store import safe_uri
+
+    assert safe_uri("http://alice:hunter2@db.example:19530/x") == "http://***@db.example:19530/x"
+    assert safe_uri("./smar_data") == "./smar_data"
+    result = CliRunner().invoke(main, ["info", "--model", str(tiny_model_dir), "--uri",
+                                       f"http://alice:{SECRET}@127.0.0.1:9", "--json"])
+    assert "127.0.0.1:9" in result.output and SECRET not in result.output
+
+
+def test_retry_budget_for_milvus_does_not_break_qdrant_commands(tmp_path) -> None:
+    """SMAR_RETRY_SECONDS is a Milvus setting: the Qdrant connectors take no retry budget and must not fail on it."""
+    result = CliRunner().invoke(main, ["count", "--uri", str(tmp_path / "s")], env={"SMAR_RETRY_SECONDS": "30"})
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "0"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import grpc
 import numpy as np
@@ -21,12 +21,12 @@ from pymilvus.client.types import LoadState
 
 from smar_sdk.errors import FilterError, StoreError
 from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
-from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_vectors, collection_matches
+from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_vectors, collection_matches, safe_uri
 
 DEFAULT_URI = "./smar.db"
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 ID_FIELD, VECTOR_FIELD, PAYLOAD_FIELD = "id", "vector", "payload"
-MAX_ID_BYTES = 1024
+MAX_ID_BYTES = 1024  # the VarChar primary key's limit; catalogs enforce the same (smar_sdk.catalog.MAX_ID_BYTES)
 METRICS: dict[str, str] = {"cosine": "COSINE", "dot": "IP", "euclid": "L2"}
 COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 BATCH = 1000  # rows per upsert/delete request, well under the server's message size limit
@@ -101,14 +101,6 @@ def _public(entity: dict[str, Any]) -> dict[str, Any]:
     payload = dict(entity.get(PAYLOAD_FIELD) or {})
     payload.pop(HASH_PAYLOAD_KEY, None)
     return payload
-
-
-def _safe_uri(uri: str) -> str:
-    """The URI without any user:password part, fit for messages."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -197,7 +189,7 @@ class MilvusStore:
 
     # ----- helpers -----
     def _where(self) -> str:
-        return f"Milvus server {_safe_uri(self.uri)}" if self.is_server else f"Milvus Lite at {self.uri}"
+        return f"Milvus server {safe_uri(self.uri)}" if self.is_server else f"Milvus Lite at {self.uri}"
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
