@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import io
+import stat
+import time
 import warnings
 from pathlib import Path
 
@@ -66,31 +68,39 @@ class ImageLoader:
     def _read_file(self, reference: str) -> bytes:
         path = self.resolve_path(reference)
         try:
-            size = path.stat().st_size
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise ImageError(f"image path {path} is not a regular file (a folder, device or pipe)")
+            if info.st_size > self.max_bytes:
+                raise ImageError(f"image file {path} is {info.st_size} bytes, over the {self.max_bytes}-byte limit")
+            with path.open("rb") as handle:
+                data = handle.read(self.max_bytes + 1)  # bounded even if the file grew since stat
         except OSError as exc:
-            raise ImageError(f"image file {path} not found or unreadable ({exc.strerror})") from exc
-        if size > self.max_bytes:
-            raise ImageError(f"image file {path} is {size} bytes, over the {self.max_bytes}-byte limit")
-        return path.read_bytes()
+            raise ImageError(f"image file {path} not found or unreadable ({exc.strerror or exc})") from exc
+        if len(data) > self.max_bytes:
+            raise ImageError(f"image file {path} is over the {self.max_bytes}-byte limit")
+        return data
 
     def _download(self, url: str) -> bytes:
         import httpx
 
         if not url.lower().startswith(("http://", "https://")):
             raise ImageError(f"image URL {url!r}: only http and https are allowed")
+        deadline = time.monotonic() + self.timeout
         try:
             with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-                return self._fetch(client, url, redirects_left=3)
-        except httpx.HTTPError as exc:
+                return self._fetch(client, url, redirects_left=3, deadline=deadline)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ImageError(f"image URL {url} could not be fetched: {exc}") from exc
 
-    def _fetch(self, client, url: str, redirects_left: int) -> bytes:
+    def _fetch(self, client, url: str, redirects_left: int, deadline: float) -> bytes:
+        """GET ``url`` (following at most ``redirects_left`` http(s) redirects) within the whole-download deadline."""
         with client.stream("GET", url) as response:
             if response.is_redirect:
                 target = str(response.next_request.url) if response.next_request else ""
                 if redirects_left == 0 or not target.lower().startswith(("http://", "https://")):
                     raise ImageError(f"image URL {url} redirects to {target!r}; only http(s), at most 3 hops")
-                return self._fetch(client, target, redirects_left - 1)
+                return self._fetch(client, target, redirects_left - 1, deadline)
             if response.status_code != 200:
                 raise ImageError(f"image URL {url} answered HTTP {response.status_code}")
             body = bytearray()
@@ -98,6 +108,8 @@ class ImageLoader:
                 body.extend(chunk)
                 if len(body) > self.max_bytes:
                     raise ImageError(f"image URL {url} is over the {self.max_bytes}-byte limit")
+                if time.monotonic() > deadline:
+                    raise ImageError(f"image URL {url} took over {self.timeout:g} s to download")
             return bytes(body)
 
     def _decode(self, data: bytes, reference: str) -> Image.Image:
@@ -109,7 +121,7 @@ class ImageLoader:
                     raise ImageError(f"image {reference} is {image.width}x{image.height} pixels, over the "
                                      f"{self.max_pixels}-pixel limit (possible decompression bomb)")
                 image.load()
-                return image.convert("RGB")
+                return ImageOps.exif_transpose(image).convert("RGB")  # upright, as a browser shows it
             except ImageError:
                 raise
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from .catalog import FieldMapping, Product, Rejection, read_catalog
-from .errors import RowError
+from .errors import CatalogError, RowError
 from .images import ImageLoader
 from .model import ItemView, SMARModel
 from .store import HASH_PAYLOAD_KEY, VectorStore, open_store
@@ -101,6 +101,9 @@ class SMARIndexer(StoreUser):
         whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
         """
         catalog = Path(catalog)
+        if rejects_path and Path(rejects_path).resolve() == catalog.resolve():
+            raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
+                               "catalog before it is read: choose another --rejects path")
         loader = ImageLoader(base_dir=catalog.resolve().parent, allow_outside=self.allow_outside_images)
         self.store.ensure_collection(self.model.dim)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
@@ -119,7 +122,7 @@ class SMARIndexer(StoreUser):
                     report.unchanged += prepared.unchanged
                     bar.update(prepared.good_rows + prepared.unchanged + len(prepared.rejections))
                     bar.set_postfix(rejected=report.rejected, unchanged=report.unchanged, refresh=False)
-            if prune and report.rejected == 0:
+            if prune and report.rejected == 0 and seen:  # an empty catalog is a mistake, not "delete everything"
                 report.pruned = self._prune(seen)
         finally:
             if rejects:
@@ -182,23 +185,30 @@ class SMARIndexer(StoreUser):
         return lookup(ids) if lookup and ids else {}
 
     def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str]) -> _Prepared:
+        """Hash and load a batch's rows. Rows are visited last first, so for a repeated id the last good row wins
+        and earlier ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged."""
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
+        settled: set[str] = set()  # ids whose last good row is loaded or stored unchanged
         good = unchanged = 0
-        for product in (p for p in batch if isinstance(p, Product)):
+        for product in reversed([p for p in batch if isinstance(p, Product)]):
+            if product.id in settled:
+                good += 1
+                continue
             content = self.content_hash(product)
             if stored.get(product.id) == content:
                 unchanged += 1
+                settled.add(product.id)
                 continue
             result = self._pixels(product, loader)
             if isinstance(result, Rejection):
                 rejections.append(result)
             else:
                 good += 1
-                latest.pop(product.id, None)
-                latest[product.id] = (product, result, content)  # a repeated id: the last good row wins
+                settled.add(product.id)
+                latest[product.id] = (product, result, content)
         rejections.sort(key=lambda r: r.line)
-        kept = list(latest.values())
+        kept = sorted(latest.values(), key=lambda k: k[0].line)
         return _Prepared(products=[k[0] for k in kept], pixels=[k[1] for k in kept], hashes=[k[2] for k in kept],
                          rejections=rejections, good_rows=good, unchanged=unchanged)
 

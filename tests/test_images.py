@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +27,16 @@ class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/trickle.jpg":  # a byte every 0.2 s: each read is quick, the whole download is not
+            body = jpeg_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body[:40]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
         status, headers, body = self.routes.get(self.path, (404, {}, b"missing"))
         self.send_response(status)
         for key, value in headers.items():
@@ -66,6 +78,12 @@ def test_urls_load_and_unsafe_ones_fail_clearly(server: str) -> None:
         loader.load("ftp://example.invalid/a.jpg")
     with pytest.raises(ImageError, match="could not be fetched"):
         ImageLoader(timeout=2).load("http://127.0.0.1:9/nothing.jpg")  # discard port: connection refused
+    with pytest.raises(ImageError, match="could not be fetched"):
+        loader.load("http://[::1/x.jpg")  # httpx.InvalidURL is not an httpx.HTTPError
+    started = time.monotonic()
+    with pytest.raises(ImageError, match="took over 1 s"):
+        ImageLoader(timeout=1).load(f"{server}/trickle.jpg")
+    assert time.monotonic() - started < 3
 
 
 def test_local_paths_are_confined_and_bombs_refused(tmp_path: Path) -> None:
@@ -84,6 +102,18 @@ def test_local_paths_are_confined_and_bombs_refused(tmp_path: Path) -> None:
         loader.load("truncated.jpg")
     with pytest.raises(ImageError, match="non-empty string"):
         loader.load(None)
+    (tmp_path / "cat" / "a-folder.jpg").mkdir()
+    os.mkfifo(tmp_path / "cat" / "pipe.jpg")  # reading it would block for ever
+    for name in ("a-folder.jpg", "pipe.jpg"):
+        with pytest.raises(ImageError, match="not a regular file"):
+            loader.load(name)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.new("RGB", (80, 40), (200, 10, 10)).save(tmp_path / "phone.jpg", "JPEG", exif=exif)
+    assert ImageLoader(base_dir=tmp_path).load("phone.jpg").size == (40, 80)
 
 
 def _huge_png() -> bytes:

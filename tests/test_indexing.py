@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smar_sdk import ConnectorNotFoundError, SMARIndexer, SMARModel, SMARRetriever, VectorSizeError, open_store
+from smar_sdk import (
+    CatalogError,
+    ConnectorNotFoundError,
+    SMARIndexer,
+    SMARModel,
+    SMARRetriever,
+    VectorSizeError,
+    open_store,
+)
+from smar_sdk.filters import parse_filter
 
 
 def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
@@ -94,3 +103,33 @@ def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: 
     with SMARRetriever(model, uri=uri) as retriever:
         hit = retriever.search("dress", k=1, filter={"title": "nice cotton dress"})[0]
         assert hit.id == rows[3]["id"] and not any(k.startswith("_smar") for k in hit.payload)
+
+
+def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMARModel, catalog: Path,
+                                                                  tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
+    old, new = {**rows[0], "title": "old title"}, {**rows[0], "title": "new title"}
+    broken = {**rows[0], "title": "broken last", "image": "images/missing.jpg"}
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        catalog.write_text(json.dumps(new) + "\n")
+        indexer.index(catalog, progress=False)
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in (old, new, broken, rows[1])))
+        for _ in range(2):  # the stored row is the last good one, and stays it on every re-run
+            report = indexer.index(catalog, progress=False)
+            (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5,
+                                          conditions=parse_filter({"title": ["old title", "new title"]}))[0]
+            assert hit.payload["title"] == "new title" and report.rejected == 1
+        assert (report.indexed, report.unchanged) == (1, 2)  # old: superseded; new and rows[1]: unchanged
+
+
+def test_rejects_file_may_not_be_the_catalog_and_empty_catalogs_prune_nothing(tiny_model: SMARModel, catalog: Path,
+                                                                              tmp_path: Path) -> None:
+    before = catalog.read_text()
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        indexer.index(catalog, progress=False)
+        with pytest.raises(CatalogError, match="is the catalog itself"):
+            indexer.index(catalog, rejects_path=catalog.parent / "." / catalog.name, prune=True, progress=False)
+        assert catalog.read_text() == before
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("\n")
+        assert indexer.index(empty, prune=True, progress=False).pruned == 0 and indexer.store.count() == 30
