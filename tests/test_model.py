@@ -56,9 +56,14 @@ def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path)
         ({"config.json": b'{"dim": "wide"}', "model.safetensors": good_weights}, "not a valid SMAR config"),
         ({"config.json": good_config, "model.safetensors": b"garbage"}, "safetensors"),
         ({"model.safetensors": good_weights}, "has no config.json"),
+        ({"config.json": good_config.decode().encode("utf-16"), "model.safetensors": good_weights}, "as UTF-8"),
+        ({"config.json": good_config.replace(b'"format_version": 1', b'"format_version": 2'),
+          "model.safetensors": good_weights}, "format 2, written by a newer smar-sdk"),
     ]
     with pytest.raises(ModelError, match="does not exist"):
         SMARModel.load(tmp_path / "nope")
+    with pytest.raises(ModelError, match="is a file; give the model directory"):
+        SMARModel.load(tiny_model_dir / "model.safetensors")
     for number, (files, message) in enumerate(cases):
         directory = tmp_path / f"case{number}"
         directory.mkdir()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from smar_sdk import CatalogError, SMARModel
+from smar_sdk import CatalogError, FieldMapping, ImageError, SMARModel
 from smar_sdk.errors import ModelError
 from smar_sdk.training import TrainConfig, contrastive_loss, train
 
@@ -186,6 +186,30 @@ def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_
     bad.write_text('{"query": "red", "item_id": "nope"}\nnot json\n')
     with pytest.raises(CatalogError, match="no usable"):
         train(catalog, bad, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
+
+
+def test_pairs_whose_query_or_id_is_not_text_are_skipped(tmp_path: Path) -> None:
+    from smar_sdk.training import read_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"query": None, "item_id": "s1"}, {"query": ["red", "dress"], "item_id": "s1"}, {"query": {"a": 1},
+            "item_id": "s1"}, {"query": "red", "item_id": True}, {"query": " red dress ", "item_id": 7},
+            {"query": "blue", "item_id": "s1"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_pairs(path, {"s1", "7"}) == ([("red dress", "7"), ("blue", "s1")], 4)
+
+
+def test_training_reads_images_from_the_mapped_field(tiny_config, catalog: Path, pairs: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "image"}, "pic": r["image"]}) + "\n"
+                               for r in rows))
+    mapping = FieldMapping(text_fields=["title"], image_field="pic")
+    _, report = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), mapping,
+                      cache_dir=None, progress=False)
+    assert report.steps == 5
+    with pytest.raises(ImageError, match="line 1\\): no image field 'thumb'"):
+        train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, image_fields=["pic", "thumb"]), mapping,
+              cache_dir=None, progress=False)
 
 
 def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
