@@ -91,9 +91,15 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
         field, sep, value = pair.partition("=")
         if not sep or not field.strip():
             raise FilterError(f"filter {pair!r} must look like field=value (or field=a,b for several values)")
-        values = [typed for token in value.split(",") for typed in cli_values(token)]
-        spec[field.strip()] = values[0] if len(values) == 1 else values
+        spec[field.strip()] = typed_filter_value(value.split(","))
     return spec
+
+
+def typed_filter_value(tokens: list[str]) -> Any:
+    """The filter value of untyped text tokens (command line, query string): each token as a string and, when it
+    reads as one, as a number; a single string stays an equality, anything more is membership."""
+    values = [typed for token in tokens for typed in cli_values(token)]
+    return values[0] if len(values) == 1 else values
 
 
 def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> bool:

@@ -21,6 +21,10 @@ class SMARRetriever(StoreUser):
         """Search several queries at once (one encoder batch, one store round trip)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if isinstance(queries, str):
+            raise TypeError("search_many takes a list of queries; for one query string use search(query)")
+        if blank := [i for i, query in enumerate(queries) if not isinstance(query, str) or not query.strip()]:
+            raise ValueError(f"queries must be non-blank strings; query {blank[0]} is {queries[blank[0]]!r}")
         if not queries:
             return []
         conditions = parse_filter(filter)

@@ -77,6 +77,23 @@ def test_bad_requests_are_rejected(client: TestClient) -> None:
     assert client.get("/api/search").status_code == 422
     assert client.get("/api/search", params={"q": "x", "k": 0}).status_code == 422
     assert client.get("/api/search", params={"q": "x", "mode": "image"}).status_code == 422
+    assert client.get("/api/search", params={"q": "   "}).status_code == 422
+    typo = client.get("/api/search", params={"q": "x", "gendr": "Men"})
+    assert typo.status_code == 422 and "'gendr'" in typo.json()["detail"] and "gender" in typo.json()["detail"]
+
+
+def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny_model: SMARModel, catalog: Path,
+                                                                            tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**r, "pic": f"https://cdn.example/{r['id']}.jpg"}) + "\n" for r in rows))
+    index_catalog(tiny_model, catalog, tmp_path / "store")
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        search = DemoSearch(tiny_model, store, facets=("year",), image_field="pic")
+        everything = search.search("shirt", k=30)
+        year, count = next(iter(everything.facets["year"].items()))  # chip values are strings: "2012"
+        chosen = search.search("shirt", k=30, filters={"year": year})
+    assert len(chosen.hits) == count > 0
+    assert all(h.image_url == f"https://cdn.example/{h.id}.jpg" for h in chosen.hits)
 
 
 def test_page_assets_info_and_headers(client: TestClient) -> None:

@@ -133,3 +133,13 @@ def test_rejects_file_may_not_be_the_catalog_and_empty_catalogs_prune_nothing(ti
         empty = tmp_path / "empty.jsonl"
         empty.write_text("\n")
         assert indexer.index(empty, prune=True, progress=False).pruned == 0 and indexer.store.count() == 30
+
+
+def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    with SMARRetriever(tiny_model, uri=str(tmp_path / "store")) as retriever:
+        for query in ("", "   "):
+            with pytest.raises(ValueError, match="non-blank"):
+                retriever.search(query)
+        with pytest.raises(TypeError, match="list of queries"):
+            retriever.search_many("red dress")
+        assert retriever.search_many([]) == []

@@ -15,6 +15,7 @@ from .search import DemoSearch, SearchResult
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_K = 100
+SEARCH_PARAMS = frozenset({"q", "k", "mode"})
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' http: https:; object-src 'none'; "
                                "base-uri 'none'; frame-ancestors 'none'",
@@ -55,6 +56,11 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
                    k: int = Query(24, ge=1, le=MAX_K),
                    mode: Literal["fused", "text"] = "fused") -> SearchResult:
         """Products for query ``q``; every facet field (``gender``, ``article_type``, ...) is an equality filter."""
+        if not q.strip():
+            raise HTTPException(422, "the query q is blank")
+        if unknown := sorted(set(request.query_params) - SEARCH_PARAMS - set(search.facets)):
+            raise HTTPException(422, f"unknown parameter {', '.join(map(repr, unknown))}: filters are the facets "
+                                     f"{search.facets} (see /api/info)")
         filters = {f: request.query_params[f] for f in search.facets if request.query_params.get(f)}
         return search.search(q, k=k, mode=mode, filters=filters)
 

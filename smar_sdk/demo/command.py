@@ -62,7 +62,8 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     vector_store = open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds))
     try:
         search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=split_fields(facets),
-                            attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None)
+                            attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None,
+                            image_field=mapping.image_field)
         info = {"model": str(model_dir or "shipped default"), "store": store, "collection": collection,
                 "catalog": str(catalog) if catalog else None}
         app = create_app(search, images, info)

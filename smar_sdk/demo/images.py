@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from ..catalog import FieldMapping, Product, read_catalog
@@ -13,6 +14,12 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 
 def _is_url(reference: str) -> bool:
     return reference.lower().startswith(("http://", "https://"))
+
+
+def payload_url(hit: Hit, image_field: str = "image") -> str | None:
+    """Without a catalog to serve images from, only http(s) image references can be shown."""
+    image: Any = hit.payload.get(image_field)
+    return image if isinstance(image, str) and _is_url(image) else None
 
 
 class CatalogImages:
@@ -26,6 +33,7 @@ class CatalogImages:
     def __init__(self, catalog: str | Path, mapping: FieldMapping | None = None) -> None:
         self.catalog = Path(catalog)
         self.folder = self.catalog.resolve().parent
+        self.image_field = (mapping or FieldMapping()).image_field
         self._references: dict[str, str] = {}
         for record in read_catalog(self.catalog, mapping):
             if isinstance(record, Product):
@@ -38,8 +46,7 @@ class CatalogImages:
         """Where the page loads a hit's image from: ``/images/<id>``, an http(s) URL, or None."""
         reference = self._references.get(hit.id)
         if reference is None:
-            image = hit.payload.get("image")
-            return image if isinstance(image, str) and _is_url(image) else None
+            return payload_url(hit, self.image_field)
         return reference if _is_url(reference) else f"/images/{quote(hit.id, safe='')}"
 
     def path(self, item_id: str) -> Path | None:

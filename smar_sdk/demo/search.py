@@ -12,15 +12,16 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from ..filters import parse_filter
+from ..filters import parse_filter, typed_filter_value
 from ..model import SMARModel
 from ..store import Hit, VectorStore
+from .images import payload_url
 
 Mode = Literal["fused", "text"]
 MODE_LABELS: dict[str, str] = {
@@ -58,14 +59,14 @@ class DemoSearch:
     def __init__(self, model: SMARModel, store: VectorStore, text_fields: Sequence[str] | None = None,
                  facets: Sequence[str] = ("gender", "article_type"),
                  attributes: Sequence[str] = ("gender", "article_type", "colour"), pool: int = 200,
-                 image_url: Callable[[Hit], str | None] | None = None) -> None:
+                 image_url: Callable[[Hit], str | None] | None = None, image_field: str = "image") -> None:
         self.model = model
         self.store = store
         self.text_fields = list(text_fields or model.config.text_fields)
         self.facets = list(facets)
         self.attributes = list(attributes)
         self.pool = pool
-        self.image_url = image_url or _payload_url
+        self.image_url = image_url or (lambda hit: payload_url(hit, image_field))
         self._lock = threading.Lock()
         self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -82,7 +83,7 @@ class DemoSearch:
         """The ``k`` best products for ``query`` in ``mode``, with facet counts for the filter chips."""
         started = time.perf_counter()
         filters = {f: v for f, v in (filters or {}).items() if v}
-        conditions = parse_filter(filters)
+        conditions = parse_filter({f: typed_filter_value([v]) for f, v in filters.items()})  # chip "2012": 2012 too
         with self._lock:
             vector = self.model.encode_queries([query])
             unfiltered = self.store.search(vector, k=max(self.pool, k))[0]
@@ -136,9 +137,3 @@ def encode_text_view(model: SMARModel, texts: Sequence[str], batch_size: int = 1
     chunks = [model.text_head(model.text_encoder.encode(list(texts[i : i + batch_size])).pooled).float().numpy()
               for i in range(0, len(texts), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, model.dim), dtype=np.float32)
-
-
-def _payload_url(hit: Hit) -> str | None:
-    """Without a catalog to serve images from, only http(s) image references can be shown."""
-    image: Any = hit.payload.get("image")
-    return image if isinstance(image, str) and image.lower().startswith(("http://", "https://")) else None
