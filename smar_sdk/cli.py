@@ -67,8 +67,9 @@ def main() -> None:
       smar-sdk index catalog.jsonl --model my-model/
 
     Every command that touches a store takes --store, --uri and --collection (also SMAR_STORE,
-    SMAR_URI, SMAR_COLLECTION). Errors are one line on stderr with exit status 1; `index` exits
-    with status 3 when some rows were rejected (the good ones are indexed).
+    SMAR_URI, SMAR_COLLECTION). Errors are one line on stderr with exit status 1 (2 for a wrong
+    option or argument); `index` exits with status 3 when some rows were rejected (the good ones are
+    indexed).
     """
 
 
@@ -104,8 +105,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     """
     from .indexer import SMARIndexer
 
-    model = _load_model(model_dir)
     only_rows = _pairs(only, "--only")
+    model = _load_model(model_dir)
     with SMARIndexer(model, mapping=field_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
                      allow_outside_images=allow_outside_images,
                      **store_kwargs(store, uri, collection, api_key, retry_seconds)) as ix:
@@ -123,6 +124,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         extra += f", pruned {report.pruned}" if report.pruned else ""
         click.echo(f"indexed {report.indexed}, rejected {report.rejected}{extra} in {report.seconds:.1f}s "
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
+        if report.prune_skipped:
+            click.echo(f"not pruned: {report.prune_skipped}; nothing was deleted", err=True)
     if report.rejected:
         sys.exit(EXIT_REJECTED_ROWS)
 

@@ -30,6 +30,7 @@ class IndexReport(BaseModel):
     unchanged: int = Field(0, description="rows already in the store with the same content and model")
     rejected: int = 0
     pruned: int = 0
+    prune_skipped: str | None = Field(None, description="why a requested prune did not run (nothing was deleted)")
     seconds: float = 0.0
     rejections: list[Rejection] = Field(default_factory=list, description="the first rejections, in order")
     rejects_file: str | None = None
@@ -101,16 +102,17 @@ class SMARIndexer(StoreUser):
         whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
         """
         catalog = Path(catalog)
-        if rejects_path and Path(rejects_path).resolve() == catalog.resolve():
-            raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
-                               "catalog before it is read: choose another --rejects path")
+        _check_paths(catalog, rejects_path)
         loader = ImageLoader(base_dir=catalog.resolve().parent, allow_outside=self.allow_outside_images)
-        self.store.ensure_collection(self.model.dim)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
         started = time.perf_counter()
-        rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         try:
+            rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
+        except OSError as exc:
+            raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}") from exc
+        try:
+            self.store.ensure_collection(self.model.dim)
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
                 records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
                 for prepared in self._prepare(records, loader, resume):
@@ -124,6 +126,9 @@ class SMARIndexer(StoreUser):
                     bar.set_postfix(rejected=report.rejected, unchanged=report.unchanged, refresh=False)
             if prune and report.rejected == 0 and seen:  # an empty catalog is a mistake, not "delete everything"
                 report.pruned = self._prune(seen)
+            elif prune:
+                report.prune_skipped = (f"{report.rejected} rows were rejected" if report.rejected
+                                        else "the catalog had no rows (check the path and --only)")
         finally:
             if rejects:
                 rejects.close()
@@ -217,6 +222,18 @@ class SMARIndexer(StoreUser):
             return self.model.image_encoder.preprocess(loader.load(product.image))
         except RowError as exc:
             return Rejection(line=product.line, id=product.id, reason=str(exc), raw=json.dumps(product.payload))
+
+
+def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
+    """Refuse, before anything is created or overwritten, a catalog that cannot be read and a rejects file that is
+    the catalog itself (writing it would erase the catalog before it is read)."""
+    if rejects_path and Path(rejects_path).resolve() == catalog.resolve():
+        raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
+                           "catalog before it is read: choose another --rejects path")
+    try:
+        catalog.open("rb").close()
+    except OSError as exc:
+        raise CatalogError(f"cannot open catalog {catalog}: {exc.strerror}; check the path") from exc
 
 
 def _batched(records: Iterable[Product | Rejection], size: int) -> Iterator[list[Product | Rejection]]:

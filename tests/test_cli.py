@@ -82,8 +82,16 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["count", "--store", "nosuchdb"])
     assert result.exit_code == 1 and "unknown store 'nosuchdb'" in result.output
     assert "Traceback" not in result.output
-    result = run("index", str(tmp_path / "missing.jsonl"))
+    old_rejects = tmp_path / "rejects.jsonl"
+    old_rejects.write_text("kept\n")
+    result = run("index", str(tmp_path / "missing.jsonl"), "--rejects", str(old_rejects))
     assert result.exit_code == 1 and "cannot open catalog" in result.output
+    assert old_rejects.read_text() == "kept\n" and not (tmp_path / "store").exists()  # nothing created or erased
+    result = run("index", str(catalog), "--rejects", str(tmp_path / "no-such-dir" / "r.jsonl"), "-q")
+    assert result.exit_code == 1 and "cannot write the rejects file" in result.output
+    result = run("index", str(catalog), "-q", "--prune", "--only", "split=tset")
+    assert result.exit_code == 0 and "indexed 0" in result.output
+    assert "not pruned: the catalog had no rows" in result.output and "nothing was deleted" in result.output
     result = run("search", "x", "--filter", "novalue")
     assert result.exit_code == 1 and "field=value" in result.output
     result = CliRunner().invoke(main, ["search", "x", "--model", str(tmp_path / "nomodel")])

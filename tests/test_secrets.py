@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -34,14 +35,19 @@ def test_cli_never_prints_the_key(tiny_model_dir, tmp_path) -> None:
     assert SECRET not in result.output
 
 
-def test_info_hides_a_password_in_the_uri(tiny_model_dir, tmp_path) -> None:
+def test_info_hides_a_password_in_the_uri(tiny_model_dir, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from smar_sdk.store import safe_uri
 
     assert safe_uri("http://alice:hunter2@db.example:19530/x") == "http://***@db.example:19530/x"
     assert safe_uri("./smar_data") == "./smar_data"
     result = CliRunner().invoke(main, ["info", "--model", str(tiny_model_dir), "--uri",
                                        f"http://alice:{SECRET}@127.0.0.1:9", "--json"])
-    assert "127.0.0.1:9" in result.output and SECRET not in result.output
+    assert result.exit_code == 1 and "127.0.0.1:9" in result.output and SECRET not in result.output  # unreachable
+    with open_store("qdrant", uri=str(tmp_path / "s")) as reachable, monkeypatch.context() as patch:
+        patch.setattr("smar_sdk.store.open_store", lambda **_: reachable)  # a server that answers
+        result = CliRunner().invoke(main, ["info", "--model", str(tiny_model_dir), "--uri",
+                                           f"http://alice:{SECRET}@db.example:6333", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["uri"] == "http://***@db.example:6333"
 
 
 def test_retry_budget_for_milvus_does_not_break_qdrant_commands(tmp_path) -> None:

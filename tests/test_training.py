@@ -263,6 +263,10 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
     rows = [json.loads(line) for line in catalog.read_text().splitlines()[:4]]
     np.testing.assert_allclose(resumed.encode_items(rows, base_dir=catalog.parent, view="text"),
                                straight.encode_items(rows, base_dir=catalog.parent, view="text"), atol=1e-5)
+    straight_state, resumed_state = straight.state_dict(), resumed.state_dict()  # fusion, image head, blends too
+    assert straight_state.keys() == resumed_state.keys()
+    for name, tensor in straight_state.items():
+        torch.testing.assert_close(resumed_state[name], tensor, atol=1e-5, rtol=0, msg=name)
 
 
 def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:

@@ -38,14 +38,14 @@ def test_retry_budget_bounds_an_unreachable_server() -> None:
     with pytest.raises(StoreError) as caught:
         MilvusStore(uri=uri, retry_seconds=2, timeout=3)
     waited = time.monotonic() - started
-    assert 2 <= waited < 6, f"retried for {waited:.1f}s with a 2 s budget"
+    assert 2 <= waited < 10, f"retried for {waited:.1f}s with a 2 s budget"  # budget + a last timeout + slack for load
     message = str(caught.value)
     assert uri in message and "retry_seconds=2" in message and "re-run the same command" in message
     assert "finished rows are skipped" in message and "\n" not in message
     started = time.monotonic()
     with pytest.raises(StoreError, match=r"retry_seconds=0\)"):
         MilvusStore(uri=uri, retry_seconds=0, timeout=3)
-    assert time.monotonic() - started < 1.5, "retry_seconds=0 must fail at once"
+    assert time.monotonic() - started < 4, "retry_seconds=0 must fail at once"  # retrying would take 60 s
 
 
 def test_retry_option_is_refused_by_connectors_without_it(tmp_path: Path) -> None:
