@@ -89,6 +89,11 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
     return " and ".join(parts)
 
 
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise StoreError(f"unknown metric {metric!r}; use one of {sorted(METRICS)}")
+
+
 def _id_filters(ids: list[str]) -> Iterator[str]:
     """``id in [...]`` expressions over the distinct ids, ``BATCH`` at a time."""
     unique = list(dict.fromkeys(str(i) for i in ids))
@@ -171,14 +176,15 @@ class MilvusStore:
         self.retry_seconds = max(0.0, float(retry_seconds))
         self._token = api_key or ""
         self._secrets = [secret for secret in (api_key, urlsplit(self.uri).password) if secret]
+        if metric is not None:
+            _check_metric(metric)
         self._dim: int | None = None
+        self._indexed = False  # whether the collection's vector index exists (a half-created one has none)
         self._metric_type = METRICS[metric or "cosine"]
         self._loaded = False
         if not COLLECTION_NAME.fullmatch(collection):
             raise StoreError(f"{collection!r} is not a valid Milvus collection name: use letters, digits and "
                              "underscores, starting with a letter or underscore (e.g. --collection my_products)")
-        if metric is not None and metric not in METRICS:
-            raise StoreError(f"unknown metric {metric!r}; use one of {sorted(METRICS)}")
         if not self.is_server:
             if Path(self.uri).suffix != ".db":
                 raise StoreError(f"Milvus Lite keeps its data in a file ending in .db, got {self.uri!r}; use "
@@ -202,7 +208,7 @@ class MilvusStore:
             return (f"; no answer after retrying for {time.monotonic() - started:.1f}s (retry_seconds="
                     f"{self.retry_seconds:g}): is the server running and the URI right? Start it, then re-run the "
                     "same command: finished rows are skipped")
-        if self.is_server:
+        if self.is_server and connecting:
             return ("; is the server running, and are the URI (http(s)://host:port, gRPC port, default 19530) "
                     "and the API key/token right?")
         return ("; is milvus-lite installed (pip install \"smar-sdk[milvus]\") and the file writable?"
@@ -267,6 +273,7 @@ class MilvusStore:
                                  f"(it needs the fields {ID_FIELD}, {VECTOR_FIELD}, {PAYLOAD_FIELD}); use another "
                                  "--collection")
             indexes = self._call("reading the index", lambda: self.client.list_indexes(self.collection, VECTOR_FIELD))
+            self._indexed = bool(indexes)
             if indexes:
                 index = self._call("reading the index",
                                    lambda: self.client.describe_index(self.collection, indexes[0]))
@@ -297,8 +304,9 @@ class MilvusStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        if collection_matches(self.collection, self._where(), self.dimension(), dim):
-            return
+        _check_metric(metric)
+        if collection_matches(self.collection, self._where(), self.dimension(), dim) and self._indexed:
+            return  # else new, or left half-created (no index) by an interrupted run: finish it
         metric_type = METRICS[self.metric or metric]
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
@@ -308,7 +316,7 @@ class MilvusStore:
         index.add_index(field_name=VECTOR_FIELD, index_type=self.index_type, metric_type=metric_type,
                         params=self.index_params)
         self._call("creating the collection", lambda: self._create(schema, index))
-        self._dim, self._metric_type, self._loaded = dim, metric_type, True
+        self._dim, self._metric_type, self._loaded, self._indexed = dim, metric_type, True, True
 
     def _create(self, schema: Any, index: Any) -> None:
         """Create, index and load the collection, skipping what exists: safe to retry after a half-done attempt."""

@@ -47,6 +47,28 @@ def test_bad_uri_and_collection_name(tmp_path: Path) -> None:
         MilvusStore(uri=str(tmp_path / "folder"))
     with pytest.raises(StoreError, match="collection name"):
         MilvusStore(uri=str(tmp_path / "x.db"), collection="my-products")
+    with pytest.raises(StoreError, match="unknown metric 'cosinus'"):
+        MilvusStore(uri=str(tmp_path / "x.db"), metric="cosinus")
+
+
+def test_half_created_collection_is_finished(tmp_path: Path) -> None:
+    """A run stopped between creating the collection and indexing it leaves no index; the next run completes it."""
+    from pymilvus import DataType, MilvusClient
+
+    uri = str(tmp_path / "half.db")
+    client = MilvusClient(uri)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("payload", DataType.JSON)
+    client.create_collection("products", schema=schema)
+    assert not client.list_indexes("products", "vector")
+    client.close()
+    with MilvusStore(uri=uri) as store:
+        store.ensure_collection(4)
+        assert store.client.list_indexes("products", "vector")  # a server cannot load a collection without one
+        store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [{}, {}])
+        assert store.count() == 2 and store.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
 
 
 def test_default_uri_is_a_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
