@@ -79,7 +79,8 @@ def main() -> None:
 @store_options
 @mapping_options
 @only_option
-@click.option("--batch-size", default=32, show_default=True, help="Products encoded per batch.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Products encoded per batch.")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write rejected rows (JSON Lines: line, id, reason, row) here, to fix and re-feed.")
 @click.option("--prune", is_flag=True,
@@ -229,7 +230,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
               help="A catalog field that makes a mined item a known wrong answer (repeat it: gender, colour, "
                    "article_type): it differs from the query's paired items in a field they all share.")
 @click.option("--epochs", default=8, show_default=True)
-@click.option("--batch-size", default=256, show_default=True, help="Pairs per step (in-batch negatives).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2),
+              help="Pairs per step (in-batch negatives).")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--text-weight", default=0.5, show_default=True, help="a in a*L(q,text)+b*L(q,image)+c*L(q,fused).")
 @click.option("--image-weight", default=0.5, show_default=True, help="b: weight of the image-view loss.")

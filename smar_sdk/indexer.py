@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .catalog import FieldMapping, Product, Rejection, read_catalog
 from .errors import CatalogError, RowError
 from .images import ImageLoader
-from .model import ItemView, SMARModel
+from .model import ItemView, SMARModel, check_batch_size, check_view
 from .store import HASH_PAYLOAD_KEY, VectorStore, open_store
 
 MAX_REPORTED_REJECTIONS = 1000
@@ -87,6 +87,10 @@ class SMARIndexer(StoreUser):
                  collection: str = "products", mapping: FieldMapping | None = None, batch_size: int = 32,
                  allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView = "fused",
                  **store_options: Any) -> None:
+        check_view(view)
+        check_batch_size(batch_size)
+        if isinstance(loader_threads, bool) or not isinstance(loader_threads, int) or loader_threads < 1:
+            raise ValueError(f"loader_threads must be an integer of at least 1, got {loader_threads!r}")
         super().__init__(model, store, uri, collection, **store_options)
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
         self.batch_size = batch_size
@@ -150,7 +154,7 @@ class SMARIndexer(StoreUser):
 
     def content_hash(self, product: Product) -> str:
         """Identifies what a stored vector was made from: model, view, item text, image and payload."""
-        body = json.dumps([self.model.fingerprint, self.view, product.text, product.image, product.payload],
+        body = json.dumps([self.model.content_fingerprint, self.view, product.text, product.image, product.payload],
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 

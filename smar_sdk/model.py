@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -18,11 +18,12 @@ from torch import nn
 
 from .config import FORMAT_VERSION, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
-from .errors import ModelError
+from .errors import ModelError, RowError
 from .heads import CrossAttentionFusion, ProjectionHead
 from .wording import names_colour
 
 ItemView = Literal["fused", "text", "image"]
+ITEM_VIEWS: tuple[ItemView, ...] = ("fused", "text", "image")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -146,6 +147,10 @@ class SMARModel(nn.Module):
     @torch.inference_mode()
     def encode_queries(self, queries: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """Encode shopper queries into an ``(n, dim)`` float32 array of unit vectors."""
+        if isinstance(queries, str):
+            raise TypeError("encode_queries takes a list of queries, not one string: use [query]")
+        check_batch_size(batch_size)
+        queries = list(queries)
         out = [self.query_vectors(self.query_text_encoder.encode(list(queries[i : i + batch_size])).pooled)
                for i in range(0, len(queries), batch_size)]
         return _to_numpy(out, self.dim)
@@ -154,6 +159,7 @@ class SMARModel(nn.Module):
     def encode_item_inputs(self, texts: Sequence[str], images: Sequence[Image.Image | torch.Tensor],
                            view: ItemView = "fused") -> np.ndarray:
         """Encode items given as texts and images (PIL or preprocessed tensors), one vector each."""
+        check_view(view)
         if len(texts) != len(images):
             raise ValueError(f"{len(texts)} texts but {len(images)} images")
         if not texts:
@@ -169,17 +175,36 @@ class SMARModel(nn.Module):
         """Encode catalog rows (dicts with the text fields and an image path, URL or PIL image)."""
         from .images import ImageLoader
 
+        check_view(view)
+        check_batch_size(batch_size)
         loader = ImageLoader(base_dir=base_dir)
         chunks: list[np.ndarray] = []
         batch: list[dict] = []
-        for row in [*rows, None]:
+        for number, row in enumerate([*rows, None]):
             if row is not None:
+                self._check_row(number, row, image_field)
                 batch.append(row)
             if batch and (row is None or len(batch) == batch_size):
                 images = [loader.load(r[image_field]) for r in batch]
                 chunks.append(self.encode_item_inputs([self.item_text(r) for r in batch], images, view))
                 batch = []
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _check_row(self, number: int, row: Any, image_field: str) -> None:
+        """The row checks ``read_catalog`` makes, so encode_items and the indexer agree on what is encodable."""
+        if not isinstance(row, dict):
+            raise RowError(f"row {number} must be a dict, got {type(row).__name__}")
+        if row.get(image_field) is None:
+            raise RowError(f"row {number} has no image field {image_field!r}")
+        if not self.item_text(row).strip():
+            raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
+
+    @property
+    def content_fingerprint(self) -> str:
+        """The model files' digest plus the config as it is now: settings changed in code after ``load()``
+        (``mirror_average``, the second stage's blend weights) change what an item is encoded to."""
+        config = hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:16]
+        return f"{self.fingerprint}:{config}"
 
     # ----- persistence -----
     def _saved_prefixes(self) -> tuple[str, ...]:
@@ -248,6 +273,16 @@ def _read_config(path: Path) -> SMARConfig:
         return SMARConfig.model_validate(raw)
     except ValidationError as exc:
         raise ModelError(f"{path} is not a valid SMAR config: {exc}") from exc
+
+
+def check_view(view: str) -> None:
+    if view not in ITEM_VIEWS:
+        raise ValueError(f"view must be one of {ITEM_VIEWS}, got {view!r}")
+
+
+def check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
 
 
 def _file_digest(*paths: Path) -> str:

@@ -143,3 +143,18 @@ def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, cata
         with pytest.raises(TypeError, match="list of queries"):
             retriever.search_many("red dress")
         assert retriever.search_many([]) == []
+
+
+def test_indexer_arguments_are_checked_and_config_changes_reencode(tiny_model_dir: Path, catalog: Path,
+                                                                   tmp_path: Path) -> None:
+    model = SMARModel.load(tiny_model_dir)
+    for bad, message in [({"view": "txt"}, "view must be one of"), ({"batch_size": 0}, "batch_size"),
+                         ({"loader_threads": 0}, "loader_threads")]:
+        with pytest.raises(ValueError, match=message):
+            SMARIndexer(model, uri=str(tmp_path / "unused"), **bad)
+    with SMARIndexer(model, uri=str(tmp_path / "store")) as indexer:
+        assert indexer.index(catalog, progress=False).indexed == 30
+        model.config.image_blend = 0.3  # a second-stage weight changed in code changes every stored vector
+        again = indexer.index(catalog, progress=False)
+        assert (again.indexed, again.unchanged) == (30, 0)
+        assert indexer.index(catalog, progress=False).unchanged == 30

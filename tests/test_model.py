@@ -169,3 +169,20 @@ def test_fusion_heads_must_split_the_fusion_width() -> None:
     with pytest.raises(ValueError, match=r"fusion_dim \(100\) must be a multiple of fusion_heads \(8\).*\[1, 2, 4\]"):
         SMARConfig(fusion_dim=100, fusion_heads=8)
     assert SMARConfig(fusion_dim=512, fusion_heads=8).fusion_heads == 8
+
+
+def test_encoding_api_refuses_bad_arguments_by_name(tiny_model: SMARModel, catalog: Path) -> None:
+    from smar_sdk.errors import RowError
+
+    with pytest.raises(TypeError, match="not one string"):
+        tiny_model.encode_queries("red shirt")
+    assert tiny_model.encode_queries(q for q in ["red shirt", "bag"]).shape == (2, tiny_model.dim)
+    with pytest.raises(ValueError, match="batch_size must be an integer of at least 1, got 0"):
+        tiny_model.encode_queries(["x"], batch_size=0)
+    row = json.loads(catalog.read_text().splitlines()[0])
+    with pytest.raises(ValueError, match="view must be one of .* got 'txt'"):
+        tiny_model.encode_items([row], view="txt", base_dir=catalog.parent)
+    for bad, message in [("not a dict", "row 1 must be a dict"), ({"title": "t"}, "row 1 has no image field"),
+                         ({**row, "title": None}, "row 1 has none of the text fields")]:
+        with pytest.raises(RowError, match=message):
+            tiny_model.encode_items([row, bad], base_dir=catalog.parent)
