@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import ModelError
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = ".checkpoint"
 
@@ -38,6 +41,8 @@ class EpochCheckpoint:
             raise ModelError(f"training checkpoint {self.directory} is unreadable ({exc}); "
                              "delete it to start over") from exc
         if state.get("fingerprint") != self.fingerprint:
+            logger.warning("the training checkpoint in %s is from another run (its data, field mapping or "
+                           "configuration differ): training starts from epoch 1 and replaces it", self.directory)
             return 0, []
         model.load_state_dict(load_file(str(self.directory / "weights.safetensors")), strict=False)
         optimizer.load_state_dict(state["optimizer"])

@@ -251,7 +251,7 @@ class SMARModel(nn.Module):
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
             raise ModelError(f"{weights_path} does not fit {config_path}: {exc}") from exc
-        model.fingerprint = _file_digest(config_path, weights_path)
+        model.fingerprint = file_digest(config_path, weights_path)
         return model.eval()
 
 
@@ -285,7 +285,7 @@ def check_batch_size(batch_size: int) -> None:
         raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
 
 
-def _file_digest(*paths: Path) -> str:
+def file_digest(*paths: Path) -> str:
     digest = hashlib.sha256()
     for path in paths:
         with path.open("rb") as handle:

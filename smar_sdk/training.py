@@ -33,7 +33,7 @@ from .features import DEFAULT_CACHE_DIR, FeatureCache
 from .images import ImageLoader
 from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
 from .mining import mine_hard_negatives, sample_negatives
-from .model import HEAD_PREFIXES, SMARModel
+from .model import HEAD_PREFIXES, SMARModel, file_digest
 from .train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors, without_images
 from .wording import FASHION_SYNONYMS, QueryRewriter
 
@@ -277,8 +277,10 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     weights = {"text": cfg.text_weight, "image": cfg.image_weight, "fused": cfg.fused_weight}
     mining_view = max(weights, key=weights.__getitem__)  # the view the trained method leans on most
     generator = torch.Generator().manual_seed(cfg.seed)
-    fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), str(Path(catalog).resolve()),
-                              str(Path(pairs_path).resolve()), len(pairs), len(products)], sort_keys=True)
+    data_files = [Path(catalog), Path(pairs_path), *map(Path, cfg.text_variant_catalogs)]
+    fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), mapping.model_dump(),
+                              file_digest(*data_files), len(pairs), len(products)],
+                              sort_keys=True)  # the files' contents, not paths: edited data is another run
     tuned_prefixes = (*query_inputs.tuned_prefixes, *text_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
     checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes)
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)

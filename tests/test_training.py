@@ -269,6 +269,24 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
         torch.testing.assert_close(resumed_state[name], tensor, atol=1e-5, rtol=0, msg=name)
 
 
+def test_checkpoint_of_edited_data_is_not_resumed(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    config = TrainConfig(epochs=2, batch_size=16, seed=5)
+
+    def crash_after_first_epoch(epoch: int, loss: float) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
+              on_epoch=crash_after_first_epoch)
+    catalog.write_text(catalog.read_text().replace("shirt", "blouse", 1))  # same rows and counts, edited in place
+    seen: list[int] = []
+    train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
+          on_epoch=lambda epoch, loss: seen.append(epoch))
+    assert seen == [1, 2] and "checkpoint" in caplog.text and "from another run" in caplog.text
+
+
 def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
     config = tiny_config.model_copy(update={"query_tuned_layers": 1})
     base = SMARModel(config)
