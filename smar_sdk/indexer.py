@@ -176,12 +176,13 @@ class SMARIndexer(StoreUser):
 
     def _prepare(self, records: Iterable[Product | Rejection], loader: ImageLoader,
                  resume: bool) -> Iterator[_Prepared]:
-        """Batch records and decode their images on worker threads, one batch ahead of the encoder."""
-        with ThreadPoolExecutor(max_workers=self.loader_threads, thread_name_prefix="smar-images") as pool:
+        """Batch records and decode their images on ``loader_threads`` threads, one batch ahead of the encoder."""
+        with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="smar-batch") as ahead,
+              ThreadPoolExecutor(max_workers=self.loader_threads, thread_name_prefix="smar-images") as decoders):
             pending: Future[_Prepared] | None = None
             for batch in _batched(records, self.batch_size):
                 stored = self._stored_hashes(batch) if resume else {}
-                job = pool.submit(self._load_batch, batch, loader, stored)
+                job = ahead.submit(self._load_batch, batch, loader, stored, decoders)
                 if pending is not None:
                     yield pending.result()
                 pending = job
@@ -193,23 +194,29 @@ class SMARIndexer(StoreUser):
         lookup = getattr(self.store, "stored_hashes", None)
         return lookup(ids) if lookup and ids else {}
 
-    def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str]) -> _Prepared:
+    def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str],
+                    decoders: ThreadPoolExecutor) -> _Prepared:
         """Hash and load a batch's rows. Rows are visited last first, so for a repeated id the last good row wins
-        and earlier ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged."""
+        and earlier ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged. The images
+        of every changed row are decoded on ``decoders`` at once (a repeated id may decode one image too many)."""
+        products = [p for p in batch if isinstance(p, Product)]
+        hashes = {id(p): self.content_hash(p) for p in products}
+        changed = [p for p in products if stored.get(p.id) != hashes[id(p)]]
+        pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
         settled: set[str] = set()  # ids whose last good row is loaded or stored unchanged
         good = unchanged = 0
-        for product in reversed([p for p in batch if isinstance(p, Product)]):
+        for product in reversed(products):
             if product.id in settled:
                 good += 1
                 continue
-            content = self.content_hash(product)
+            content = hashes[id(product)]
             if stored.get(product.id) == content:
                 unchanged += 1
                 settled.add(product.id)
                 continue
-            result = self._pixels(product, loader)
+            result = pixels[id(product)]
             if isinstance(result, Rejection):
                 rejections.append(result)
             else:

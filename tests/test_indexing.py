@@ -158,3 +158,29 @@ def test_indexer_arguments_are_checked_and_config_changes_reencode(tiny_model_di
         again = indexer.index(catalog, progress=False)
         assert (again.indexed, again.unchanged) == (30, 0)
         assert indexer.index(catalog, progress=False).unchanged == 30
+
+
+def test_loader_threads_decode_a_batch_in_parallel(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from smar_sdk.images import ImageLoader
+
+    original, lock, state = ImageLoader.load, threading.Lock(), {"now": 0, "peak": 0}
+
+    def slow_load(self: ImageLoader, reference: object):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.1)
+        try:
+            return original(self, reference)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(ImageLoader, "load", slow_load)
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=8, loader_threads=4) as indexer:
+        assert indexer.index(catalog, progress=False).indexed == 30
+    assert state["peak"] >= 3, state  # 4 threads decode one batch's 8 images together
