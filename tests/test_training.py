@@ -237,6 +237,12 @@ def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, 
     assert len([p for p in (tmp_path / "cache").iterdir() if p.name.startswith("itemtext")]) == 2
 
 
+def crash_after_first_epoch(epoch: int, loss: float) -> None:
+    """An ``on_epoch`` callback that stops training like Ctrl-C once the first epoch is checkpointed."""
+    if epoch == 1:
+        raise KeyboardInterrupt
+
+
 @pytest.mark.parametrize("tuned_text", [False, True], ids=["frozen-text", "tuned-text"])
 def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
                                                         tuned_text: bool) -> None:
@@ -245,10 +251,6 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
         tiny_config = tiny_config.model_copy(update={"query_tuned_layers": 1, "item_text_tuned_layers": 1})
     straight, _ = train(catalog, pairs, tmp_path / "straight", tiny_config, config, cache_dir=None, progress=False)
     assert not (tmp_path / "straight" / ".checkpoint").exists()  # cleared once the model is saved
-
-    def crash_after_first_epoch(epoch: int, loss: float) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(catalog, pairs, tmp_path / "resumed", tiny_config, config, cache_dir=None, progress=False,
@@ -272,10 +274,6 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
 def test_checkpoint_of_edited_data_is_not_resumed(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     config = TrainConfig(epochs=2, batch_size=16, seed=5)
-
-    def crash_after_first_epoch(epoch: int, loss: float) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
