@@ -56,6 +56,12 @@ class StoreUser:
 
     def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
                  collection: str = "products", **store_options: Any) -> None:
+        if not isinstance(store, str):
+            ignored = [*store_options, *(["uri"] if uri is not None else []),
+                       *(["collection"] if collection not in ("products", getattr(store, "collection", None)) else [])]
+            if ignored:
+                raise ValueError(f"store is an open store object, so {', '.join(sorted(ignored))} would be ignored: "
+                                 "pass a connector name (store='qdrant') with them, or open the store with them")
         self.model = model
         self._owns_store = isinstance(store, str)
         self.store: VectorStore = (open_store(store, uri=uri, collection=collection, **store_options)

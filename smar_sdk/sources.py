@@ -14,7 +14,10 @@ def resolve_package_path(reference: str) -> Path:
     """Turn ``package:<module>/<sub/path>`` into the file or folder inside that installed package."""
     spec_text = reference[len(PACKAGE_PREFIX) :]
     module, _, sub_path = spec_text.partition("/")
-    spec = importlib.util.find_spec(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing, or an empty name
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             f"weights reference {reference!r} needs the Python package {module!r}; "

@@ -184,3 +184,12 @@ def test_loader_threads_decode_a_batch_in_parallel(tiny_model: SMARModel, catalo
     with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=8, loader_threads=4) as indexer:
         assert indexer.index(catalog, progress=False).indexed == 30
     assert state["peak"] >= 3, state  # 4 threads decode one batch's 8 images together
+
+
+def test_store_options_next_to_an_open_store_are_refused(tiny_model: SMARModel, tmp_path: Path) -> None:
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        for options, named in [({"collection": "other"}, "collection"), ({"uri": "elsewhere"}, "uri"),
+                               ({"hnsw_ef": 64}, "hnsw_ef")]:
+            with pytest.raises(ValueError, match=f"so {named} would be ignored"):
+                SMARRetriever(tiny_model, store=store, **options)
+        assert SMARRetriever(tiny_model, store=store, collection="products").store is store

