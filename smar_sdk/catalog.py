@@ -23,6 +23,14 @@ def _reject_constant(name: str) -> Any:
     raise NonFiniteNumber(name)
 
 
+def item_id_text(value: Any) -> str | None:
+    """An item id as the SDK keeps it: a string, or an integer as its digits; None for anything else (a boolean,
+    a number with a fraction, null, a list or an object)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
+
+
 class FieldMapping(BaseModel):
     """Which catalog fields hold the id, the item text and the image (``--id-field`` and friends)."""
 
@@ -81,10 +89,10 @@ def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection
     if not isinstance(row, dict):
         return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
     raw_id = row.get(mapping.id_field)
-    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+    item_id = item_id_text(raw_id)
+    if item_id is None:
         what = "missing" if raw_id is None else f"a {type(raw_id).__name__}, not a string"
         return Rejection(line=line, reason=f"id field {mapping.id_field!r} is {what}", raw=raw)
-    item_id = str(raw_id)
     for name in [*mapping.text_fields, mapping.image_field]:
         value = row.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
-from .catalog import FieldMapping
+from .catalog import FieldMapping, item_id_text
 from .errors import CatalogError
 from .indexer import IndexReport, SMARIndexer
 from .model import SMARModel
@@ -31,7 +31,7 @@ class LabelledQuery(BaseModel):
     def _ids_as_strings(cls, value: Any) -> Any:
         """Integer ids, as catalogs and pairs files allow them, become the strings the store returns."""
         if isinstance(value, list):
-            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+            return [v if (text := item_id_text(v)) is None else text for v in value]
         return value
 
 

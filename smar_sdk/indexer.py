@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .catalog import FieldMapping, Product, Rejection, read_catalog
 from .errors import CatalogError, RowError
 from .images import ImageLoader
-from .model import ItemView, SMARModel, check_batch_size, check_view
+from .model import ItemView, SMARModel, check_count, check_view
 from .store import HASH_PAYLOAD_KEY, VectorStore, open_store
 
 MAX_REPORTED_REJECTIONS = 1000
@@ -94,9 +94,8 @@ class SMARIndexer(StoreUser):
                  allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView = "fused",
                  **store_options: Any) -> None:
         check_view(view)
-        check_batch_size(batch_size)
-        if isinstance(loader_threads, bool) or not isinstance(loader_threads, int) or loader_threads < 1:
-            raise ValueError(f"loader_threads must be an integer of at least 1, got {loader_threads!r}")
+        check_count("batch_size", batch_size)
+        check_count("loader_threads", loader_threads)
         super().__init__(model, store, uri, collection, **store_options)
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
         self.batch_size = batch_size
@@ -158,9 +157,11 @@ class SMARIndexer(StoreUser):
                 seen.add(record.id)
             yield record
 
-    def content_hash(self, product: Product) -> str:
-        """Identifies what a stored vector was made from: model, view, item text, image and payload."""
-        body = json.dumps([self.model.content_fingerprint, self.view, product.text, product.image, product.payload],
+    def content_hash(self, product: Product, model_fingerprint: str | None = None) -> str:
+        """Identifies what a stored vector was made from: model, view, item text, image and payload
+        (``model_fingerprint``: the model's ``content_fingerprint``, when the caller already has it)."""
+        model_fingerprint = model_fingerprint or self.model.content_fingerprint
+        body = json.dumps([model_fingerprint, self.view, product.text, product.image, product.payload],
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
@@ -206,7 +207,8 @@ class SMARIndexer(StoreUser):
         and earlier ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged. The images
         of every changed row are decoded on ``decoders`` at once (a repeated id may decode one image too many)."""
         products = [p for p in batch if isinstance(p, Product)]
-        hashes = {id(p): self.content_hash(p) for p in products}
+        fingerprint = self.model.content_fingerprint  # once a batch, not once a row
+        hashes = {id(p): self.content_hash(p, fingerprint) for p in products}
         changed = [p for p in products if stored.get(p.id) != hashes[id(p)]]
         pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]

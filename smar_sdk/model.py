@@ -149,7 +149,7 @@ class SMARModel(nn.Module):
         """Encode shopper queries into an ``(n, dim)`` float32 array of unit vectors."""
         if isinstance(queries, str):
             raise TypeError("encode_queries takes a list of queries, not one string: use [query]")
-        check_batch_size(batch_size)
+        check_count("batch_size", batch_size)
         queries = list(queries)
         out = [self.query_vectors(self.query_text_encoder.encode(list(queries[i : i + batch_size])).pooled)
                for i in range(0, len(queries), batch_size)]
@@ -176,7 +176,7 @@ class SMARModel(nn.Module):
         from .images import ImageLoader
 
         check_view(view)
-        check_batch_size(batch_size)
+        check_count("batch_size", batch_size)
         loader = ImageLoader(base_dir=base_dir)
         chunks: list[np.ndarray] = []
         batch: list[dict] = []
@@ -280,9 +280,10 @@ def check_view(view: str) -> None:
         raise ValueError(f"view must be one of {ITEM_VIEWS}, got {view!r}")
 
 
-def check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+def check_count(name: str, value: int) -> None:
+    """A count argument (``batch_size``, ``loader_threads``) must be an integer of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
 
 
 def file_digest(*paths: Path) -> str:

@@ -25,7 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from .catalog import FieldMapping, Product, read_catalog
+from .catalog import FieldMapping, Product, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
 from .errors import CatalogError
@@ -168,10 +168,11 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
             except (json.JSONDecodeError, KeyError, TypeError):
                 skipped += bool(line.strip())
                 continue
-            if not isinstance(query, str) or isinstance(item_id, bool) or not isinstance(item_id, str | int):
+            item_id = item_id_text(item_id)
+            if not isinstance(query, str) or item_id is None:
                 skipped += 1  # null, lists or objects are not a query or an id
                 continue
-            query, item_id = query.strip(), str(item_id)
+            query = query.strip()
             if query and item_id in known_ids:
                 pairs.append((query, item_id))
             else:
