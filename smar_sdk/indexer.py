@@ -204,8 +204,8 @@ class SMARIndexer(StoreUser):
     def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str],
                     decoders: ThreadPoolExecutor) -> _Prepared:
         """Hash and load a batch's rows. Rows are visited last first, so for a repeated id the last good row wins
-        and earlier ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged. The images
-        of every changed row are decoded on ``decoders`` at once (a repeated id may decode one image too many)."""
+        and earlier good ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged; an
+        earlier broken row is still rejected. The images of every changed row are decoded on ``decoders`` at once."""
         products = [p for p in batch if isinstance(p, Product)]
         fingerprint = self.model.content_fingerprint  # once a batch, not once a row
         hashes = {id(p): self.content_hash(p, fingerprint) for p in products}
@@ -216,6 +216,10 @@ class SMARIndexer(StoreUser):
         settled: set[str] = set()  # ids whose last good row is loaded or stored unchanged
         good = unchanged = 0
         for product in reversed(products):
+            result = pixels.get(id(product))
+            if isinstance(result, Rejection):
+                rejections.append(result)  # a broken row is reported even when a later row replaces it
+                continue
             if product.id in settled:
                 good += 1
                 continue
@@ -223,10 +227,6 @@ class SMARIndexer(StoreUser):
             if stored.get(product.id) == content:
                 unchanged += 1
                 settled.add(product.id)
-                continue
-            result = pixels[id(product)]
-            if isinstance(result, Rejection):
-                rejections.append(result)
             else:
                 good += 1
                 settled.add(product.id)

@@ -110,15 +110,16 @@ def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMA
     rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
     old, new = {**rows[0], "title": "old title"}, {**rows[0], "title": "new title"}
     broken = {**rows[0], "title": "broken last", "image": "images/missing.jpg"}
+    broken_first = {**broken, "title": "broken first"}
     with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
         catalog.write_text(json.dumps(new) + "\n")
         indexer.index(catalog, progress=False)
-        catalog.write_text("".join(json.dumps(r) + "\n" for r in (old, new, broken, rows[1])))
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in (broken_first, old, new, broken, rows[1])))
         for _ in range(2):  # the stored row is the last good one, and stays it on every re-run
             report = indexer.index(catalog, progress=False)
             (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5,
                                           conditions=parse_filter({"title": ["old title", "new title"]}))[0]
-            assert hit.payload["title"] == "new title" and report.rejected == 1
+            assert hit.payload["title"] == "new title" and report.rejected == 2  # a replaced broken row still counts
         assert (report.indexed, report.unchanged) == (1, 2)  # old: superseded; new and rows[1]: unchanged
 
 
