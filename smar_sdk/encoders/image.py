@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +29,14 @@ class ImageStates:
 def load_weights_file(path: str) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a tensors-only ``.pth`` (``weights_only``: no code runs)."""
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"cannot read image weights {path}: {exc}; the file is damaged or not safetensors "
+                             "(reinstall the weights package or copy the file again)") from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -53,6 +60,15 @@ def _load_checked(model: nn.Module, weights: str | None, arch: str) -> None:
         raise ModelError(f"image weights {path} do not fit {arch}: {detail}") from exc
     if missing:
         raise ModelError(f"image weights {path} do not fit {arch}: missing {missing[:3]}...")
+
+
+@contextmanager
+def _arch_kwargs_checked(config: ImageEncoderConfig) -> Iterator[None]:
+    """Turn a builder's complaint about ``image_encoder.arch_kwargs`` into a ``ModelError`` naming the setting."""
+    try:
+        yield
+    except TypeError as exc:
+        raise ModelError(f"image_encoder.arch_kwargs {config.arch_kwargs} do not fit {config.arch!r}: {exc}") from exc
 
 
 class _GridBackbone(nn.Module):
@@ -92,7 +108,8 @@ class _TorchvisionGrid(_GridBackbone):
         builder = getattr(tvm, config.arch, None)
         if builder is None or not callable(builder):
             raise ModelError(f"unknown torchvision architecture {config.arch!r} (image_encoder.arch)")
-        model = builder(weights=None, **config.arch_kwargs)
+        with _arch_kwargs_checked(config):
+            model = builder(weights=None, **config.arch_kwargs)
         _load_checked(model, config.weights, config.arch)
         if hasattr(model, "features"):
             self.trunk = model.features
@@ -114,7 +131,8 @@ class _EfficientNetLiteGrid(_GridBackbone):
             raise ModelError("image_encoder.kind 'efficientnet_lite' needs the efficientnet-lite-pytorch package: "
                              "pip install 'smar-sdk[efficientnet]'") from exc
         try:
-            model = EfficientNet.from_name(config.arch, **config.arch_kwargs)
+            with _arch_kwargs_checked(config):
+                model = EfficientNet.from_name(config.arch, **config.arch_kwargs)
         except ValueError as exc:
             raise ModelError(f"unknown EfficientNet-Lite architecture {config.arch!r} (image_encoder.arch; "
                              "efficientnet-lite0 to efficientnet-lite4)") from exc

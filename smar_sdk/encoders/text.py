@@ -39,6 +39,10 @@ class TextEncoder(nn.Module):
         except Exception as exc:  # the library raises many kinds (OSError, HTTP errors, ValueError)
             hint = "" if os.path.exists(source) else " (no local folder of that name; hub downloads may be off)"
             raise ModelError(f"cannot load text encoder {config.name_or_path!r}{hint}: {exc}") from exc
+        limit = _position_limit(self.model)
+        if limit and config.max_tokens > limit:
+            raise ModelError(f"text_encoder.max_tokens is {config.max_tokens}, but text encoder "
+                             f"{config.name_or_path!r} reads at most {limit} tokens; set max_tokens to {limit} or less")
         self.model.max_seq_length = config.max_tokens
         self.hidden_size = int(_first_method(self.model, "get_embedding_dimension",
                                              "get_sentence_embedding_dimension")() or 0)
@@ -129,6 +133,13 @@ class TextEncoder(nn.Module):
 
 class _StemReached(Exception):
     """Stops a forward pass once the hidden states entering the tuned layers are captured."""
+
+
+def _position_limit(model: nn.Module) -> int | None:
+    """How many tokens the transformer has position embeddings for, when its config says."""
+    auto_model = getattr(model[0], "auto_model", None)
+    limit = getattr(getattr(auto_model, "config", None), "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def _first_method(obj: object, *names: str):
