@@ -217,7 +217,7 @@ def _image_cache_key(kind: str, model: SMARModel, products: Sequence[Product], i
     config = encoder.model_dump_json(exclude={"colour_features", "foreground_colour"}) + extra
     if kind == "colour" and encoder.foreground_colour:
         config += "+foreground"
-    keys = [f"{p.id}:{p.payload.get(image_field)}" for p in products]
+    keys = [f"{p.id}:{loader.identity(p.payload.get(image_field))}" for p in products]
     return _cache_key(f"{kind}-{image_field}{'-mirrored' if loader.mirror else ''}", config, keys)
 
 

@@ -55,6 +55,19 @@ class ImageLoader:
             return self._decode(self._download(reference), reference)
         return self._decode(self._read_file(reference), reference)
 
+    def identity(self, reference: object) -> str:
+        """What a cache may key this image by: a local file by its resolved path, size and modification time (a
+        photo replaced under the same name, or the same name in another catalog folder, is another image); a URL
+        or an unreadable reference by itself."""
+        if not isinstance(reference, str) or "://" in reference:
+            return repr(reference)
+        try:
+            path = self.resolve_path(reference)
+            info = path.stat()
+        except (ImageError, OSError):
+            return repr(reference)
+        return f"{path}:{info.st_size}:{info.st_mtime_ns}"
+
     def resolve_path(self, reference: str) -> Path:
         path = Path(reference).expanduser()
         if path.is_absolute():

@@ -255,7 +255,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                                  progress)
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     # text-only training (no image or fused loss) reads no image
-    image_inputs = ImageInputs(model, products, cfg.image_fields or [mapping.image_field], loaders, cache, progress,
+    image_fields = cfg.image_fields or [mapping.image_field]
+    image_inputs = ImageInputs(model, products, image_fields, loaders, cache, progress,
                                encode=bool(cfg.image_weight or cfg.fused_weight))
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
@@ -279,8 +280,10 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     mining_view = max(weights, key=weights.__getitem__)  # the view the trained method leans on most
     generator = torch.Generator().manual_seed(cfg.seed)
     data_files = [Path(catalog), Path(pairs_path), *map(Path, cfg.text_variant_catalogs)]
+    images = hashlib.sha256("\n".join(loader.identity(p.payload.get(field)) for field in image_fields
+                                      for p in products).encode()).hexdigest()[:24]  # a replaced photo too
     fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), mapping.model_dump(),
-                              file_digest(*data_files), len(pairs), len(products)],
+                              file_digest(*data_files), images, len(pairs), len(products)],
                               sort_keys=True)  # the files' contents, not paths: edited data is another run
     tuned_prefixes = (*query_inputs.tuned_prefixes, *text_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
     checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 from smar_sdk import CatalogError, FieldMapping, ImageError, SMARModel
 from smar_sdk.errors import ModelError
 from smar_sdk.training import TrainConfig, contrastive_loss, train
+
+from .conftest import COLOURS, write_jpeg
 
 
 def test_contrastive_loss_prefers_aligned_pairs() -> None:
@@ -179,6 +182,11 @@ def test_feature_cache_is_reused(tiny_config, catalog: Path, pairs: Path, tmp_pa
     a, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
     b, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
     np.testing.assert_allclose(a.encode_queries(["red shirt"]), b.encode_queries(["red shirt"]), atol=1e-5)
+    assert len(list((tmp_path / "cache").iterdir())) == 3  # the second run read everything from the cache
+    replace_first_photo(catalog)  # same name, another picture: its features are computed again
+    train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
+    cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
+    assert cached == ["image", "image", "itemtext", "query"]
 
 
 def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_path: Path) -> None:
@@ -271,14 +279,27 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
         torch.testing.assert_close(resumed_state[name], tensor, atol=1e-5, rtol=0, msg=name)
 
 
+def replace_first_photo(catalog: Path) -> None:
+    """Overwrite the first product's image file with another picture under the same name."""
+    first = json.loads(catalog.read_text().splitlines()[0])
+    photo = catalog.parent / first["image"]
+    write_jpeg(photo, COLOURS["yellow" if first["colour"] != "yellow" else "red"])
+    later = photo.stat().st_mtime + 2
+    os.utime(photo, (later, later))  # a new modification time even on coarse-clock file systems
+
+
+@pytest.mark.parametrize("edit", ["catalog row", "photo"])
 def test_checkpoint_of_edited_data_is_not_resumed(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+                                                  caplog: pytest.LogCaptureFixture, edit: str) -> None:
     config = TrainConfig(epochs=2, batch_size=16, seed=5)
 
     with pytest.raises(KeyboardInterrupt):
         train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
               on_epoch=crash_after_first_epoch)
-    catalog.write_text(catalog.read_text().replace("shirt", "blouse", 1))  # same rows and counts, edited in place
+    if edit == "photo":
+        replace_first_photo(catalog)
+    else:
+        catalog.write_text(catalog.read_text().replace("shirt", "blouse", 1))  # same rows and counts, edited in place
     seen: list[int] = []
     train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
           on_epoch=lambda epoch, loss: seen.append(epoch))
