@@ -116,12 +116,12 @@ class SMARIndexer(StoreUser):
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
         started = time.perf_counter()
+        self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         except OSError as exc:
             raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}") from exc
         try:
-            self.store.ensure_collection(self.model.dim)
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
                 records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
                 for prepared in self._prepare(records, loader, resume):
@@ -187,8 +187,9 @@ class SMARIndexer(StoreUser):
         with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="smar-batch") as ahead,
               ThreadPoolExecutor(max_workers=self.loader_threads, thread_name_prefix="smar-images") as decoders):
             pending: Future[_Prepared] | None = None
+            earlier: set[str] = set()  # ids of earlier batches, whose rows are written after this lookup
             for batch in _batched(records, self.batch_size):
-                stored = self._stored_hashes(batch) if resume else {}
+                stored = self._stored_hashes(batch, earlier) if resume else {}
                 job = ahead.submit(self._load_batch, batch, loader, stored, decoders)
                 if pending is not None:
                     yield pending.result()
@@ -196,10 +197,15 @@ class SMARIndexer(StoreUser):
             if pending is not None:
                 yield pending.result()
 
-    def _stored_hashes(self, batch: list[Product | Rejection]) -> dict[str, str]:
+    def _stored_hashes(self, batch: list[Product | Rejection], earlier: set[str]) -> dict[str, str]:
+        """Stored content hashes of the batch's ids. An id an earlier batch also has is left out (and so encoded
+        again): that batch's row may overwrite the stored one before this batch is written, and the later row has
+        to win. ``earlier`` gets this batch's ids."""
         ids = [r.id for r in batch if isinstance(r, Product)]
         lookup = getattr(self.store, "stored_hashes", None)
-        return lookup(ids) if lookup and ids else {}
+        stored = lookup([i for i in ids if i not in earlier]) if lookup and ids else {}
+        earlier.update(ids)
+        return stored
 
     def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str],
                     decoders: ThreadPoolExecutor) -> _Prepared:

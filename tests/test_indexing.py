@@ -123,6 +123,31 @@ def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMA
         assert (report.indexed, report.unchanged) == (1, 2)  # old: superseded; new and rows[1]: unchanged
 
 
+def test_repeated_id_in_two_batches_keeps_its_last_row_on_every_run(tiny_model: SMARModel, catalog: Path,
+                                                                    tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
+    first, last = {**rows[0], "title": "first title"}, {**rows[0], "title": "last title"}
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in (first, rows[1], rows[2], last)))
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=2) as indexer:  # batches: 2 rows each
+        for _ in range(3):  # a batch's stored hashes are read before the batch ahead of it is written
+            indexer.index(catalog, progress=False)
+            (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5,
+                                          conditions=parse_filter({"title": ["first title", "last title"]}))[0]
+            assert hit.payload["title"] == "last title"
+
+
+def test_a_store_that_refuses_the_model_leaves_the_rejects_file(tiny_model: SMARModel, catalog: Path,
+                                                                tmp_path: Path) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_text('{"line": 7, "reason": "from the last run"}\n')
+    uri = str(tmp_path / "store")
+    with SMARIndexer(tiny_model, uri=uri) as indexer:
+        indexer.store.ensure_collection(tiny_model.dim + 1)  # a collection made for another model
+        with pytest.raises(VectorSizeError):
+            indexer.index(catalog, rejects_path=rejects, progress=False)
+    assert "from the last run" in rejects.read_text()
+
+
 def test_rejects_file_may_not_be_the_catalog_and_empty_catalogs_prune_nothing(tiny_model: SMARModel, catalog: Path,
                                                                               tmp_path: Path) -> None:
     before = catalog.read_text()
