@@ -69,9 +69,9 @@ def main() -> None:
         subset = subset_catalog(catalog, Path(tmp) / "catalog.jsonl", args.limit or None, split="test")
         ids = {json.loads(line)["id"] for line in subset.read_text().splitlines()}
         labelled = labelled_queries(queries_file, ids)
-        shown = [LabelledQuery(query=q, relevant=[]) for q in args.query] or \
-            sorted(labelled, key=lambda q: -len(q.relevant))[: args.show]
-        asked = [q.query for q in labelled] + [q.query for q in shown]
+        shown = [(q, set()) for q in args.query] or \
+            [(q.query, set(q.relevant)) for q in sorted(labelled, key=lambda q: -len(q.relevant))[: args.show]]
+        asked = [q.query for q in labelled] + [query for query, _ in shown]
         results: dict[str, list[list[Hit]]] = {}
         for name, view in VIEWS.items():
             with SMARIndexer(model, uri=str(Path(tmp) / view), view=view) as indexer:
@@ -80,10 +80,9 @@ def main() -> None:
             print(f"{name:>10}: indexed {report.indexed} products ({view} view) in {report.seconds:.0f}s")
 
     names = list(VIEWS)
-    for offset, query in enumerate(shown):
+    for offset, (query, relevant) in enumerate(shown):
         position = len(labelled) + offset
-        relevant = set(query.relevant)
-        print(f'\n"{query.query}"' + (f"  ({len(relevant)} relevant in the subset)" if relevant else ""))
+        print(f'\n"{query}"' + (f"  ({len(relevant)} relevant in the subset)" if relevant else ""))
         print(f"      {names[0]:<{WIDTH}}  {names[1]}")
         columns = [results[name][position][: args.k] for name in names]
         for rank in range(args.k):

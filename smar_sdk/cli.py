@@ -154,6 +154,8 @@ def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None,
     from .filters import parse_cli_filters
     from .retriever import SMARRetriever
 
+    if not query.strip():
+        raise click.BadParameter("the query is blank; type what the shopper is looking for", param_hint="QUERY")
     spec = parse_cli_filters(filters)
     model = _load_model(model_dir)
     with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .catalog import FieldMapping, item_id_text
 from .errors import CatalogError
@@ -23,8 +23,18 @@ SEARCH_DEPTH = 100
 
 
 class LabelledQuery(BaseModel):
+    """A query and the ids that answer it (at least one: a query nothing answers would score 0 and pull every
+    mean down)."""
+
     query: str
-    relevant: list[str]
+    relevant: list[str] = Field(min_length=1)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the query is blank")
+        return value
 
     @field_validator("relevant", mode="before")
     @classmethod
@@ -56,8 +66,10 @@ def read_queries(path: str | Path) -> list[LabelledQuery]:
             continue
         try:
             queries.append(LabelledQuery.model_validate_json(line))
-        except ValueError as exc:
-            raise CatalogError(f"{path} line {number}: expected {{\"query\", \"relevant\": [ids]}} ({exc})") from exc
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the line'}: {e['msg']}" for e in exc.errors())
+            raise CatalogError(f"{path} line {number}: expected {{\"query\", \"relevant\": [ids, at least one]}} "
+                               f"({problems})") from exc
     if not queries:
         raise CatalogError(f"queries file {path} is empty")
     return queries

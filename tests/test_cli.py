@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from smar_sdk import CatalogError
 from smar_sdk.cli import EXIT_REJECTED_ROWS, main
 
 
@@ -96,6 +97,21 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "field=value" in result.output
     result = CliRunner().invoke(main, ["search", "x", "--model", str(tmp_path / "nomodel")])
     assert result.exit_code == 1 and "does not exist" in result.output
+    result = CliRunner().invoke(main, ["search", "   "])
+    assert result.exit_code == 2 and "the query is blank" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ({"query": "  ", "relevant": ["x"]}, "query: Value error, the query is blank"),
+    ({"query": "red", "relevant": []}, "relevant: List should have at least 1"),
+])
+def test_queries_that_cannot_be_scored_are_refused_with_their_line(tmp_path: Path, line: dict, problem: str) -> None:
+    from smar_sdk.evaluation import read_queries
+
+    path = tmp_path / "queries.jsonl"
+    path.write_text(json.dumps({"query": "a", "relevant": ["x"]}) + "\n" + json.dumps(line) + "\n")
+    with pytest.raises(CatalogError, match=f"line 2: .*{problem}"):
+        read_queries(path)
 
 
 def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
