@@ -111,8 +111,17 @@ def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection
 
 
 def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
-    """True when every ``field=value`` of ``only`` holds for the row (values compared as strings)."""
-    return all(str(row.get(k)) == v for k, v in only.items())
+    """True when every ``field=value`` of ``only`` holds for the row, the value read like a ``--filter`` value: a
+    string equals itself, a number its numeric value (``price=10`` keeps 10.0), a boolean ``true`` or ``false``; a
+    missing field or ``null`` never matches."""
+    from .filters import cli_values
+
+    def holds(value: Any, text: str) -> bool:
+        if isinstance(value, bool):
+            return text == json.dumps(value)
+        return value is not None and value in cli_values(text)
+
+    return all(holds(row.get(k), v) for k, v in only.items())
 
 
 def read_catalog(path: str | Path, mapping: FieldMapping | None = None,

@@ -99,6 +99,10 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
     with (tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp,
           SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer):
         report: IndexReport = indexer.index(catalog, only=only, progress=progress)
+        if not report.indexed:
+            raise CatalogError(f"no product of {catalog} was indexed ({report.rejected} rejected"
+                               f"{', --only ' + str(only) + ' matched nothing else' if only else ''}); "
+                               "there is nothing to score: check the catalog path and --only")
         started = time.perf_counter()
         retriever = SMARRetriever(model, store=indexer.store)
         hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)

@@ -57,6 +57,19 @@ def test_field_mapping_and_only(tmp_path: Path) -> None:
     assert (product.id, product.text, product.image) == ("s2", "Zed blue", "q.jpg")
 
 
+@pytest.mark.parametrize(("only", "kept"), [
+    ({"price": "10"}, ["a"]), ({"price": "10.0"}, ["a"]), ({"price": "12.5"}, ["b"]), ({"year": "2011"}, ["a"]),
+    ({"in_stock": "true"}, ["a"]), ({"in_stock": "false"}, ["b"]), ({"in_stock": "True"}, []),
+    ({"colour": "None"}, []), ({"code": "07"}, ["a", "b"]), ({"code": "7"}, ["a"]),
+])
+def test_only_reads_values_like_filters(tmp_path: Path, only: dict, kept: list[str]) -> None:
+    rows = [{"id": "a", "title": "t", "image": "a.jpg", "price": 10.0, "year": 2011, "in_stock": True, "code": 7},
+            {"id": "b", "title": "t", "image": "b.jpg", "price": 12.5, "year": "n/a", "in_stock": False,
+             "colour": None, "code": "07"}]
+    path = lines_to_catalog(tmp_path, [json.dumps(r).encode() for r in rows])
+    assert [p.id for p in read_catalog(path, only=only)] == kept
+
+
 def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot open catalog .*nope.jsonl"):
         list(read_catalog(tmp_path / "nope.jsonl"))

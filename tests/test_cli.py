@@ -156,6 +156,9 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     only = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                      str(out), "--json", "-q", "--only", "gender=Men"])
     assert json.loads(only.stdout)["indexed"] == 15
+    nothing = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
+                                        str(out), "-q", "--only", "gender=Nobody"])
+    assert nothing.exit_code == 1 and "nothing to score" in nothing.output and "gender" in nothing.output
 
 
 def test_score_rankings_single_and_many_metrics() -> None:
