@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,7 +138,11 @@ def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
     except OSError as exc:
         raise CatalogError(f"cannot open catalog {path}: {exc.strerror}; check the path") from exc
     with handle:
+        if handle.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # peek: pipes cannot seek back
+            raise CatalogError(f"catalog {path} is UTF-16 text; catalogs are UTF-8 JSON Lines: re-save it as UTF-8")
         for line_no, raw_bytes in enumerate(handle, start=1):
+            if line_no == 1:
+                raw_bytes = raw_bytes.removeprefix(codecs.BOM_UTF8)  # spreadsheet and Notepad exports start with one
             try:
                 raw = raw_bytes.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:

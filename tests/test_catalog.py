@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -40,6 +41,16 @@ def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes,
     assert [type(r) for r in records] == [Product, Rejection, Product]
     rejection = records[1]
     assert rejection.line == 2 and reason in rejection.reason
+
+
+def test_a_utf8_bom_is_read_and_utf16_is_refused_once(tmp_path: Path) -> None:
+    text = json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "a2"}) + "\n"
+    path = tmp_path / "catalog.jsonl"
+    path.write_bytes(codecs.BOM_UTF8 + text.encode())
+    assert [r.id for r in read_catalog(path) if isinstance(r, Product)] == ["a1", "a2"]
+    path.write_text(text, encoding="utf-16")
+    with pytest.raises(CatalogError, match="is UTF-16 text; .* re-save it as UTF-8"):
+        list(read_catalog(path))
 
 
 def test_payload_keeps_every_field_and_blank_lines_are_skipped(tmp_path: Path) -> None:
