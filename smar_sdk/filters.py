@@ -50,20 +50,37 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
         raise FilterError(f"a filter is a dict of field -> value, list or range, got {type(spec).__name__}")
     conditions: list[Condition] = []
     for field, value in spec.items():
+        if not isinstance(field, str) or not field.strip():
+            raise FilterError(f"a filter field is a non-blank payload field name, got {field!r}")
         if isinstance(value, dict):
             unknown = set(value) - set(RANGE_KEYS)
             if unknown or not value:
-                raise FilterError(f"filter on {field!r}: range keys are {RANGE_KEYS}, got {sorted(value)}")
-            conditions.append(Range(field=field, **value))
+                raise FilterError(f"filter on {field!r}: range keys are {RANGE_KEYS}, got {sorted(value, key=str)}")
+            bounds = {key: _checked(field, bound) for key, bound in value.items()}
+            if any(isinstance(b, str | bool) for b in bounds.values()):
+                raise FilterError(f"filter on {field!r}: range bounds are numbers, got {value!r}")
+            conditions.append(Range(field=field, **bounds))
         elif isinstance(value, list | tuple | set):
             if not value:
                 raise FilterError(f"filter on {field!r}: an empty list matches nothing")
-            conditions.append(OneOf(field=field, values=tuple(value)))
-        elif isinstance(value, Scalar):
-            conditions.append(Equals(field=field, value=value))
+            conditions.append(OneOf(field=field, values=tuple(_checked(field, v) for v in value)))
         else:
-            raise FilterError(f"filter on {field!r}: unsupported value {value!r}")
+            conditions.append(Equals(field=field, value=_checked(field, value)))
     return conditions
+
+
+INT64 = range(-(2**63), 2**63)
+
+
+def _checked(field: str, value: Any) -> Scalar:
+    """A filter value every store can compare: a string, a boolean, a 64-bit integer or a finite float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FilterError(f"filter on {field!r}: {value!r} is not a value a payload can hold")
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        raise FilterError(f"filter on {field!r}: {value} is outside the 64-bit integers stores keep")
+    if not isinstance(value, Scalar):
+        raise FilterError(f"filter on {field!r}: unsupported value {value!r} (use a string, number or boolean)")
+    return value
 
 
 def cli_values(text: str) -> list[Scalar]:

@@ -1,0 +1,44 @@
+"""Filter specs from code: anything a store could not compare is a FilterError naming the field, before any search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smar_sdk import FilterError, SMARIndexer, SMARModel, SMARRetriever
+from smar_sdk.filters import Equals, OneOf, Range, parse_filter
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"year": 10**20}, "'year': 100000000000000000000 is outside the 64-bit integers"),
+    ({"gender": ["Men", None]}, "'gender': unsupported value None"),
+    ({"year": {"gte": "abc"}}, "'year': range bounds are numbers"),
+    ({"year": {"gt": True}}, "'year': range bounds are numbers"),
+    ({"year": {"between": 1}}, "'year': range keys are"),
+    ({"price": float("nan")}, "'price': nan is not a value"),
+    ({"": "x"}, "non-blank payload field name, got ''"),
+    ({"tags": []}, "an empty list matches nothing"),
+    ({"meta": object()}, "'meta': unsupported value"),
+])
+def test_values_no_store_can_compare_are_refused_by_name(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        parse_filter(spec)
+
+
+def test_supported_values_become_typed_conditions() -> None:
+    assert parse_filter({"gender": "Men", "year": {"gte": 2010, "lt": 2012.5}, "size": [1, "M", 2.5]}) == [
+        Equals(field="gender", value="Men"), Range(field="year", gte=2010, lt=2012.5),
+        OneOf(field="size", values=(1, "M", 2.5))]
+
+
+def test_the_retriever_raises_filter_errors_on_the_embedded_store(tiny_model: SMARModel, catalog: Path,
+                                                                  tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    with SMARIndexer(tiny_model, uri=uri) as indexer:
+        indexer.index(catalog, progress=False)
+    with SMARRetriever(tiny_model, uri=uri) as retriever:
+        with pytest.raises(FilterError, match="'year'"):
+            retriever.search("red shirt", filter={"year": 10**20})
+        assert retriever.search("red shirt", k=3, filter={"year": 2**63 - 1}) == []
