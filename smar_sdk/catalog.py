@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,29 @@ class NonFiniteNumber(ValueError):
 
 
 def _reject_constant(name: str) -> Any:
-    raise NonFiniteNumber(name)
+    raise NonFiniteNumber(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(f"{text} is beyond the largest 64-bit float")
+    return value
+
+
+INT64 = range(-(2**63), 2**63)
+RESERVED_PREFIX = "_smar"  # payload keys the SDK keeps its bookkeeping under (store.ID_PAYLOAD_KEY, ...)
+
+
+def _unstorable(value: Any, path: str) -> str | None:
+    """The path of the first integer in ``value`` that stores would round to a float (beyond 64 bits), if any."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if found := _unstorable(item, f"{path}[{key!r}]" if isinstance(key, int) else f"{path}.{key}"):
+            return found
+    return None
 
 
 def item_id_text(value: Any) -> str | None:
@@ -81,12 +104,11 @@ class Rejection(BaseModel):
 def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection:
     """Validate one catalog line; never raises for bad content."""
     try:
-        row = json.loads(raw, parse_constant=_reject_constant)
+        row = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         return Rejection(line=line, reason=f"not valid JSON ({exc.msg} at column {exc.colno})", raw=raw)
     except NonFiniteNumber as exc:
-        return Rejection(line=line, reason=f"not valid JSON ({exc} is not a number JSON allows; write null or a "
-                                           "finite number)", raw=raw)
+        return Rejection(line=line, reason=f"not valid JSON ({exc}; write null or a finite number)", raw=raw)
     if not isinstance(row, dict):
         return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
     raw_id = row.get(mapping.id_field)
@@ -94,6 +116,14 @@ def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection
     if item_id is None:
         what = "missing" if raw_id is None else f"a {type(raw_id).__name__}, not a string"
         return Rejection(line=line, reason=f"id field {mapping.id_field!r} is {what}", raw=raw)
+    if reserved := sorted(k for k in row if k.startswith(RESERVED_PREFIX)):
+        return Rejection(line=line, id=item_id,
+                         reason=f"field {reserved[0]!r} is reserved: the SDK keeps its bookkeeping under "
+                                f"'{RESERVED_PREFIX}*' keys; rename the field", raw=raw)
+    if too_big := next((found for key, value in row.items() if (found := _unstorable(value, key))), None):
+        return Rejection(line=line, id=item_id,
+                         reason=f"field {too_big!r} holds an integer beyond 64 bits, which stores keep "
+                                "only as a rounded float; write it as a string", raw=raw)
     for name in [*mapping.text_fields, mapping.image_field]:
         value = row.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):

@@ -34,6 +34,10 @@ def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
     (b'{"id": "a", "title": "t", "image": "a.jpg", "price": NaN}', "NaN is not a number JSON allows"),
     (b'{"id": "a", "title": "t", "image": "a.jpg", "price": -Infinity}', "-Infinity is not a number"),
     (json.dumps({**GOOD, "id": "\u6f22" * 400}).encode(), "1200 bytes in UTF-8"),
+    (json.dumps({**GOOD, "ean": 2**64}).encode(), "field 'ean' holds an integer beyond 64 bits"),
+    (json.dumps({**GOOD, "meta": {"codes": [1, -(2**63) - 1]}}).encode(), "field 'meta.codes[1]' holds an integer"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "price": 1e400}', "1e400 is beyond the largest 64-bit float"),
+    (json.dumps({**GOOD, "_smar_hash": "x"}).encode(), "field '_smar_hash' is reserved"),
 ])
 def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes, reason: str) -> None:
     path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode(), line, json.dumps({**GOOD, "id": "a2"}).encode()])
