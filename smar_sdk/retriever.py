@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from .filters import parse_filter
@@ -17,18 +17,19 @@ class SMARRetriever(StoreUser):
         """The ``k`` best products for one query, best first, optionally filtered (``{"gender": "Women"}``)."""
         return self.search_many([query], k=k, filter=filter)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
+    def search_many(self, queries: Iterable[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Search several queries at once (one encoder batch, one store round trip)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if isinstance(queries, str):
             raise TypeError("search_many takes a list of queries; for one query string use search(query)")
+        queries = list(queries)  # a generator is read once, here
         if blank := [i for i, query in enumerate(queries) if not isinstance(query, str) or not query.strip()]:
             raise ValueError(f"queries must be non-blank strings; query {blank[0]} is {queries[blank[0]]!r}")
         if not queries:
             return []
         conditions = parse_filter(filter)
-        results = self.store.search(self.model.encode_queries(list(queries)), k=k, conditions=conditions)
+        results = self.store.search(self.model.encode_queries(queries), k=k, conditions=conditions)
         return [[_public(hit) for hit in hits] for hits in results]
 
 

@@ -162,6 +162,8 @@ def test_rejects_file_may_not_be_the_catalog_and_empty_catalogs_prune_nothing(ti
 
 
 def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        indexer.index(catalog, progress=False)
     with SMARRetriever(tiny_model, uri=str(tmp_path / "store")) as retriever:
         for query in ("", "   "):
             with pytest.raises(ValueError, match="non-blank"):
@@ -169,6 +171,7 @@ def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, cata
         with pytest.raises(TypeError, match="list of queries"):
             retriever.search_many("red dress")
         assert retriever.search_many([]) == []
+        assert [len(hits) for hits in retriever.search_many(q for q in ("red dress", "blue bag"))] == [10, 10]
 
 
 def test_indexer_arguments_are_checked_and_config_changes_reencode(tiny_model_dir: Path, catalog: Path,
