@@ -80,6 +80,8 @@ def test_bad_requests_are_rejected(client: TestClient) -> None:
     assert client.get("/api/search", params={"q": "   "}).status_code == 422
     typo = client.get("/api/search", params={"q": "x", "gendr": "Men"})
     assert typo.status_code == 422 and "'gendr'" in typo.json()["detail"] and "gender" in typo.json()["detail"]
+    twice = client.get("/api/search", params=[("q", "x"), ("gender", "Men"), ("gender", "Women")])
+    assert twice.status_code == 422 and "'gender' is given more than once" in twice.json()["detail"]
 
 
 def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny_model: SMARModel, catalog: Path,

@@ -61,6 +61,8 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
         if unknown := sorted(set(request.query_params) - SEARCH_PARAMS - set(search.facets)):
             raise HTTPException(422, f"unknown parameter {', '.join(map(repr, unknown))}: filters are the facets "
                                      f"{search.facets} (see /api/info)")
+        if repeated := sorted(f for f in search.facets if len(request.query_params.getlist(f)) > 1):
+            raise HTTPException(422, f"facet {repeated[0]!r} is given more than once; a facet takes one value")
         filters = {f: request.query_params[f] for f in search.facets if request.query_params.get(f)}
         return search.search(q, k=k, mode=mode, filters=filters)
 
