@@ -37,14 +37,29 @@ RESERVED_PREFIX = "_smar"  # payload keys the SDK keeps its bookkeeping under (s
 
 
 def _unstorable(value: Any, path: str) -> str | None:
-    """The path of the first integer in ``value`` that stores would round to a float (beyond 64 bits), if any."""
+    """Why ``value`` (at ``path``) cannot be stored as it is, if it cannot: an integer stores would round to a float
+    (beyond 64 bits), or text that is not UTF-8 (a lone surrogate escape such as ``\\ud800``)."""
     if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
-        return path
+        return (f"field {path!r} holds an integer beyond 64 bits, which stores keep only as a rounded float; "
+                "write it as a string")
+    if isinstance(value, str) and not _is_utf8(value):
+        return f"field {path!r} holds a lone surrogate escape (such as \\ud800), which is not UTF-8 text"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
+        if not _is_utf8(str(key)):
+            where = f" in {path!r}" if path != "row" else ""
+            return f"a field name{where} holds a lone surrogate escape, which is not UTF-8 text"
         if found := _unstorable(item, f"{path}[{key!r}]" if isinstance(key, int) else f"{path}.{key}"):
             return found
     return None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def item_id_text(value: Any) -> str | None:
@@ -120,10 +135,9 @@ def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection
         return Rejection(line=line, id=item_id,
                          reason=f"field {reserved[0]!r} is reserved: the SDK keeps its bookkeeping under "
                                 f"'{RESERVED_PREFIX}*' keys; rename the field", raw=raw)
-    if too_big := next((found for key, value in row.items() if (found := _unstorable(value, key))), None):
-        return Rejection(line=line, id=item_id,
-                         reason=f"field {too_big!r} holds an integer beyond 64 bits, which stores keep "
-                                "only as a rounded float; write it as a string", raw=raw)
+    if problem := _unstorable(row, "row"):
+        return Rejection(line=line, id=item_id if _is_utf8(item_id) else None,
+                         reason=problem.replace("'row.", "'", 1), raw=raw)
     for name in [*mapping.text_fields, mapping.image_field]:
         value = row.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):

@@ -69,6 +69,8 @@ class ImageLoader:
         return f"{path}:{info.st_size}:{info.st_mtime_ns}"
 
     def resolve_path(self, reference: str) -> Path:
+        if "\0" in reference:
+            raise ImageError(f"image path {reference!r} holds a NUL character; no file system takes that")
         path = Path(reference).expanduser()
         if path.is_absolute():
             return path

@@ -38,6 +38,9 @@ def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
     (json.dumps({**GOOD, "meta": {"codes": [1, -(2**63) - 1]}}).encode(), "field 'meta.codes[1]' holds an integer"),
     (b'{"id": "a", "title": "t", "image": "a.jpg", "price": 1e400}', "1e400 is beyond the largest 64-bit float"),
     (json.dumps({**GOOD, "_smar_hash": "x"}).encode(), "field '_smar_hash' is reserved"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "note": "bad \\ud800"}', "field 'note' holds a lone surrogate"),
+    (b'{"id": "\\udc00", "title": "t", "image": "a.jpg"}', "field 'id' holds a lone surrogate"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "k\\ud800": 1}', "a field name holds a lone surrogate"),
 ])
 def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes, reason: str) -> None:
     path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode(), line, json.dumps({**GOOD, "id": "a2"}).encode()])

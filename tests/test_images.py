@@ -107,6 +107,10 @@ def test_local_paths_are_confined_and_bombs_refused(tmp_path: Path) -> None:
     for name in ("a-folder.jpg", "pipe.jpg"):
         with pytest.raises(ImageError, match="not a regular file"):
             loader.load(name)
+    for name in ("outside.jpg\0", str(tmp_path / "outside.jpg\0x")):
+        with pytest.raises(ImageError, match="NUL character"):
+            loader.load(name)
+        assert loader.identity(name) == repr(name)  # the training cache key does not fail either
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -68,7 +67,16 @@ def _literal(value: Scalar) -> str:
         if not math.isfinite(value):
             raise FilterError(f"filter value {value!r} is not a finite number")
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)
+    return _string_literal(str(value))
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _string_literal(text: str) -> str:
+    """A double-quoted Milvus string: backslash, quote, newline, return and tab escaped; other control characters
+    raw, because Milvus's parser knows no ``\\u`` escape (``json.dumps`` writes one for them)."""
+    return '"' + "".join(_ESCAPES.get(char, char) for char in text) + '"'
 
 
 def to_milvus_filter(conditions: list[Condition] | None) -> str:
@@ -189,7 +197,11 @@ class MilvusStore:
             if Path(self.uri).suffix != ".db":
                 raise StoreError(f"Milvus Lite keeps its data in a file ending in .db, got {self.uri!r}; use "
                                  "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
-            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of Milvus Lite file {self.uri}: {exc.strerror} "
+                                 f"({exc.filename}); use a --uri in a folder you can write") from exc
         self.client = self._call("connecting", lambda: MilvusClient(
             uri=self.uri, token=self._token, db_name=db_name, timeout=timeout), connecting=True)
 

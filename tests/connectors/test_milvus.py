@@ -49,6 +49,23 @@ def test_bad_uri_and_collection_name(tmp_path: Path) -> None:
         MilvusStore(uri=str(tmp_path / "x.db"), collection="my-products")
     with pytest.raises(StoreError, match="unknown metric 'cosinus'"):
         MilvusStore(uri=str(tmp_path / "x.db"), metric="cosinus")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder of Milvus Lite file .*a-file/x.db"):
+        MilvusStore(uri=str(tmp_path / "a-file" / "x.db"))
+
+
+def test_ids_and_values_with_control_characters_round_trip(tmp_path: Path) -> None:
+    ids = ["plain", "bad\x01id", "tab\tid", "del\x7f", 'quote"back\\slash\nline', "\\u0001 typed out"]
+    with MilvusStore(uri=str(tmp_path / "ctrl.db")) as store:
+        store.ensure_collection(4)
+        vectors = np.eye(len(ids), 4, dtype=np.float32) + 0.1
+        store.upsert(ids, vectors, [{"_smar_hash": f"h-{i}", "title": i} for i in ids])
+        assert store.stored_hashes(ids) == {i: f"h-{i}" for i in ids}
+        for value in ids:
+            (hits,) = store.search(vectors[:1], k=10, conditions=parse_filter({"title": value}))
+            assert [h.id for h in hits] == [value]
+        store.delete(ids[1:])
+        assert store.ids() == {"plain"}
 
 
 def test_half_created_collection_is_finished(tmp_path: Path) -> None:
