@@ -35,17 +35,18 @@ T = TypeVar("T")
 def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, booleans: bool = True) -> Any:
     """Translate SDK conditions into a filter (AND of all conditions) of a Qdrant API: ``q`` is the module holding
     ``Filter``, ``FieldCondition``, ``MatchValue`` and ``MatchAny`` (qdrant-client's ``models`` or ``qdrant_edge``),
-    ``range_type`` its float range. ``MatchValue`` takes str/int/bool only, so a float equals is a closed range.
+    ``range_type`` its float range. A number equals is a closed range, so that 30 and 30.0 match each other as they
+    do in Python and Milvus (``MatchValue`` compares an int with stored ints only and takes no float).
     ``booleans=False`` refuses boolean values (an API that cannot match them) instead of matching nothing."""
     if not conditions:
         return None
 
-    def equals(field: str, value: Any, numbers_as_range: bool = False) -> Any:
+    def equals(field: str, value: Any) -> Any:
         if isinstance(value, bool) and not booleans:
             raise FilterError(f"filter on {field!r}: the Qdrant Edge engine cannot match boolean payload values "
                               "(qdrant-edge-py reads True as 1); store the flag as a string such as \"yes\", or use "
                               "engine='local' or a Qdrant server")
-        if isinstance(value, float) or (numbers_as_range and type(value) is int):
+        if isinstance(value, int | float) and not isinstance(value, bool):  # 30 also matches a stored 30.0
             return q.FieldCondition(key=field, range=range_type(gte=value, lte=value))
         return q.FieldCondition(key=field, match=q.MatchValue(value=value))
 
@@ -55,10 +56,10 @@ def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, bo
             must.append(equals(cond.field, cond.value))
         elif isinstance(cond, OneOf):
             values = list(cond.values)
-            if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+            if all(isinstance(v, str) for v in values):
                 must.append(q.FieldCondition(key=cond.field, match=q.MatchAny(any=values)))
-            else:  # floats, booleans or mixed types: an OR of equalities (30 matches 30.0 among floats)
-                must.append(q.Filter(should=[equals(cond.field, v, numbers_as_range=True) for v in values]))
+            else:  # numbers, booleans or mixed types: an OR of equalities
+                must.append(q.Filter(should=[equals(cond.field, v) for v in values]))
         elif isinstance(cond, Range):
             must.append(q.FieldCondition(key=cond.field, range=range_type(gt=cond.gt, gte=cond.gte,
                                                                           lt=cond.lt, lte=cond.lte)))

@@ -127,7 +127,11 @@ def test_search_matches_brute_force(filled) -> None:
     {"colour": "purple"},
     {"price": 12.5},
     {"price": [7.5, 10.0, 30]},
-], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in"])
+    {"price": 10},
+    {"price": [10, 15]},
+    {"year": [2011, 2013]},
+], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
+        "ints-in-floats", "ints-in"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     store, ids, vectors, payloads = filled
     conditions = parse_filter(spec)
