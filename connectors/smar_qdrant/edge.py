@@ -91,6 +91,7 @@ class QdrantEdgeStore(QdrantStore):
         self._search_threads = search_threads
         self._on_disk = on_disk
         self._dim: int | None = None
+        self._euclid = False  # scores are distances (read with the size)
         self._dirty = False
         self._shard: Any = None
         self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
@@ -109,8 +110,8 @@ class QdrantEdgeStore(QdrantStore):
     def dimension(self) -> int | None:
         """The collection's vector size, or None when it does not exist yet."""
         if self._dim is None and self._shard is not None:
-            config = json.loads((self.folder / CONFIG_FILE).read_text())
-            self._dim = int(config["vectors"][""]["size"])
+            vectors = json.loads((self.folder / CONFIG_FILE).read_text())["vectors"][""]
+            self._dim, self._euclid = int(vectors["size"]), vectors.get("distance") == "Euclid"
         return self._dim
 
     def _retrieve(self, ids: list[str], keys: list[str]) -> list[Any]:
@@ -133,7 +134,7 @@ class QdrantEdgeStore(QdrantStore):
         config = q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=distance, memory=memory),
                               hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads)
         self._shard = self._call("creating the collection", lambda: q.EdgeShard.create(str(self.folder), config))
-        self._dim = dim
+        self._dim, self._euclid = dim, metric == "euclid"
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
@@ -169,7 +170,7 @@ class QdrantEdgeStore(QdrantStore):
             responses = [self._call("searching", lambda: self._shard.query(requests[0]))]
         else:
             responses = self._call("searching", lambda: self._shard.query_batch(q.QueryBatchRequest(requests)))
-        return [[to_hit(point) for point in points] for points in responses]
+        return [[to_hit(point, self._euclid) for point in points] for points in responses]
 
     def count(self) -> int:
         if self._shard is None:

@@ -137,6 +137,7 @@ class QdrantStore:
                                     "write_consistency_factor": write_consistency_factor}
         self._on_disk = on_disk
         self._dim: int | None = None
+        self._euclid = False  # scores are distances (read with the size)
         # qdrant-client's local mode mutates numpy arrays in place: a search during an upsert can fail or mix points
         self._turns: AbstractContextManager[Any] = nullcontext() if self.is_server else threading.RLock()
         try:
@@ -180,6 +181,7 @@ class QdrantStore:
             info = self._call("reading the collection", lambda: self.client.get_collection(self.collection))
             params = info.config.params.vectors
             self._dim = int(params.size) if isinstance(params, models.VectorParams) else None
+            self._euclid = isinstance(params, models.VectorParams) and params.distance == models.Distance.EUCLID
         return self._dim
 
     def _require_dim(self) -> int:
@@ -196,7 +198,7 @@ class QdrantStore:
         params = models.VectorParams(size=dim, distance=DISTANCES[metric], on_disk=self._on_disk or None)
         self._call("creating the collection", lambda: self.client.create_collection(
             self.collection, vectors_config=params, **options))
-        self._dim = dim
+        self._dim, self._euclid = dim, metric == "euclid"
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
@@ -225,7 +227,7 @@ class QdrantStore:
         requests = [models.QueryRequest(query=v.tolist(), limit=k, filter=query_filter, with_payload=True)
                     for v in array]
         responses = self._call("searching", lambda: self.client.query_batch_points(self.collection, requests))
-        return [[to_hit(point) for point in response.points] for response in responses]
+        return [[to_hit(point, self._euclid) for point in response.points] for response in responses]
 
     def count(self) -> int:
         if not self._exists():
@@ -266,9 +268,10 @@ class QdrantStore:
         self.close()
 
 
-def to_hit(point: Any) -> Hit:
-    """A scored point of qdrant-client or Qdrant Edge as an SDK hit (original id, payload without bookkeeping)."""
+def to_hit(point: Any, distance: bool = False) -> Hit:
+    """A scored point of qdrant-client or Qdrant Edge as an SDK hit (original id, payload without bookkeeping);
+    ``distance``: the score is a Euclidean distance, negated so that higher is better, as the protocol says."""
     payload = dict(point.payload or {})
     item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
     payload.pop(HASH_PAYLOAD_KEY, None)
-    return Hit(id=item_id, score=float(point.score), payload=payload)
+    return Hit(id=item_id, score=-float(point.score) if distance else float(point.score), payload=payload)

@@ -207,6 +207,22 @@ def test_close_and_reopen(store_factory: StoreFactory) -> None:
         assert again.count() == len(ids) - 5
 
 
+@pytest.mark.parametrize("metric", ["dot", "euclid"])
+def test_other_metrics_rank_and_score_higher_is_better(store_factory: StoreFactory, metric: str) -> None:
+    rng = np.random.default_rng(5)
+    vectors, query = rng.normal(size=(20, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    truth = vectors @ query if metric == "dot" else -np.linalg.norm(vectors - query, axis=1)
+    ids = [f"i{i}" for i in range(20)]
+    with store_factory(f"m_{metric}") as store:
+        store.ensure_collection(8, metric=metric)
+        store.upsert(ids, vectors, [{}] * 20)
+        hits = store.search(query, k=5)[0]
+    assert [h.id for h in hits] == [ids[i] for i in np.argsort(-truth)[:5]]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)  # best first, and highest
+    with store_factory(f"m_{metric}") as reopened:  # the metric is read back with the collection
+        assert [h.score for h in reopened.search(query, k=5)[0]] == pytest.approx([h.score for h in hits])
+
+
 def test_two_collections_side_by_side(store_factory: StoreFactory) -> None:
     small_ids, small, _ = make_items(10, dim=8, seed=3)
     large_ids, large, _ = make_items(15, dim=12, seed=4)

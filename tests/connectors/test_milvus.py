@@ -117,21 +117,6 @@ def test_cli_error_is_one_line_without_token() -> None:
     assert "s3cret-t0ken" not in result.output
 
 
-@pytest.mark.parametrize("metric", ["dot", "euclid"])
-def test_other_metrics_rank_higher_is_better(tmp_path: Path, metric: str) -> None:
-    rng = np.random.default_rng(5)
-    vectors, query = rng.normal(size=(20, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32)
-    truth = vectors @ query if metric == "dot" else -((vectors - query) ** 2).sum(axis=1)
-    with MilvusStore(uri=str(tmp_path / "m.db"), collection=metric) as store:
-        store.ensure_collection(8, metric=metric)
-        store.upsert([f"i{i}" for i in range(20)], vectors, [{}] * 20)
-        hits = store.search(query, k=5)[0]
-    assert [h.id for h in hits] == [f"i{i}" for i in np.argsort(-truth)[:5]]
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    with MilvusStore(uri=str(tmp_path / "m.db"), collection=metric) as reopened:  # the metric is read back
-        assert [h.id for h in reopened.search(query, k=5)[0]] == [h.id for h in hits]
-
-
 def test_foreign_collection_is_a_clear_error(tmp_path: Path) -> None:
     from pymilvus import MilvusClient
 
