@@ -53,7 +53,7 @@ class _Quiet(logging.Filter):
 
 _QUIET = _Quiet()
 for _name in ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator", "pymilvus.client.connection_manager",
-              "pymilvus.client.grpc_handler"):
+              "pymilvus.client.grpc_handler", "milvus_lite.server_manager"):
     logging.getLogger(_name).addFilter(_QUIET)
 
 
@@ -223,8 +223,9 @@ class MilvusStore:
         if self.is_server and connecting:
             return ("; is the server running, and are the URI (http(s)://host:port, gRPC port, default 19530) "
                     "and the API key/token right?")
-        return ("; is milvus-lite installed (pip install \"smar-sdk[milvus]\") and the file writable?"
-                if connecting else "")
+        return ("; is another process using this file (a Milvus Lite file can be open in one process at a time: "
+                "stop it or use another --uri), is milvus-lite installed (pip install \"smar-sdk[milvus]\") and is the "
+                "file writable?" if connecting else "")
 
     @contextmanager
     def _errors(self, action: str, connecting: bool = False, started: float | None = None) -> Iterator[None]:

@@ -142,6 +142,23 @@ def test_data_persists_across_processes(tmp_path: Path) -> None:
         assert store.search(np.eye(4)[0], k=1)[0][0].payload == {"t": "ä"}
 
 
+def test_a_file_open_in_another_process_is_one_clear_error(tmp_path: Path) -> None:
+    uri = str(tmp_path / "held.db")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        f"import sys\nfrom smar_milvus import MilvusStore\ns = MilvusStore(uri={uri!r})\ns.count()\n"
+        "print('open', flush=True)\nsys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = subprocess.run([sys.executable, "-m", "smar_sdk", "count", "--store", "milvus", "--uri", uri],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        holder.communicate("", timeout=120)
+    assert result.returncode == 1 and "is another process using this file" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with MilvusStore(uri=uri) as store:  # released: the file opens again, nothing lost
+        assert store.count() == 0
+
+
 # ----- the real CLI, Milvus against embedded Qdrant on the same catalog and model -----
 def cli(*args: str) -> str:
     result = CliRunner().invoke(main, list(args))
