@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import CatalogError
+from .filters import INT64, cli_values
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_BYTES = 1024  # the tightest id limit of the built-in stores (Milvus' VarChar key), so a catalog fits all
@@ -32,7 +33,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-INT64 = range(-(2**63), 2**63)
 RESERVED_PREFIX = "_smar"  # payload keys the SDK keeps its bookkeeping under (store.ID_PAYLOAD_KEY, ...)
 
 
@@ -159,7 +159,6 @@ def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
     """True when every ``field=value`` of ``only`` holds for the row, the value read like a ``--filter`` value: a
     string equals itself, a number its numeric value (``price=10`` keeps 10.0), a boolean ``true`` or ``false``; a
     missing field or ``null`` never matches."""
-    from .filters import cli_values
 
     def holds(value: Any, text: str) -> bool:
         if isinstance(value, bool):

@@ -16,6 +16,7 @@ from .errors import FilterError
 
 Scalar = str | int | float | bool
 RANGE_KEYS = ("gt", "gte", "lt", "lte")
+INT64 = range(-(2**63), 2**63)  # the integers every store keeps exactly (catalog rows and filter values)
 
 
 class Equals(BaseModel):
@@ -70,9 +71,6 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
         else:
             conditions.append(Equals(field=field, value=_checked(field, value)))
     return conditions
-
-
-INT64 = range(-(2**63), 2**63)
 
 
 def _checked(field: str, value: Any) -> Scalar:

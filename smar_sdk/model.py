@@ -151,7 +151,7 @@ class SMARModel(nn.Module):
             raise TypeError("encode_queries takes a list of queries, not one string: use [query]")
         check_count("batch_size", batch_size)
         queries = list(queries)
-        out = [self.query_vectors(self.query_text_encoder.encode(list(queries[i : i + batch_size])).pooled)
+        out = [self.query_vectors(self.query_text_encoder.encode(queries[i : i + batch_size]).pooled)
                for i in range(0, len(queries), batch_size)]
         return _to_numpy(out, self.dim)
 
