@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from importlib.metadata import entry_points
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -104,13 +104,25 @@ def open_store(store: str, uri: str | None = None, collection: str = "products",
                          f"(given: {', '.join(sorted(options))})") from exc
 
 
-def collection_matches(collection: str, where: str, existing: int | None, dim: int) -> bool:
-    """True when the collection already exists with vectors of ``dim``; a different size is an error."""
+def check_metric(metric: str) -> Metric:
+    """``metric`` when it is one the store protocol knows; else a StoreError naming the choices."""
+    if metric not in get_args(Metric):
+        raise StoreError(f"unknown metric {metric!r}; use one of {', '.join(get_args(Metric))}")
+    return metric  # type: ignore[return-value]
+
+
+def collection_matches(collection: str, where: str, existing: int | None, dim: int,
+                       existing_metric: str | None = None, metric: str | None = None) -> bool:
+    """True when the collection already exists with vectors of ``dim`` (and, when both are known, ``metric``);
+    a different size or metric is an error."""
     if existing is None:
         return False
     if existing != dim:
         raise VectorSizeError(f"collection {collection!r} at {where} holds {existing}-d vectors but the model makes "
                               f"{dim}-d ones; use the model it was built with or another --collection")
+    if existing_metric is not None and metric is not None and existing_metric != metric:
+        raise StoreError(f"collection {collection!r} at {where} was made for the {existing_metric!r} metric, not "
+                         f"{metric!r}; ask for {existing_metric!r} or use another --collection")
     return True
 
 

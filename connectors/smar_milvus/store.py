@@ -20,13 +20,14 @@ from pymilvus.client.types import LoadState
 
 from smar_sdk.errors import FilterError, StoreError
 from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
-from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_vectors, collection_matches, safe_uri
+from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_metric, check_vectors, collection_matches, safe_uri
 
 DEFAULT_URI = "./smar.db"
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 ID_FIELD, VECTOR_FIELD, PAYLOAD_FIELD = "id", "vector", "payload"
 MAX_ID_BYTES = 1024  # the VarChar primary key's limit; catalogs enforce the same (smar_sdk.catalog.MAX_ID_BYTES)
 METRICS: dict[str, str] = {"cosine": "COSINE", "dot": "IP", "euclid": "L2"}
+METRIC_NAMES = {v: k for k, v in METRICS.items()}
 COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 BATCH = 1000  # rows per upsert/delete request, well under the server's message size limit
 DEFAULT_EF = 64
@@ -95,11 +96,6 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
             bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
             parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
     return " and ".join(parts)
-
-
-def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise StoreError(f"unknown metric {metric!r}; use one of {sorted(METRICS)}")
 
 
 def _id_filters(ids: list[str]) -> Iterator[str]:
@@ -185,7 +181,7 @@ class MilvusStore:
         self._token = api_key or ""
         self._secrets = [secret for secret in (api_key, urlsplit(self.uri).password) if secret]
         if metric is not None:
-            _check_metric(metric)
+            check_metric(metric)
         self._dim: int | None = None
         self._indexed = False  # whether the collection's vector index exists (a half-created one has none)
         self._metric_type = METRICS[metric or "cosine"]
@@ -317,8 +313,11 @@ class MilvusStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        _check_metric(metric)
-        if collection_matches(self.collection, self._where(), self.dimension(), dim) and self._indexed:
+        check_metric(metric)
+        existing = self.dimension()
+        made_for = METRIC_NAMES.get(self._metric_type, self._metric_type.lower()) if self._indexed else None
+        if collection_matches(self.collection, self._where(), existing, dim, made_for, self.metric or metric) \
+                and self._indexed:
             return  # else new, or left half-created (no index) by an interrupted run: finish it
         metric_type = METRICS[self.metric or metric]
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)

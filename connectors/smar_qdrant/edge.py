@@ -21,12 +21,13 @@ from smar_sdk.store import (
     ID_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_metric,
     check_vectors,
     collection_matches,
     point_uuid,
 )
 
-from .store import QdrantStore, build_filter, to_hit
+from .store import QdrantStore, build_filter, metric_name, to_hit
 
 EDGE_DIR = "edge"
 CONFIG_FILE = "edge_config.json"
@@ -91,7 +92,7 @@ class QdrantEdgeStore(QdrantStore):
         self._search_threads = search_threads
         self._on_disk = on_disk
         self._dim: int | None = None
-        self._euclid = False  # scores are distances (read with the size)
+        self._metric: str | None = None  # read with the size; "euclid" scores are distances
         self._dirty = False
         self._shard: Any = None
         self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
@@ -111,7 +112,7 @@ class QdrantEdgeStore(QdrantStore):
         """The collection's vector size, or None when it does not exist yet."""
         if self._dim is None and self._shard is not None:
             vectors = json.loads((self.folder / CONFIG_FILE).read_text())["vectors"][""]
-            self._dim, self._euclid = int(vectors["size"]), vectors.get("distance") == "Euclid"
+            self._dim, self._metric = int(vectors["size"]), metric_name(str(vectors.get("distance", "Cosine")))
         return self._dim
 
     def _retrieve(self, ids: list[str], keys: list[str]) -> list[Any]:
@@ -126,7 +127,8 @@ class QdrantEdgeStore(QdrantStore):
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        if collection_matches(self.collection, self.uri, self.dimension(), dim):
+        check_metric(metric)
+        if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
             return
         q = _edge()
         distance = {"cosine": q.Distance.Cosine, "dot": q.Distance.Dot, "euclid": q.Distance.Euclid}[metric]
@@ -134,7 +136,7 @@ class QdrantEdgeStore(QdrantStore):
         config = q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=distance, memory=memory),
                               hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads)
         self._shard = self._call("creating the collection", lambda: q.EdgeShard.create(str(self.folder), config))
-        self._dim, self._euclid = dim, metric == "euclid"
+        self._dim, self._metric = dim, metric
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
@@ -170,7 +172,7 @@ class QdrantEdgeStore(QdrantStore):
             responses = [self._call("searching", lambda: self._shard.query(requests[0]))]
         else:
             responses = self._call("searching", lambda: self._shard.query_batch(q.QueryBatchRequest(requests)))
-        return [[to_hit(point, self._euclid) for point in points] for points in responses]
+        return [[to_hit(point, self._metric == "euclid") for point in points] for points in responses]
 
     def count(self) -> int:
         if self._shard is None:

@@ -19,6 +19,7 @@ from smar_sdk.store import (
     ID_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_metric,
     check_vectors,
     collection_matches,
     point_uuid,
@@ -29,6 +30,7 @@ DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
 DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
+METRIC_NAMES = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid"}  # Qdrant's distance names -> the SDK's
 T = TypeVar("T")
 
 
@@ -137,7 +139,7 @@ class QdrantStore:
                                     "write_consistency_factor": write_consistency_factor}
         self._on_disk = on_disk
         self._dim: int | None = None
-        self._euclid = False  # scores are distances (read with the size)
+        self._metric: str | None = None  # read with the size; "euclid" scores are distances
         # qdrant-client's local mode mutates numpy arrays in place: a search during an upsert can fail or mix points
         self._turns: AbstractContextManager[Any] = nullcontext() if self.is_server else threading.RLock()
         try:
@@ -181,7 +183,7 @@ class QdrantStore:
             info = self._call("reading the collection", lambda: self.client.get_collection(self.collection))
             params = info.config.params.vectors
             self._dim = int(params.size) if isinstance(params, models.VectorParams) else None
-            self._euclid = isinstance(params, models.VectorParams) and params.distance == models.Distance.EUCLID
+            self._metric = metric_name(params.distance.value) if isinstance(params, models.VectorParams) else None
         return self._dim
 
     def _require_dim(self) -> int:
@@ -192,13 +194,14 @@ class QdrantStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
-        if collection_matches(self.collection, self.uri, self.dimension(), dim):
+        check_metric(metric)
+        if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
             return
         options = {k: v for k, v in self._collection_options.items() if v is not None} if self.is_server else {}
         params = models.VectorParams(size=dim, distance=DISTANCES[metric], on_disk=self._on_disk or None)
         self._call("creating the collection", lambda: self.client.create_collection(
             self.collection, vectors_config=params, **options))
-        self._dim, self._euclid = dim, metric == "euclid"
+        self._dim, self._metric = dim, metric
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
@@ -227,7 +230,7 @@ class QdrantStore:
         requests = [models.QueryRequest(query=v.tolist(), limit=k, filter=query_filter, with_payload=True)
                     for v in array]
         responses = self._call("searching", lambda: self.client.query_batch_points(self.collection, requests))
-        return [[to_hit(point, self._euclid) for point in response.points] for response in responses]
+        return [[to_hit(point, self._metric == "euclid") for point in response.points] for response in responses]
 
     def count(self) -> int:
         if not self._exists():
@@ -266,6 +269,11 @@ class QdrantStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def metric_name(distance: str) -> str:
+    """The SDK's name (``cosine``, ``dot``, ``euclid``) of a Qdrant distance name (``Cosine``, ...)."""
+    return METRIC_NAMES.get(distance, distance.lower())
 
 
 def to_hit(point: Any, distance: bool = False) -> Hit:

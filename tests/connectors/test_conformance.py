@@ -223,6 +223,20 @@ def test_other_metrics_rank_and_score_higher_is_better(store_factory: StoreFacto
         assert [h.score for h in reopened.search(query, k=5)[0]] == pytest.approx([h.score for h in hits])
 
 
+def test_reopening_with_another_metric_is_an_error(store_factory: StoreFactory) -> None:
+    ids, vectors, payloads = make_items(5)
+    with store_factory("m_mismatch") as store:
+        store.ensure_collection(DIM, metric="euclid")
+        store.upsert(ids, vectors, payloads)
+        store.ensure_collection(DIM, metric="euclid")  # the same metric again is fine
+    with store_factory("m_mismatch") as reopened:
+        with pytest.raises(StoreError, match="'euclid' metric, not 'cosine'"):
+            reopened.ensure_collection(DIM)
+        with pytest.raises(StoreError, match="unknown metric 'manhattan'"):
+            reopened.ensure_collection(DIM, metric="manhattan")  # type: ignore[arg-type]
+        assert reopened.count() == len(ids)  # nothing was dropped or recreated
+
+
 def test_two_collections_side_by_side(store_factory: StoreFactory) -> None:
     small_ids, small, _ = make_items(10, dim=8, seed=3)
     large_ids, large, _ = make_items(15, dim=12, seed=4)
