@@ -121,12 +121,15 @@ def typed_filter_value(tokens: list[str]) -> Any:
 
 
 def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> bool:
-    """Reference semantics, used by tests and by connectors that filter in Python."""
+    """Reference semantics, used by tests and by connectors that filter in Python. A field holding a list matches
+    an equality or a list of values when any of its elements does (``{"tags": "red"}`` keeps ``["red", "blue"]``);
+    ranges match numbers only."""
     for cond in conditions:
         value = payload.get(cond.field)
-        if isinstance(cond, Equals) and value != cond.value:
+        elements = value if isinstance(value, list) else [value]
+        if isinstance(cond, Equals) and cond.value not in elements:
             return False
-        if isinstance(cond, OneOf) and value not in cond.values:
+        if isinstance(cond, OneOf) and not any(element in cond.values for element in elements):
             return False
         if isinstance(cond, Range):
             if not isinstance(value, int | float) or isinstance(value, bool):

@@ -71,6 +71,14 @@ def _literal(value: Scalar) -> str:
     return _string_literal(str(value))
 
 
+def _number_forms(value: Scalar) -> list[Scalar]:
+    """``value``, and for a whole number its other type too (``3`` and ``3.0``), which Milvus servers tell apart
+    inside JSON lists."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        return [value]
+    return [int(value), float(value)] if abs(value) < 2 ** 53 else [value]
+
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -85,13 +93,15 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
     parts: list[str] = []
     for cond in conditions or []:
         key = f"{PAYLOAD_FIELD}[{_literal(cond.field)}]"
-        if isinstance(cond, Equals):
-            parts.append(f"{key} == {_literal(cond.value)}")
-        elif isinstance(cond, OneOf):
-            if not cond.values:
+        values = [cond.value] if isinstance(cond, Equals) else cond.values if isinstance(cond, OneOf) else None
+        if values is not None:
+            if not values:
                 raise FilterError(f"filter on {cond.field!r}: an empty list matches nothing")
-            # an OR of equalities: Milvus Lite does not accept `payload["k"] in [...]`, servers accept both
-            parts.append("(" + " or ".join(f"{key} == {_literal(v)}" for v in cond.values) + ")")
+            # an OR of equalities (Milvus Lite does not accept `payload["k"] in [...]`), or an element of a list
+            # (as Qdrant matches); a server compares list elements by type, so a whole number is given as both
+            equalities = " or ".join(f"{key} == {_literal(v)}" for v in values)
+            elements = ", ".join(_literal(e) for v in values for e in _number_forms(v))
+            parts.append(f"({equalities} or json_contains_any({key}, [{elements}]))")
         elif isinstance(cond, Range):
             bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
             parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)

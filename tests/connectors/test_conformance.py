@@ -27,7 +27,8 @@ def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], n
     ids = [f"sku-{i:03d}" for i in range(n)]
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
     payloads = [{"title": f"item {i}", "colour": COLOURS[i % 3], "gender": "Women" if i % 2 else "Men",
-                 "year": 2010 + i % 7, "price": round(5.0 + 2.5 * i, 2)} for i in range(n)]
+                 "year": 2010 + i % 7, "price": round(5.0 + 2.5 * i, 2),
+                 "tags": [f"t{i % 4}", COLOURS[(i + 1) % 3]], "sizes": [i % 5, float((i + 2) % 5)]} for i in range(n)]
     return ids, vectors, payloads
 
 
@@ -130,8 +131,13 @@ def test_search_matches_brute_force(filled) -> None:
     {"price": 10},
     {"price": [10, 15]},
     {"year": [2011, 2013]},
+    {"tags": "t1"},
+    {"tags": ["t3", "blue"], "colour": "red"},
+    {"sizes": 3},
+    {"sizes": [1, 2.0]},
+    {"tags": "item"},
 ], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
-        "ints-in-floats", "ints-in"])
+        "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     store, ids, vectors, payloads = filled
     conditions = parse_filter(spec)
