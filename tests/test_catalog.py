@@ -79,11 +79,13 @@ def test_field_mapping_and_only(tmp_path: Path) -> None:
     ({"price": "10"}, ["a"]), ({"price": "10.0"}, ["a"]), ({"price": "12.5"}, ["b"]), ({"year": "2011"}, ["a"]),
     ({"in_stock": "true"}, ["a"]), ({"in_stock": "false"}, ["b"]), ({"in_stock": "True"}, []),
     ({"colour": "None"}, []), ({"code": "07"}, ["a", "b"]), ({"code": "7"}, ["a"]),
+    ({"sizes": "M"}, ["a", "b"]), ({"sizes": "40"}, ["b"]), ({"sizes": "true"}, []),
 ])
 def test_only_reads_values_like_filters(tmp_path: Path, only: dict, kept: list[str]) -> None:
-    rows = [{"id": "a", "title": "t", "image": "a.jpg", "price": 10.0, "year": 2011, "in_stock": True, "code": 7},
+    rows = [{"id": "a", "title": "t", "image": "a.jpg", "price": 10.0, "year": 2011, "in_stock": True, "code": 7,
+             "sizes": ["S", "M"]},
             {"id": "b", "title": "t", "image": "b.jpg", "price": 12.5, "year": "n/a", "in_stock": False,
-             "colour": None, "code": "07"}]
+             "colour": None, "code": "07", "sizes": ["M", 40.0, None]}]
     path = lines_to_catalog(tmp_path, [json.dumps(r).encode() for r in rows])
     assert [p.id for p in read_catalog(path, only=only)] == kept
 

@@ -98,6 +98,21 @@ def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny
     assert all(h.image_url == f"https://cdn.example/{h.id}.jpg" for h in chosen.hits)
 
 
+def test_list_fields_give_one_chip_per_element_and_each_chip_filters(tiny_model: SMARModel, catalog: Path,
+                                                                     tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**r, "sizes": ["S", "M"] if i % 2 else ["M", "L", "M"]}) + "\n"
+                               for i, r in enumerate(rows)))
+    index_catalog(tiny_model, catalog, tmp_path / "store")
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        search = DemoSearch(tiny_model, store, facets=("sizes",), attributes=("sizes",))
+        everything = search.search("shirt", k=30)
+        small = search.search("shirt", k=30, filters={"sizes": "S"})
+    odd = (len(rows)) // 2
+    assert everything.facets["sizes"] == {"M": len(rows), "S": odd, "L": len(rows) - odd}
+    assert len(small.hits) == odd and all(h.attributes["sizes"] == "S, M" for h in small.hits)
+
+
 def test_page_assets_info_and_headers(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and '/static/app.js' in page.text and "default-src 'self'" in \

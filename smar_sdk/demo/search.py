@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -120,15 +120,22 @@ class DemoSearch:
 
     def _card(self, hit: Hit) -> Card:
         payload = hit.payload
-        attributes = {a: str(payload[a]) for a in self.attributes if payload.get(a) not in (None, "")}
+        attributes = {a: ", ".join(_elements(payload[a])) for a in self.attributes
+                      if payload.get(a) not in (None, "", [])}
         title = str(payload.get("title") or " ".join(str(payload.get(f, "")) for f in self.text_fields)).strip()
         return Card(id=hit.id, score=round(hit.score, 4), title=title, attributes=attributes,
                        image_url=self.image_url(hit))
 
     def _facets(self, hits: list[Hit]) -> dict[str, dict[str, int]]:
-        counts = {f: Counter(str(h.payload[f]) for h in hits if h.payload.get(f) not in (None, ""))
+        """Chip values and their counts; a list field counts each of its elements, as filters match them."""
+        counts = {f: Counter(v for h in hits if h.payload.get(f) not in (None, "") for v in _elements(h.payload[f]))
                   for f in self.facets}
         return {f: dict(c.most_common()) for f, c in counts.items()}
+
+
+def _elements(value: Any) -> list[str]:
+    """A field's values as text: the distinct elements of a list, or the value itself."""
+    return list(dict.fromkeys(map(str, value))) if isinstance(value, list) else [str(value)]
 
 
 @torch.inference_mode()
