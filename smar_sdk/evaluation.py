@@ -93,8 +93,9 @@ def score_rankings(queries: Sequence[LabelledQuery], rankings: Sequence[Sequence
 
 def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Path,
                    only: dict[str, str] | None = None, mapping: FieldMapping | None = None,
-                   view: str = "fused", progress: bool = True) -> EvalReport:
-    """Index ``catalog`` (rows matching ``only``) into a throwaway embedded Qdrant and score the queries."""
+                   view: str | None = None, progress: bool = True) -> EvalReport:
+    """Index ``catalog`` (rows matching ``only``) into a throwaway embedded Qdrant and score the queries;
+    ``view``: the item vector indexed (default: the model's ``stored_view``)."""
     queries = read_queries(queries_path)
     with (tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp,
           SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer):

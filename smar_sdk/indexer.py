@@ -85,14 +85,15 @@ class SMARIndexer(StoreUser):
     Image decoding for the next batch overlaps encoding of the current one. Broken rows are rejected
     with their line number and reason; every good row is indexed. Each point carries a content hash
     (model + item text + image reference + payload), so a re-run after a crash or on an updated
-    catalog skips rows already stored unchanged. ``view`` picks the item vector stored (``fused`` by
-    default; ``text`` and ``image`` serve the single-modality ablations).
+    catalog skips rows already stored unchanged. ``view`` picks the item vector stored (by default the model's
+    ``stored_view``: ``fused``, or the view a single-modality ablation was trained for).
     """
 
     def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
                  collection: str = "products", mapping: FieldMapping | None = None, batch_size: int = 32,
-                 allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView = "fused",
+                 allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView | None = None,
                  **store_options: Any) -> None:
+        view = view or model.config.stored_view
         check_view(view)
         check_count("batch_size", batch_size)
         check_count("loader_threads", loader_threads)

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,13 +16,12 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import FORMAT_VERSION, SMARConfig
+from .config import FORMAT_VERSION, ItemView, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
 from .errors import ModelError, RowError
 from .heads import CrossAttentionFusion, ProjectionHead
 from .wording import names_colour
 
-ItemView = Literal["fused", "text", "image"]
 ITEM_VIEWS: tuple[ItemView, ...] = ("fused", "text", "image")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -230,7 +230,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     """
     cfg = train_config or TrainConfig()
     set_seed(cfg.seed)
-    model_config = model_config or SMARConfig()
+    model_config = (model_config or SMARConfig()).training_base()
     mapping = mapping or FieldMapping(text_fields=model_config.text_fields)
     model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
     started = time.perf_counter()
@@ -354,6 +354,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
         "trained_backbone_prefixes": sorted({*model.config.trained_backbone_prefixes, "image_encoder.",
                                              *tuned_prefixes}),
         "image_encoder": model.config.image_encoder.model_copy(update={"weights": None}),
+        "stored_view": "fused" if cfg.fused_weight > 0 else max(("text", "image"), key=weights.__getitem__),
         "training": {**cfg.model_dump(), "catalog": Path(catalog).name, "pairs": Path(pairs_path).name,
                      "text_variant_catalogs": [Path(p).name for p in cfg.text_variant_catalogs],
                      "report": report.model_dump()},

@@ -12,7 +12,9 @@ import torch
 from PIL import Image
 
 from smar_sdk import CatalogError, FieldMapping, ImageError, SMARModel
+from smar_sdk.config import DEFAULT_IMAGE_WEIGHTS, IMAGE_BACKBONES, ImageEncoderConfig, SMARConfig, image_backbone
 from smar_sdk.errors import ModelError
+from smar_sdk.indexer import SMARIndexer
 from smar_sdk.training import TrainConfig, contrastive_loss, train
 
 from .conftest import COLOURS, write_jpeg
@@ -172,6 +174,40 @@ def test_text_only_training_reads_no_image_and_trains_the_same_model(tiny_config
     np.testing.assert_array_equal(encoded.encode_queries(texts), unread.encode_queries(texts))
     np.testing.assert_array_equal(encoded.text_head.linear.weight.detach().numpy(),
                                   unread.text_head.linear.weight.detach().numpy())
+
+
+@pytest.mark.parametrize(("weights", "view"), [((1.0, 0.0, 0.0), "text"), ((0.0, 1.0, 0.0), "image"),
+                                               ((1.0, 1.0, 0.0), "text"), ((0.5, 0.5, 0.2), "fused")])
+def test_a_model_indexes_the_view_its_training_taught(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
+                                                      weights: tuple[float, float, float], view: str) -> None:
+    text, image, fused = weights
+    config = TrainConfig(epochs=1, batch_size=16, text_weight=text, image_weight=image, fused_weight=fused)
+    model, _ = train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False)
+    reloaded = SMARModel.load(tmp_path / "m")
+    assert model.config.stored_view == reloaded.config.stored_view == view
+    with SMARIndexer(reloaded, uri=str(tmp_path / "store")) as indexer:
+        assert indexer.view == view
+    with SMARIndexer(reloaded, uri=str(tmp_path / "store2"), view="fused") as indexer:
+        assert indexer.view == "fused"  # an explicit view still wins
+
+
+def test_a_trained_models_config_starts_a_new_run_from_pretrained_weights(tiny_config, catalog: Path, pairs: Path,
+                                                                            tmp_path: Path) -> None:
+    saved = {"trained_backbone_prefixes": ["image_encoder."], "training": {"epochs": 9}}
+    shipped_like = SMARConfig(image_encoder=ImageEncoderConfig(weights=None), **saved).training_base()
+    assert shipped_like.image_encoder.weights == DEFAULT_IMAGE_WEIGHTS
+    assert shipped_like.trained_backbone_prefixes == [] and shipped_like.training == {}
+    lite = SMARConfig(image_encoder=image_backbone("efficientnet-lite0", weights=None), **saved).training_base()
+    assert lite.image_encoder.weights == IMAGE_BACKBONES["efficientnet-lite0"]["weights"]
+    train(catalog, pairs, tmp_path / "first", tiny_config, TrainConfig(epochs=1, batch_size=16), cache_dir=None,
+          progress=False)
+    trained = SMARConfig.model_validate_json((tmp_path / "first" / "config.json").read_text())
+    assert trained.image_encoder.weights is None  # the tiny backbone (width 0.25) has no pretrained file to restore
+    with pytest.raises(ModelError, match="no weights for its torchvision image backbone 'mobilenet_v2'.*--image-we"):
+        train(catalog, pairs, None, trained, TrainConfig(epochs=1, batch_size=16), cache_dir=None, progress=False)
+    again = trained.model_copy(update={"image_encoder": tiny_config.image_encoder})
+    model, _ = train(catalog, pairs, None, again, TrainConfig(epochs=1, batch_size=16), cache_dir=None, progress=False)
+    assert model.config.training["epochs"] == 1
 
 
 def test_feature_cache_is_reused(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
