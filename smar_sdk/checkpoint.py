@@ -37,19 +37,19 @@ class EpochCheckpoint:
             return 0, []
         try:
             state = torch.load(self.directory / "state.pt", map_location="cpu", weights_only=True)
+            if state.get("fingerprint") != self.fingerprint:
+                logger.warning("the training checkpoint in %s is from another run (its data, field mapping or "
+                               "configuration differ): training starts from epoch 1 and replaces it", self.directory)
+                return 0, []
+            model.load_state_dict(load_file(str(self.directory / "weights.safetensors")), strict=False)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            return int(state["epoch"]), [float(x) for x in state["losses"]]
         except Exception as exc:
             raise ModelError(f"training checkpoint {self.directory} is unreadable ({exc}); "
                              "delete it to start over") from exc
-        if state.get("fingerprint") != self.fingerprint:
-            logger.warning("the training checkpoint in %s is from another run (its data, field mapping or "
-                           "configuration differ): training starts from epoch 1 and replaces it", self.directory)
-            return 0, []
-        model.load_state_dict(load_file(str(self.directory / "weights.safetensors")), strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        return int(state["epoch"]), [float(x) for x in state["losses"]]
 
     def save(self, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
              generator: torch.Generator, losses: list[float]) -> None:
@@ -57,17 +57,21 @@ class EpochCheckpoint:
         if self.directory is None:
             return
         staging = self.directory.with_name(CHECKPOINT_DIR + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()
-                   if k.startswith(self.prefixes)}
-        save_file(weights, str(staging / "weights.safetensors"))
-        torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "losses": torch.tensor(losses),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
-                   staging / "state.pt")
-        shutil.rmtree(self.directory, ignore_errors=True)
-        staging.rename(self.directory)
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()
+                       if k.startswith(self.prefixes)}
+            save_file(weights, str(staging / "weights.safetensors"))
+            torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "losses": torch.tensor(losses),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                       staging / "state.pt")
+            shutil.rmtree(self.directory, ignore_errors=True)
+            staging.rename(self.directory)
+        except OSError as exc:
+            raise ModelError(f"cannot save the training checkpoint in {self.directory} after epoch {epoch}: "
+                             f"{exc.strerror or exc}; free space or choose another --out") from exc
 
     def clear(self) -> None:
         if self.directory is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -51,6 +53,20 @@ def _read_config(path: Path):
         return SMARConfig.model_validate_json(path.read_text())
     except (OSError, ValidationError) as exc:
         raise ModelError(f"--model-config {path}: not a readable SMAR config ({exc})") from exc
+
+
+@contextmanager
+def _options_checked(what: str) -> Iterator[None]:
+    """Turn a validation error of the options into a usage error naming the first bad setting."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(map(str, problem["loc"]))
+        raise click.UsageError(f"these options do not make a valid {what}: {where + ': ' if where else ''}"
+                               f"{problem['msg']}") from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -317,7 +333,6 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     contrastive loss. Backbones stay frozen (their features are computed once and cached), except the
     top layers or blocks that --query-tuned-layers, --item-text-tuned-layers and --image-tuned-blocks fine-tune.
     """
-    from pydantic import ValidationError
 
     from .catalog import FieldMapping
     from .config import ImageEncoderConfig, SMARConfig
@@ -339,39 +354,36 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     image_cfg = {k: v for k, v in {"kind": image_kind, "arch": image_arch, "weights": image_weights,
                                    "colour_features": colour_features,
                                    "foreground_colour": foreground_colour}.items() if v is not None}
-    config = base.model_copy(update={
-        "dim": dim or base.dim, "text_fields": fields,
-        "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
-        "item_text_tuned_layers": (base.item_text_tuned_layers if item_text_tuned_layers is None
-                                   else item_text_tuned_layers),
-        "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
-        "text_blend": base.text_blend if text_blend is None else text_blend,
-        "other_text_blend": base.other_text_blend if other_text_blend is None else other_text_blend,
-        "image_blend": base.image_blend if image_blend is None else image_blend,
-        "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
-        "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
-    try:  # model_copy does not validate: check the options' combination before training on it
+    with _options_checked("model"):  # model_copy does not validate: check the options before training on them
+        config = base.model_copy(update={
+            "dim": base.dim if dim is None else dim, "text_fields": fields,
+            "query_tuned_layers": base.query_tuned_layers if query_tuned_layers is None else query_tuned_layers,
+            "item_text_tuned_layers": (base.item_text_tuned_layers if item_text_tuned_layers is None
+                                       else item_text_tuned_layers),
+            "image_tuned_blocks": base.image_tuned_blocks if image_tuned_blocks is None else image_tuned_blocks,
+            "text_blend": base.text_blend if text_blend is None else text_blend,
+            "other_text_blend": base.other_text_blend if other_text_blend is None else other_text_blend,
+            "image_blend": base.image_blend if image_blend is None else image_blend,
+            "text_encoder": base.text_encoder.model_copy(update={"name_or_path": text_encoder} if text_encoder else {}),
+            "image_encoder": ImageEncoderConfig(**{**base_image, **image_cfg})})
         config = SMARConfig.model_validate(config.model_dump())
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(map(str, problem["loc"]))
-        raise click.UsageError(f"these options do not make a valid model: {where + ': ' if where else ''}"
-                               f"{problem['msg']}") from exc
     if train_stored_vector and not config.blends_views:
         raise click.UsageError("--train-stored-vector trains the second stage's stored vector: give its weights too "
                                "(--text-blend, --other-text-blend or --image-blend)")
-    train_config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,
-        image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
-        learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
-        mirror_images=mirror_images,
-        only=_pairs(only, "--only"), holdout=holdout, seed=seed,
-        text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
-        synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),
-        hard_negatives=hard_negatives, negative_fields=list(negative_fields), train_stored_vector=train_stored_vector,
-        fusion_image_dropout=fusion_image_dropout,
-        fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles)
+    with _options_checked("training run"):
+        train_config = TrainConfig(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            encoder_learning_rate=encoder_learning_rate, text_weight=text_weight,
+            image_weight=image_weight, fused_weight=fused_weight, temperature=temperature,
+            learn_temperature=not fixed_temperature, image_fields=[image_field, *extra_image_fields],
+            mirror_images=mirror_images,
+            only=_pairs(only, "--only"), holdout=holdout, seed=seed,
+            text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
+            synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),
+            hard_negatives=hard_negatives, negative_fields=list(negative_fields),
+            train_stored_vector=train_stored_vector,
+            fusion_image_dropout=fusion_image_dropout,
+            fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                              cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)

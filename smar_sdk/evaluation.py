@@ -58,9 +58,12 @@ def read_queries(path: str | Path) -> list[LabelledQuery]:
     """Read ``{"query", "relevant": [ids]}`` lines."""
     queries = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is skipped
     except OSError as exc:
         raise CatalogError(f"cannot read queries file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"queries file {path} is not UTF-8 text (invalid byte at offset {exc.start}); "
+                           "re-save it as UTF-8") from exc
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from .encoders.colour import colour_dim, colour_states
 from .errors import ImageError
 from .images import ImageLoader
 from .model import SMARModel
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "smar-sdk" / "features"
 
@@ -48,7 +52,9 @@ def _cache_key(kind: str, encoder_config: str, keys: Sequence[str]) -> str:
 
 
 class FeatureCache:
-    """Stores tensors by a content key in ``directory`` (None disables caching)."""
+    """Stores tensors by a content key in ``directory`` (None disables caching). The cache only saves time: an
+    unreadable entry is a miss (and is replaced), and a folder that cannot be written turns caching off with a
+    warning instead of stopping training."""
 
     def __init__(self, directory: str | Path | None) -> None:
         self.directory = Path(directory) if directory else None
@@ -57,16 +63,28 @@ class FeatureCache:
         return bool(self.directory and (self.directory / name).is_file())
 
     def get(self, name: str) -> dict[str, torch.Tensor] | None:
-        if self.has(name):
+        if not self.has(name):
+            return None
+        try:
             return load_file(str(self.directory / name))
-        return None
+        except Exception as exc:  # a truncated or damaged file: compute it again
+            logger.warning("feature cache entry %s is unreadable (%s); computing it again", self.directory / name, exc)
+            return None
 
     def put(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
-        if self.directory:
+        if not self.directory:
+            return
+        tmp = self.directory / f".{name}.tmp"
+        try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.directory / f".{name}.tmp"
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
             tmp.replace(self.directory / name)
+        except OSError as exc:
+            logger.warning("cannot write the feature cache in %s (%s); training goes on without caching (choose "
+                           "another --cache-dir, or --no-cache)", self.directory, exc.strerror or exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            self.directory = None
 
 
 @torch.inference_mode()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 from pydantic import ValidationError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from .config import FORMAT_VERSION, ItemView, SMARConfig
@@ -212,14 +212,18 @@ class SMARModel(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (heads plus fine-tuned backbone parts)."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         prefixes, backbone = self._saved_prefixes(), tuple(self.config.trained_backbone_prefixes)
         # the frozen image backbone in float16; fine-tuned layers in float32, as they were trained and scored
         tuned = (*self.query_tuned_prefixes(), *self.item_text_tuned_prefixes(), *self.image_tuned_prefixes())
         state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith(tuned))
                  for k, v in self.state_dict().items() if k.startswith(prefixes)}
-        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "smar-sdk"})
-        (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            weights = directory / WEIGHTS_FILE
+            weights.write_bytes(save(state, metadata={"format": "pt", "library": "smar-sdk"}))  # mode by umask,
+            (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")  # as config.json
+        except OSError as exc:
+            raise ModelError(f"cannot save the model to {directory}: {exc.strerror or exc}") from exc
         return directory
 
     @classmethod

@@ -12,11 +12,15 @@ the fused view also learns to read the title on its own (modality dropout).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import logging
 import math
 import random
+import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,10 +29,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from .catalog import FieldMapping, Product, item_id_text, read_catalog
+from .catalog import FieldMapping, Product, Rejection, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
-from .errors import CatalogError
+from .errors import CatalogError, ModelError
 from .features import DEFAULT_CACHE_DIR, FeatureCache
 from .images import ImageLoader
 from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
@@ -36,6 +40,8 @@ from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel, file_digest
 from .train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors, without_images
 from .wording import FASHION_SYNONYMS, QueryRewriter
+
+logger = logging.getLogger(__name__)
 
 HEAD_MODULES = ("query_head", "text_head", "image_head", "fusion")
 
@@ -128,7 +134,19 @@ def _variant_texts(cfg: TrainConfig, products: list[Product], mapping: FieldMapp
     """Item texts of the same products from each text-variant catalog (falling back to the main text)."""
     variants = []
     for path in cfg.text_variant_catalogs:
-        texts = {r.id: r.text for r in read_catalog(path, mapping) if isinstance(r, Product)}
+        records = list(read_catalog(path, mapping))
+        texts = {r.id: r.text for r in records if isinstance(r, Product)}
+        found = sum(p.id in texts for p in products)
+        if not found:
+            first = next((f"; its first rejected row, line {r.line}: {r.reason}" for r in records
+                          if isinstance(r, Rejection)), "")
+            raise CatalogError(f"text-variant catalog {path} has a valid row for none of the {len(products)} "
+                               f"training products: its rows are read like catalog rows, with the id field "
+                               f"{mapping.id_field!r}, the text fields and the image field {mapping.image_field!r}"
+                               f"{first}")
+        if found < len(products):
+            logger.warning("text-variant catalog %s has a valid row for %d of the %d training products; the others "
+                           "keep their main catalog text", path, found, len(products))
         variants.append([texts.get(p.id, p.text) for p in products])
     return variants
 
@@ -153,34 +171,57 @@ def held_out(item_id: str, fraction: float) -> bool:
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
-    """Read ``{"query", "item_id"}`` lines; return the usable pairs and how many were skipped."""
+    """Read ``{"query", "item_id"}`` lines; return the usable pairs and how many were skipped (a warning counts
+    the skipped lines by reason, with the first line numbers)."""
     pairs: list[tuple[str, str]] = []
-    skipped = 0
+    skipped: defaultdict[str, list[int]] = defaultdict(list)
     try:
-        handle = Path(path).open(encoding="utf-8", errors="replace")  # noqa: SIM115
+        handle = Path(path).open("rb")  # noqa: SIM115
     except OSError as exc:
         raise CatalogError(f"cannot open pairs file {path}: {exc.strerror}") from exc
     with handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-                query, item_id = row["query"], row["item_id"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                skipped += bool(line.strip())
-                continue
-            item_id = item_id_text(item_id)
-            if not isinstance(query, str) or item_id is None:
-                skipped += 1  # null, lists or objects are not a query or an id
-                continue
-            query = query.strip()
-            if query and item_id in known_ids:
-                pairs.append((query, item_id))
-            else:
-                skipped += 1
+        for number, raw in enumerate(handle, start=1):
+            reason = _pair_problem(raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw, known_ids, pairs)
+            if reason:
+                skipped[reason].append(number)
+    if skipped:
+        logger.warning("pairs file %s: %s skipped (%s)", path, sum(map(len, skipped.values())), "; ".join(
+            f"{len(lines)} {reason}, e.g. line {', '.join(map(str, lines[:3]))}" for reason, lines in skipped.items()))
     if not pairs:
         raise CatalogError(f"pairs file {path} has no usable {{\"query\", \"item_id\"}} line whose item is in the "
                            "catalog (check --only and the id field)")
-    return pairs, skipped
+    return pairs, sum(map(len, skipped.values()))
+
+
+def check_writable(out_dir: Path) -> None:
+    """Stop before any work when no model can be written to ``out_dir``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".smar-write-test-"):
+            pass
+    except OSError as exc:
+        raise ModelError(f"cannot write the model to {out_dir}: {exc.strerror or exc}; choose another --out") from exc
+
+
+def _pair_problem(raw: bytes, known_ids: set[str], pairs: list[tuple[str, str]]) -> str | None:
+    """Append the line's pair to ``pairs``; or say why it is skipped (None for a blank line)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+        query, item_id = row["query"], item_id_text(row["item_id"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return 'not a JSON {"query", "item_id"} object'
+    if not isinstance(query, str) or not query.strip() or item_id is None:
+        return "with a blank or non-text query or id"
+    if item_id not in known_ids:
+        return "whose item is not a valid catalog row (or is outside --only / the holdout)"
+    pairs.append((query.strip(), item_id))
+    return None
 
 
 def contrastive_loss(queries: torch.Tensor, items: torch.Tensor, positives: torch.Tensor, scale: torch.Tensor,
@@ -231,6 +272,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     cfg = train_config or TrainConfig()
     set_seed(cfg.seed)
     model_config = (model_config or SMARConfig()).training_base()
+    if out_dir is not None:
+        check_writable(Path(out_dir))
     mapping = mapping or FieldMapping(text_fields=model_config.text_fields)
     model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
     started = time.perf_counter()

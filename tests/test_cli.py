@@ -114,6 +114,33 @@ def test_queries_that_cannot_be_scored_are_refused_with_their_line(tmp_path: Pat
         read_queries(path)
 
 
+def test_queries_file_with_a_byte_order_mark_is_read_and_other_encodings_are_one_error(tmp_path: Path) -> None:
+    from smar_sdk.evaluation import read_queries
+
+    path = tmp_path / "queries.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"query": "red", "relevant": ["x"]}).encode() + b"\n")
+    assert [q.query for q in read_queries(path)] == ["red"]
+    path.write_bytes(b'{"query": "rouge \xe9t\xe9", "relevant": ["x"]}\n')
+    with pytest.raises(CatalogError, match="is not UTF-8 text .*re-save it as UTF-8"):
+        read_queries(path)
+
+
+@pytest.mark.parametrize(("option", "value", "setting"), [
+    ("--epochs", "0", "epochs"), ("--query-variants", "-1", "query_variants"), ("--lr", "0", "learning_rate"),
+    ("--temperature", "0", "temperature"), ("--dim", "0", "dim"),
+])
+def test_train_options_out_of_range_are_usage_errors(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
+                                                     option: str, value: str, setting: str) -> None:
+    base = tmp_path / "base-config.json"
+    base.write_text(tiny_config.model_dump_json())
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "--model-config", str(base), "--no-cache", "-q",
+                                       option, value])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "do not make a valid" in result.output and f"{setting}: Input should be greater than" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
     base = tmp_path / "base-config.json"
     base.write_text(tiny_config.model_dump_json())

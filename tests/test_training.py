@@ -572,3 +572,88 @@ def test_mirror_images_trains_on_flipped_images_cached_apart(tiny_config, catalo
                           for image in (loader.load(p.payload["image"]) for p in products)])
     with torch.no_grad():
         torch.testing.assert_close(states.pooled, mirrored.image_encoder(pixels).pooled, atol=2e-2, rtol=0)
+
+
+def test_pairs_file_reasons_bom_and_bytes_that_are_not_utf8(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from smar_sdk.training import read_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    lines = [b'\xef\xbb\xbf{"query": "red shirt", "item_id": "a"}', b'{"query": "rouge \xe9t\xe9", "item_id": "a"}',
+             b"not json", b'{"query": "  ", "item_id": "a"}', b'{"query": "bag", "item_id": "zz"}', b"",
+             b'{"query": "blue bag", "item_id": 7}']
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with caplog.at_level("WARNING", logger="smar_sdk.training"):
+        pairs, skipped = read_pairs(path, {"a", "7"})
+    assert pairs == [("red shirt", "a"), ("blue bag", "7")] and skipped == 4
+    assert "4 skipped (1 not UTF-8, e.g. line 2; 1 not a JSON" in caplog.text
+    assert "1 whose item is not a valid catalog row (or is outside --only / the holdout), e.g. line 5" in caplog.text
+
+
+def test_an_unwritable_out_dir_stops_before_any_work(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr("smar_sdk.training.read_catalog", lambda *a, **k: pytest.fail("the catalog was read"))
+    with pytest.raises(ModelError, match="cannot write the model to .*a-file/model: Not a directory; choose another"):
+        train(catalog, pairs, tmp_path / "a-file" / "model", tiny_config, TrainConfig(epochs=1), cache_dir=None,
+              progress=False)
+
+
+def test_a_saved_model_is_readable_like_its_config(tiny_model: SMARModel, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        tiny_model.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ModelError, match="cannot save the model to .*file/m"):
+        tiny_model.save(tmp_path / "file" / "m")
+
+
+def test_a_damaged_checkpoint_weights_file_is_one_clear_error(tiny_config, catalog: Path, pairs: Path,
+                                                               tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
+              on_epoch=crash_after_first_epoch)
+    weights = tmp_path / "m" / ".checkpoint" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelError, match="training checkpoint .*unreadable .*delete it to start over"):
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False)
+
+
+def test_the_feature_cache_recomputes_damaged_entries_and_never_stops_training(
+        tiny_config, catalog: Path, pairs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = TrainConfig(epochs=1, batch_size=16, seed=2)
+    first, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
+    entries = sorted((tmp_path / "cache").iterdir())
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:100])
+    with caplog.at_level("WARNING", logger="smar_sdk.features"):
+        again, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
+    assert "is unreadable" in caplog.text
+    assert all(e.stat().st_size > 100 for e in entries)  # recomputed and replaced
+    np.testing.assert_allclose(again.encode_queries(["red shirt"]), first.encode_queries(["red shirt"]), atol=1e-6)
+    (tmp_path / "a-file").write_text("")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="smar_sdk.features"):
+        train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "a-file" / "cache", progress=False)
+    assert caplog.text.count("cannot write the feature cache") == 1
+
+
+def test_a_text_variant_catalog_that_matches_no_product_is_an_error(tiny_config, catalog: Path, pairs: Path,
+                                                                     tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    titles_only = tmp_path / "titles_only.jsonl"
+    titles_only.write_text("".join(json.dumps({"id": r["id"], "title": "x " + r["title"]}) + "\n" for r in rows))
+    config = TrainConfig(epochs=1, batch_size=16, text_variant_catalogs=[str(titles_only)])
+    with pytest.raises(CatalogError, match="has a valid row for none of the 30 training products.*line 1: field "
+                                           "'image' is missing"):
+        train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+    some = tmp_path / "some.jsonl"
+    some.write_text("".join(json.dumps({**r, "title": "x " + r["title"]}) + "\n" for r in rows[:10]))
+    with caplog.at_level("WARNING", logger="smar_sdk.training"):
+        train(catalog, pairs, None, tiny_config, config.model_copy(update={"text_variant_catalogs": [str(some)]}),
+              cache_dir=None, progress=False)
+    assert "has a valid row for 10 of the 30 training products" in caplog.text
