@@ -68,6 +68,21 @@ class ImageLoader:
             return repr(reference)
         return f"{path}:{info.st_size}:{info.st_mtime_ns}"
 
+    def file_problem(self, reference: object) -> str | None:
+        """Why a local image cannot be read, found with one ``stat`` and no decoding (None when the file is there;
+        a URL only a download can check)."""
+        if isinstance(reference, str) and "://" in reference:
+            return None
+        if not isinstance(reference, str) or not reference.strip():
+            return f"image reference must be a non-empty string, got {reference!r}"
+        try:
+            path = self.resolve_path(reference)
+            return None if stat.S_ISREG(path.stat().st_mode) else f"image path {path} is not a regular file"
+        except ImageError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"image file {path} not found or unreadable ({exc.strerror or exc})"
+
     def resolve_path(self, reference: str) -> Path:
         if "\0" in reference:
             raise ImageError(f"image path {reference!r} holds a NUL character; no file system takes that")

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .catalog import FieldMapping, Product, Rejection, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
-from .errors import CatalogError, ModelError
+from .errors import CatalogError, ImageError, ModelError
 from .features import DEFAULT_CACHE_DIR, FeatureCache
 from .images import ImageLoader
 from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
@@ -193,6 +193,17 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
     return pairs, sum(map(len, skipped.values()))
 
 
+def check_image_files(products: list[Product], fields: list[str], loader: ImageLoader) -> None:
+    """Name every local training image that is missing before the image pass, which would stop at the first."""
+    problems = [f"catalog line {p.line} (id {p.id}), field {field!r}: {problem}" for field in fields for p in products
+                if (problem := "missing from the row" if p.payload.get(field) is None
+                    else loader.file_problem(p.payload[field]))]
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ImageError(f"{len(problems)} training image(s) cannot be read: {'; '.join(problems[:5])}{more}. Fix or "
+                         "remove those rows and re-run (`smar-sdk index CATALOG --rejects FILE` lists every bad row)")
+
+
 def check_writable(out_dir: Path) -> None:
     """Stop before any work when no model can be written to ``out_dir``."""
     try:
@@ -299,6 +310,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     # text-only training (no image or fused loss) reads no image
     image_fields = cfg.image_fields or [mapping.image_field]
+    if cfg.image_weight or cfg.fused_weight:
+        check_image_files(products, image_fields, loader)
     image_inputs = ImageInputs(model, products, image_fields, loaders, cache, progress,
                                encode=bool(cfg.image_weight or cfg.fused_weight))
 

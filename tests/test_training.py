@@ -251,9 +251,20 @@ def test_training_reads_images_from_the_mapped_field(tiny_config, catalog: Path,
     _, report = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), mapping,
                       cache_dir=None, progress=False)
     assert report.steps == 5
-    with pytest.raises(ImageError, match="line 1\\): no image field 'thumb'"):
+    with pytest.raises(ImageError, match="30 training image.*catalog line 1 \\(id .*\\), field 'thumb': missing"):
         train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, image_fields=["pic", "thumb"]), mapping,
               cache_dir=None, progress=False)
+
+
+def test_every_missing_training_image_is_named_before_the_image_pass(tiny_config, catalog: Path, pairs: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    for row in (rows[3], rows[17]):
+        (catalog.parent / row["image"]).unlink()
+    monkeypatch.setattr("smar_sdk.training.ImageInputs", lambda *a, **k: pytest.fail("the image pass started"))
+    with pytest.raises(ImageError, match=r"2 training image\(s\) cannot be read: catalog line 4 .*image file .*"
+                                         r"not found.*; catalog line 18 .*Fix or remove those rows"):
+        train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), cache_dir=None, progress=False)
 
 
 def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
