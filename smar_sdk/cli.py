@@ -385,8 +385,13 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
             fusion_image_dropout=fusion_image_dropout,
             fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
-    _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
-                             cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
+    try:
+        _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
+                                 cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: {out_dir / '.checkpoint'} keeps every finished epoch; run the same command again "
+                   "to resume after the last one", err=True)
+        raise
     click.echo(f"trained on {report.pairs} pairs ({report.query_wordings} query wordings, {report.skipped_pairs} "
                f"skipped) over {report.items} items: "
                f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "

@@ -141,6 +141,18 @@ def test_train_options_out_of_range_are_usage_errors(tiny_config, catalog: Path,
     assert not (tmp_path / "m").exists()
 
 
+def test_an_interrupted_train_says_how_to_resume(catalog: Path, pairs: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("smar_sdk.training.train", interrupted)
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "-q"])
+    assert result.exit_code == 1 and "Aborted!" in result.output
+    assert f"interrupted: {tmp_path / 'm' / '.checkpoint'} keeps every finished epoch" in result.output
+
+
 def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
     base = tmp_path / "base-config.json"
     base.write_text(tiny_config.model_dump_json())
