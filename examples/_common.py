@@ -17,7 +17,7 @@ def myntra_file(name: str) -> Path:
     """A file of the shared Myntra data set, with a clear message when it is not there."""
     path = MYNTRA / name
     if not path.is_file():
-        raise SystemExit(f"{path} not found: these examples use the shared Myntra data (see DESIGN.md), "
+        raise SystemExit(f"{path} not found: these examples use the shared Myntra data (../shared/data/myntra), "
                          "or pass --catalog to use your own")
     return path
 

@@ -177,8 +177,8 @@ def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None,
     with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
     if as_json:
-        click.echo(json.dumps({"hits": [{**h.payload, "id": h.id, "score": h.score} for h in hits]},
-                              ensure_ascii=False))
+        click.echo(json.dumps({"hits": [h.model_dump() for h in hits]}, ensure_ascii=False))  # payload nested: a
+        # catalog's own "id" or "score" field is kept
     elif not hits:
         click.echo("no results")
     else:

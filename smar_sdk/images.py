@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -156,4 +156,5 @@ class ImageLoader:
                 raise
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
                     Image.DecompressionBombError) as exc:
-                raise ImageError(f"image {reference} cannot be decoded: {exc}") from exc
+                why = "not an image format Pillow reads" if isinstance(exc, UnidentifiedImageError) else exc
+                raise ImageError(f"image {reference} cannot be decoded: {why}") from exc

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tqdm.auto import tqdm
 
 from .catalog import FieldMapping, Product, Rejection, read_catalog
@@ -35,6 +35,7 @@ class IndexReport(BaseModel):
     rejections: list[Rejection] = Field(default_factory=list, description="the first rejections, in order")
     rejects_file: str | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def items_per_second(self) -> float:
         return self.indexed / self.seconds if self.seconds > 0 else 0.0

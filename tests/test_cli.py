@@ -29,9 +29,12 @@ def test_index_search_count_delete_info(run, catalog: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "indexed 30, rejected 0" in result.output
     assert run("count", model=False).output.strip() == "30"
+    again = json.loads(run("index", str(catalog), "-q", "--json").stdout)
+    assert again["unchanged"] == 30 and again["items_per_second"] == 0.0  # a property, in the JSON report too
     result = run("search", "red shirt", "-k", "3", "--filter", "gender=Women", "--json")
     hits = json.loads(result.stdout)["hits"]
-    assert len(hits) == 3 and all(h["gender"] == "Women" and {"id", "score", "title"} <= set(h) for h in hits)
+    assert len(hits) == 3 and all(h["payload"]["gender"] == "Women" and set(h) == {"id", "score", "payload"}
+                                  and "title" in h["payload"] for h in hits)
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     text = run("search", "red shirt", "-k", "2").output.splitlines()
     assert len(text) == 2 and text[0].lstrip().startswith("1.")
@@ -54,12 +57,14 @@ def test_field_mapping_options(run, catalog: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     renamed = catalog.parent / "renamed.jsonl"
     renamed.write_text("".join(json.dumps({"sku": r["id"], "name": r["title"], "brand": "Acme", "pic": r["image"],
-                                           "gender": r["gender"]}) + "\n" for r in rows))
+                                           "gender": r["gender"], "id": "legacy", "score": 4.5}) + "\n"
+                               for r in rows))
     result = run("index", str(renamed), "-q", "--id-field", "sku", "--text-fields", "brand,name",
                  "--image-field", "pic")
     assert result.exit_code == 0, result.output
     hits = json.loads(run("search", "red shirt", "--json").stdout)["hits"]
-    assert hits[0]["id"].startswith("sku-") and hits[0]["brand"] == "Acme"
+    assert hits[0]["id"].startswith("sku-") and hits[0]["payload"]["brand"] == "Acme"
+    assert hits[0]["payload"]["id"] == "legacy" and hits[0]["payload"]["score"] == 4.5  # the catalog's own fields
 
 
 def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
@@ -71,7 +76,8 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
 
     def found(*filters: str) -> list[dict]:
         args = [arg for f in filters for arg in ("--filter", f)]
-        return json.loads(run("search", "red shirt", "-k", "30", *args, "--json").stdout)["hits"]
+        hits = json.loads(run("search", "red shirt", "-k", "30", *args, "--json").stdout)["hits"]
+        return [h["payload"] for h in hits]
 
     assert {h["year"] for h in found("year=2011")} == {2011} and len(found("year=2011")) == 10
     assert {h["price"] for h in found("price=10.5")} == {10.5} and len(found("price=10.5")) == 15

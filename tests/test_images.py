@@ -102,6 +102,9 @@ def test_local_paths_are_confined_and_bombs_refused(tmp_path: Path) -> None:
         loader.load("truncated.jpg")
     with pytest.raises(ImageError, match="non-empty string"):
         loader.load(None)
+    (tmp_path / "cat" / "notes.jpg").write_text("not a picture")
+    with pytest.raises(ImageError, match=r"image notes.jpg cannot be decoded: not an image format Pillow reads$"):
+        loader.load("notes.jpg")
     (tmp_path / "cat" / "a-folder.jpg").mkdir()
     os.mkfifo(tmp_path / "cat" / "pipe.jpg")  # reading it would block for ever
     for name in ("a-folder.jpg", "pipe.jpg"):

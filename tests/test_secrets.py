@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 
 import pytest
 from click.testing import CliRunner
@@ -28,6 +29,10 @@ def test_unreachable_server_error_hides_the_key(store: str, options: dict, caplo
 
 def test_cli_never_prints_the_key(tiny_model_dir, tmp_path) -> None:
     runner = CliRunner()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unreachable server is one line: no qdrant-client warning before it
+        result = runner.invoke(main, ["search", "shoes", "--model", str(tiny_model_dir), "--uri", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "checking the collection (collection 'products') failed" in result.output
     result = runner.invoke(main, ["count", "--uri", "http://127.0.0.1:9", "--api-key", SECRET])
     assert result.exit_code == 1 and "127.0.0.1:9" in result.output and SECRET not in result.output
     result = runner.invoke(main, ["info", "--model", str(tiny_model_dir), "--uri", str(tmp_path / "s"), "--json"],

@@ -243,7 +243,7 @@ class MilvusStore:
             raise
         except Exception as exc:  # pymilvus raises MilvusException and its children, grpc and OS errors
             what = f"cannot connect to {self._where()}" if connecting else \
-                f"{action} on collection {self.collection!r} failed at {self._where()}"
+                f"{action} (collection {self.collection!r}) failed at {self._where()}"
             leaks = any(secret in str(exc) for secret in self._secrets)
             message = self._scrub(f"{what}: {_reason(exc)}{self._hint(exc, connecting, started)}")
             raise StoreError(message) from (None if leaks else exc)

@@ -102,7 +102,7 @@ class QdrantEdgeStore(QdrantStore):
     # ----- helpers -----
     def _failure(self, action: str, exc: Exception) -> StoreError:
         hint = "; an embedded store folder can be open in one process at a time" if "WAL" in str(exc) else ""
-        return StoreError(f"{action} on collection {self.collection!r} failed in the Qdrant Edge store at "
+        return StoreError(f"{action} (collection {self.collection!r}) failed in the Qdrant Edge store at "
                           f"{self.uri}: {type(exc).__name__}: {exc}{hint}")
 
     def _exists(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -144,8 +145,10 @@ class QdrantStore:
         self._turns: AbstractContextManager[Any] = nullcontext() if self.is_server else threading.RLock()
         try:
             if self.is_server:
-                self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
-                                           timeout=int(timeout))
+                with warnings.catch_warnings():  # an unreachable server is our one-line StoreError at first use
+                    warnings.filterwarnings("ignore", message="Failed to obtain server version")
+                    self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
+                                               timeout=int(timeout))
             else:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
                 self.client = QdrantClient(path=self.uri)
@@ -167,7 +170,7 @@ class QdrantStore:
         """The one-line error for a failed call: what, on which collection, where, and what to check."""
         where = f"Qdrant server {safe_uri(self.uri)}" if self.is_server else f"embedded Qdrant at {self.uri}"
         hint = "; is the server running and the URL/API key right?" if self.is_server else ""
-        return StoreError(f"{action} on collection {self.collection!r} failed at {where}: "
+        return StoreError(f"{action} (collection {self.collection!r}) failed at {where}: "
                           f"{type(exc).__name__}: {exc}{hint}")
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
