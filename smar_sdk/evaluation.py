@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ from .store import Hit
 METRICS = ("ndcg@10", "recall@10", "recall@50", "mrr@10")
 SEARCH_DEPTH = 100
 
+
+logger = logging.getLogger(__name__)
 
 class LabelledQuery(BaseModel):
     """A query and the ids that answer it (at least one: a query nothing answers would score 0 and pull every
@@ -52,6 +55,8 @@ class EvalReport(BaseModel):
     rejected: int
     index_seconds: float
     search_seconds: float
+    unanswerable: int = Field(0, description="queries none of whose relevant products was indexed: each scores 0 "
+                              "whatever the model does (check --only and the queries file)")
 
 
 def read_queries(path: str | Path) -> list[LabelledQuery]:
@@ -107,13 +112,18 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
             raise CatalogError(f"no product of {catalog} was indexed ({report.rejected} rejected"
                                f"{', --only ' + str(only) + ' matched nothing else' if only else ''}); "
                                "there is nothing to score: check the catalog path and --only")
+        present = indexer.store.stored_hashes(sorted({i for q in queries for i in q.relevant}))
+        unanswerable = sum(not any(i in present for i in q.relevant) for q in queries)
+        if unanswerable:
+            logger.warning("%d of %d queries have no relevant product among the %d indexed; each scores 0 (check "
+                           "--only and the queries file)", unanswerable, len(queries), report.indexed)
         started = time.perf_counter()
         retriever = SMARRetriever(model, store=indexer.store)
         hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)
         search_seconds = time.perf_counter() - started
     metrics = score_rankings(queries, [[(h.id, h.score) for h in ranked] for ranked in hits])
     return EvalReport(metrics=metrics, queries=len(queries), indexed=report.indexed, rejected=report.rejected,
-                      index_seconds=report.seconds, search_seconds=search_seconds)
+                      index_seconds=report.seconds, search_seconds=search_seconds, unanswerable=unanswerable)
 
 
 def to_json(report: EvalReport) -> str:

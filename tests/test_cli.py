@@ -200,7 +200,10 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert report["metrics"]["recall@50"] == 1.0 and report["indexed"] == 30 and report["queries"] == 2
     only = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                      str(out), "--json", "-q", "--only", "gender=Men"])
-    assert json.loads(only.stdout)["indexed"] == 15
+    genders = {r["id"]: r["gender"] for r in map(json.loads, catalog.read_text().splitlines())}
+    women_only = [genders["sku-000"], genders["sku-009"]].count("Women")
+    assert json.loads(only.stdout)["indexed"] == 15 and json.loads(only.stdout)["unanswerable"] == women_only > 0
+    assert report["unanswerable"] == 0
     nothing = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                         str(out), "-q", "--only", "gender=Nobody"])
     assert nothing.exit_code == 1 and "nothing to score" in nothing.output and "gender" in nothing.output
