@@ -16,6 +16,7 @@ from .cli_options import (
     mapping_options,
     model_option,
     only_option,
+    require_collection,
     store_kwargs,
     store_options,
     text_field_names,
@@ -194,6 +195,7 @@ def count(store: str, uri: str | None, collection: str, api_key: str | None, ret
     from .store import open_store
 
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
+        require_collection(vector_store, uri)
         click.echo(vector_store.count())
 
 
@@ -207,6 +209,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
     from .store import open_store
 
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
+        require_collection(vector_store, uri)
         before = vector_store.count()
         vector_store.delete(list(ids))
         after = vector_store.count()
@@ -442,6 +445,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
+        exists = getattr(vector_store, "dimension", lambda: True)() is not None
         products = vector_store.count()
     cfg = model.config
     details = {
@@ -449,7 +453,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         "text_encoder": cfg.text_encoder.name_or_path,
         "image_encoder": f"{cfg.image_encoder.kind}:{cfg.image_encoder.arch}",
         "text_fields": cfg.text_fields, "store": store, "uri": safe_uri(uri) if uri else "(connector default)",
-        "collection": collection, "count": products,
+        "collection": collection, "exists": exists, "count": products,
     }
     if as_json:
         click.echo(json.dumps(details, indent=2))

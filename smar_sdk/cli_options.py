@@ -34,6 +34,19 @@ def field_mapping(model: Any, id_field: str, text_fields: str | None, image_fiel
     return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
 
 
+def require_collection(vector_store: Any, uri: str | None) -> None:
+    """Stop with one clear line when the collection does not exist (a mistyped --collection, --uri or --store);
+    a connector without ``dimension()`` is not checked."""
+    from .errors import StoreError
+    from .store import safe_uri
+
+    dimension = getattr(vector_store, "dimension", None)
+    if callable(dimension) and dimension() is None:
+        where = safe_uri(uri) if uri else "the connector's default location"
+        raise StoreError(f"collection {vector_store.collection!r} does not exist at {where}; index a catalog first, "
+                         "or check --store, --uri and --collection")
+
+
 def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None,
                  retry_seconds: float | None = None) -> dict[str, Any]:
     """``open_store`` arguments from the store options: the API key only when given, the retry budget only when

@@ -41,7 +41,12 @@ def test_index_search_count_delete_info(run, catalog: Path) -> None:
     result = run("delete", hits[0]["id"], "no-such-id", model=False)
     assert "deleted 1 of 2 ids; 29 products remain" in result.output
     info = json.loads(run("info", "--json").stdout)
-    assert info["count"] == 29 and info["dim"] == 16 and info["collection"] == "products"
+    assert info["count"] == 29 and info["dim"] == 16 and info["collection"] == "products" and info["exists"]
+    for command in (["count"], ["delete", hits[1]["id"]]):
+        typo = run(*command, "--collection", "prodcuts", model=False)
+        assert typo.exit_code == 1 and "collection 'prodcuts' does not exist at " in typo.output, typo.output
+    assert not json.loads(run("info", "--json", "--collection", "prodcuts").stdout)["exists"]
+    assert run("count", model=False).output.strip() == "29"
 
 
 def test_rejected_rows_give_nonzero_exit_and_report(run, catalog: Path, tmp_path: Path) -> None:

@@ -158,13 +158,25 @@ def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_
             seen["image"] = test_client.get(seen["hits"][0]["image_url"]).status_code
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
+    port = free_port()
     result = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
-                                       "--catalog", str(catalog), "--port", "8123"], catch_exceptions=False)
+                                       "--catalog", str(catalog), "--port", str(port)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "serving 30 products from qdrant:products on http://127.0.0.1:8123" in result.output
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123 and len(seen["hits"]) == 3 and seen["image"] == 200
+    assert f"serving 30 products from qdrant:products on http://127.0.0.1:{port}" in result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == port and len(seen["hits"]) == 3 and seen["image"] == 200
     missing = CliRunner().invoke(demo, ["--model", str(tmp_path / "nope"), "--uri", str(tmp_path / "store")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
+    seen.clear()
+    typo = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
+                                     "--collection", "prodcuts", "--port", str(port)])
+    assert typo.exit_code == 1 and "collection 'prodcuts' does not exist" in typo.output and not seen
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        taken = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
+                                          "--port", str(port)])
+    assert taken.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in taken.output and "--port" in taken.output
+    assert "serving" not in taken.output and not seen
 
 
 # ----- the real page in a real browser, with the shipped model and real Myntra products -----

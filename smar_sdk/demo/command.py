@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from ..cli_options import (
     field_mapping,
     mapping_options,
     model_option,
+    require_collection,
     split_fields,
     store_kwargs,
     store_options,
@@ -61,6 +63,8 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     images = CatalogImages(catalog, mapping) if catalog else None
     vector_store = open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds))
     try:
+        require_collection(vector_store, uri)
+        check_port_free(host, port)
         search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=split_fields(facets),
                             attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None,
                             image_field=mapping.image_field)
@@ -72,3 +76,15 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         vector_store.close()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Stop with one clear line, before announcing the URL, when another process listens on ``host:port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another "
+                                       "--port or --host") from exc
