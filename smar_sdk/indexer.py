@@ -18,7 +18,7 @@ from .catalog import FieldMapping, Product, Rejection, read_catalog
 from .errors import CatalogError, RowError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
-from .store import HASH_PAYLOAD_KEY, VectorStore, open_store
+from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VectorStore, open_store
 
 MAX_REPORTED_REJECTIONS = 1000
 
@@ -170,7 +170,8 @@ class SMARIndexer(StoreUser):
     def _write(self, prepared: _Prepared) -> None:
         products = prepared.products
         vectors = self.model.encode_item_inputs([p.text for p in products], prepared.pixels, self.view)
-        payloads = [{**p.payload, HASH_PAYLOAD_KEY: h} for p, h in zip(products, prepared.hashes, strict=True)]
+        payloads = [{**p.payload, HASH_PAYLOAD_KEY: h, MODEL_PAYLOAD_KEY: self.model.fingerprint}
+                    for p, h in zip(products, prepared.hashes, strict=True)]
         self.store.upsert([p.id for p in products], vectors, payloads)
 
     @staticmethod

@@ -224,6 +224,7 @@ class SMARModel(nn.Module):
             (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")  # as config.json
         except OSError as exc:
             raise ModelError(f"cannot save the model to {directory}: {exc.strerror or exc}") from exc
+        self.fingerprint = file_digest(directory / CONFIG_FILE, weights)  # as SMARModel.load(directory) will say
         return directory
 
     @classmethod

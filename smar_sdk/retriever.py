@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .errors import StoreError
 from .filters import parse_filter
 from .indexer import StoreUser
-from .store import RESERVED_PAYLOAD_KEYS, Hit
+from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit
 
 
 class SMARRetriever(StoreUser):
@@ -30,7 +31,18 @@ class SMARRetriever(StoreUser):
             return []
         conditions = parse_filter(filter)
         results = self.store.search(self.model.encode_queries(queries), k=k, conditions=conditions)
+        check_indexed_with(self.model.fingerprint, results, self.store.collection)
         return [[_public(hit) for hit in hits] for hits in results]
+
+
+def check_indexed_with(fingerprint: str, results: list[list[Hit]], collection: str) -> None:
+    """Stop when the hits were all encoded by another model than the one encoding the queries: its scores would
+    be meaningless. Points written before the SDK recorded the model, or during a re-index, pass."""
+    models = {hit.payload.get(MODEL_PAYLOAD_KEY) for hits in results for hit in hits} - {None}
+    if models and fingerprint not in models:
+        raise StoreError(f"collection {collection!r} was indexed with another model (files {sorted(models)[0][:12]}) "
+                         f"than the one searching it ({fingerprint[:12]}): search with the model it was indexed with "
+                         "(--model), or index the catalog again with this one")
 
 
 def _public(hit: Hit) -> Hit:

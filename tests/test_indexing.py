@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from smar_sdk import (
     CatalogError,
@@ -14,6 +15,7 @@ from smar_sdk import (
     SMARIndexer,
     SMARModel,
     SMARRetriever,
+    StoreError,
     VectorSizeError,
     open_store,
 )
@@ -81,6 +83,24 @@ def test_wrong_vector_size_and_unknown_connector(tiny_model: SMARModel, catalog:
         indexer.index(catalog, progress=False)
     with pytest.raises(ConnectorNotFoundError, match="unknown store 'nosuchdb'.*qdrant"):
         SMARIndexer(tiny_model, store="nosuchdb")
+
+
+def test_searching_with_another_model_than_the_index_is_an_error(tiny_model_dir: Path, catalog: Path,
+                                                                    tmp_path: Path) -> None:
+    indexed_with = SMARModel.load(tiny_model_dir)
+    other = SMARModel.load(tiny_model_dir)
+    with torch.no_grad():
+        other.query_head.linear.weight.mul_(-1.0)  # same size, other weights
+    other.save(tmp_path / "other")
+    uri = str(tmp_path / "store")
+    with SMARIndexer(indexed_with, uri=uri) as indexer:
+        indexer.index(catalog, progress=False)
+    with SMARRetriever(SMARModel.load(tiny_model_dir), uri=uri) as retriever:  # a copy of the same files is fine
+        hit = retriever.search("red shirt", k=3)[0]
+        assert not any(key.startswith("_smar") for key in hit.payload)  # the bookkeeping stays hidden
+    with pytest.raises(StoreError, match="'products' was indexed with another model .*--model"), \
+            SMARRetriever(SMARModel.load(tmp_path / "other"), uri=uri) as retriever:
+        retriever.search("red shirt", k=3)
 
 
 def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:

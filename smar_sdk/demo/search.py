@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..filters import parse_filter, typed_filter_value
 from ..model import SMARModel
+from ..retriever import check_indexed_with
 from ..store import Hit, VectorStore
 from .images import payload_url
 
@@ -87,6 +88,7 @@ class DemoSearch:
         with self._lock:
             vector = self.model.encode_queries([query])
             unfiltered = self.store.search(vector, k=max(self.pool, k))[0]
+            check_indexed_with(self.model.fingerprint, [unfiltered], self.store.collection)
             if mode == "fused":
                 hits = (self.store.search(vector, k=k, conditions=conditions)[0] if conditions
                         else unfiltered[:k])
