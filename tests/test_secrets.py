@@ -57,6 +57,8 @@ def test_info_hides_a_password_in_the_uri(tiny_model_dir, tmp_path, monkeypatch:
 
 def test_retry_budget_for_milvus_does_not_break_qdrant_commands(tmp_path) -> None:
     """SMAR_RETRY_SECONDS is a Milvus setting: the Qdrant connectors take no retry budget and must not fail on it."""
+    with open_store("qdrant", uri=str(tmp_path / "s")) as store:
+        store.ensure_collection(8)
     result = CliRunner().invoke(main, ["count", "--uri", str(tmp_path / "s")], env={"SMAR_RETRY_SECONDS": "30"})
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "0"

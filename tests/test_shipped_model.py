@@ -61,7 +61,7 @@ def test_cli_index_search_filter_count_on_real_products(small_myntra: Path) -> N
         found = smar("search", query, "-k", "5", "--json", cwd=small_myntra)
         assert found.returncode == 0, found.stderr
         hits = json.loads(found.stdout)["hits"]
-        assert hits[0]["article_type"] == row["article_type"], (query, hits[0]["title"])
+        assert hits[0]["payload"]["article_type"] == row["article_type"], (query, hits[0]["payload"]["title"])
     women = json.loads(smar("search", "heels", "--filter", "gender=Women", "--json", "-k", "20",
                             cwd=small_myntra).stdout)["hits"]
-    assert women and all(h["gender"] == "Women" for h in women)
+    assert women and all(h["payload"]["gender"] == "Women" for h in women)
