@@ -139,6 +139,7 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
             click.echo(f"... and {report.rejected - 20} more rejected rows"
                        f"{'' if rejects_path else ' (use --rejects FILE to list them all)'}", err=True)
         extra = f", unchanged {report.unchanged}" if report.unchanged else ""
+        extra += f", superseded {report.superseded} (an id repeated later)" if report.superseded else ""
         extra += f", pruned {report.pruned}" if report.pruned else ""
         click.echo(f"indexed {report.indexed}, rejected {report.rejected}{extra} in {report.seconds:.1f}s "
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")

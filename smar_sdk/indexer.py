@@ -24,10 +24,12 @@ MAX_REPORTED_REJECTIONS = 1000
 
 
 class IndexReport(BaseModel):
-    """What an indexing run did. ``indexed + unchanged + rejected`` is every non-blank row read."""
+    """What an indexing run did. ``indexed + unchanged + superseded + rejected`` is every non-blank row read."""
 
     indexed: int = 0
     unchanged: int = Field(0, description="rows already in the store with the same content and model")
+    superseded: int = Field(0, description="good rows replaced by a later row with the same id in the same batch "
+                                           "(only the last is written)")
     rejected: int = 0
     pruned: int = 0
     prune_skipped: str | None = Field(None, description="why a requested prune did not run (nothing was deleted)")
@@ -50,6 +52,7 @@ class _Prepared(BaseModel):
     rejections: list[Rejection]
     good_rows: int
     unchanged: int
+    superseded: int
 
 
 class StoreUser:
@@ -133,7 +136,9 @@ class SMARIndexer(StoreUser):
                         self._write(prepared)
                     report.indexed += prepared.good_rows
                     report.unchanged += prepared.unchanged
-                    bar.update(prepared.good_rows + prepared.unchanged + len(prepared.rejections))
+                    report.superseded += prepared.superseded
+                    bar.update(prepared.good_rows + prepared.unchanged + prepared.superseded
+                               + len(prepared.rejections))
                     bar.set_postfix(rejected=report.rejected, unchanged=report.unchanged, refresh=False)
             if prune and report.rejected == 0 and seen:  # an empty catalog is a mistake, not "delete everything"
                 report.pruned = self._prune(seen)
@@ -213,7 +218,7 @@ class SMARIndexer(StoreUser):
     def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str],
                     decoders: ThreadPoolExecutor) -> _Prepared:
         """Hash and load a batch's rows. Rows are visited last first, so for a repeated id the last good row wins
-        and earlier good ones (counted as indexed) cannot overwrite it, whether it is new or stored unchanged; an
+        and earlier good ones (counted as superseded) cannot overwrite it, whether it is new or stored unchanged; an
         earlier broken row is still rejected. The images of every changed row are decoded on ``decoders`` at once."""
         products = [p for p in batch if isinstance(p, Product)]
         fingerprint = self.model.content_fingerprint  # once a batch, not once a row
@@ -223,14 +228,14 @@ class SMARIndexer(StoreUser):
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
         settled: set[str] = set()  # ids whose last good row is loaded or stored unchanged
-        good = unchanged = 0
+        good = unchanged = superseded = 0
         for product in reversed(products):
             result = pixels.get(id(product))
             if isinstance(result, Rejection):
                 rejections.append(result)  # a broken row is reported even when a later row replaces it
                 continue
             if product.id in settled:
-                good += 1
+                superseded += 1
                 continue
             content = hashes[id(product)]
             if stored.get(product.id) == content:
@@ -243,7 +248,7 @@ class SMARIndexer(StoreUser):
         rejections.sort(key=lambda r: r.line)
         kept = sorted(latest.values(), key=lambda k: k[0].line)
         return _Prepared(products=[k[0] for k in kept], pixels=[k[1] for k in kept], hashes=[k[2] for k in kept],
-                         rejections=rejections, good_rows=good, unchanged=unchanged)
+                         rejections=rejections, good_rows=good, unchanged=unchanged, superseded=superseded)
 
     def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:
         try:

@@ -140,7 +140,7 @@ def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMA
             (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5,
                                           conditions=parse_filter({"title": ["old title", "new title"]}))[0]
             assert hit.payload["title"] == "new title" and report.rejected == 2  # a replaced broken row still counts
-        assert (report.indexed, report.unchanged) == (1, 2)  # old: superseded; new and rows[1]: unchanged
+        assert (report.indexed, report.superseded, report.unchanged) == (0, 1, 2)  # old: superseded by new
 
 
 def test_repeated_id_in_two_batches_keeps_its_last_row_on_every_run(tiny_model: SMARModel, catalog: Path,
