@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .cli_options import (
+    collection_exists,
     fail_cleanly,
     field_mapping,
     mapping_options,
@@ -446,7 +447,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
-        exists = getattr(vector_store, "dimension", lambda: True)() is not None
+        exists = collection_exists(vector_store)
         products = vector_store.count()
     cfg = model.config
     details = {

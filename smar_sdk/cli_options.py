@@ -34,14 +34,19 @@ def field_mapping(model: Any, id_field: str, text_fields: str | None, image_fiel
     return FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
 
 
+def collection_exists(vector_store: Any) -> bool:
+    """Whether the store's collection exists, by the connector's ``dimension()`` (True for a connector without
+    one, which cannot tell)."""
+    dimension = getattr(vector_store, "dimension", None)
+    return not callable(dimension) or dimension() is not None
+
+
 def require_collection(vector_store: Any, uri: str | None) -> None:
-    """Stop with one clear line when the collection does not exist (a mistyped --collection, --uri or --store);
-    a connector without ``dimension()`` is not checked."""
+    """Stop with one clear line when the collection does not exist (a mistyped --collection, --uri or --store)."""
     from .errors import StoreError
     from .store import safe_uri
 
-    dimension = getattr(vector_store, "dimension", None)
-    if callable(dimension) and dimension() is None:
+    if not collection_exists(vector_store):
         where = safe_uri(uri) if uri else "the connector's default location"
         raise StoreError(f"collection {vector_store.collection!r} does not exist at {where}; index a catalog first, "
                          "or check --store, --uri and --collection")

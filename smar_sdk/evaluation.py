@@ -21,9 +21,8 @@ from .store import Hit
 
 METRICS = ("ndcg@10", "recall@10", "recall@50", "mrr@10")
 SEARCH_DEPTH = 100
-
-
 logger = logging.getLogger(__name__)
+
 
 class LabelledQuery(BaseModel):
     """A query and the ids that answer it (at least one: a query nothing answers would score 0 and pull every

@@ -49,8 +49,7 @@ class ImageLoader:
     def _load(self, reference: object) -> Image.Image:
         if isinstance(reference, Image.Image):
             return reference.convert("RGB")
-        if not isinstance(reference, str) or not reference.strip():
-            raise ImageError(f"image reference must be a non-empty string, got {reference!r}")
+        reference = _reference_text(reference)
         if "://" in reference:
             return self._decode(self._download(reference), reference)
         return self._decode(self._read_file(reference), reference)
@@ -73,15 +72,11 @@ class ImageLoader:
         a URL only a download can check)."""
         if isinstance(reference, str) and "://" in reference:
             return None
-        if not isinstance(reference, str) or not reference.strip():
-            return f"image reference must be a non-empty string, got {reference!r}"
         try:
-            path = self.resolve_path(reference)
-            return None if stat.S_ISREG(path.stat().st_mode) else f"image path {path} is not a regular file"
+            self._local_file(_reference_text(reference))
         except ImageError as exc:
             return str(exc)
-        except OSError as exc:
-            return f"image file {path} not found or unreadable ({exc.strerror or exc})"
+        return None
 
     def resolve_path(self, reference: str) -> Path:
         if "\0" in reference:
@@ -95,18 +90,26 @@ class ImageLoader:
                              "pass allow_outside (--allow-outside-images) if that is intended")
         return resolved
 
-    def _read_file(self, reference: str) -> bytes:
+    def _local_file(self, reference: str) -> Path:
+        """The resolved path of a local image that is a regular file within the size limit (one ``stat``)."""
         path = self.resolve_path(reference)
         try:
             info = path.stat()
-            if not stat.S_ISREG(info.st_mode):
-                raise ImageError(f"image path {path} is not a regular file (a folder, device or pipe)")
-            if info.st_size > self.max_bytes:
-                raise ImageError(f"image file {path} is {info.st_size} bytes, over the {self.max_bytes}-byte limit")
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"image path {path} is not a regular file (a folder, device or pipe)")
+        if info.st_size > self.max_bytes:
+            raise ImageError(f"image file {path} is {info.st_size} bytes, over the {self.max_bytes}-byte limit")
+        return path
+
+    def _read_file(self, reference: str) -> bytes:
+        path = self._local_file(reference)
+        try:
             with path.open("rb") as handle:
                 data = handle.read(self.max_bytes + 1)  # bounded even if the file grew since stat
         except OSError as exc:
-            raise ImageError(f"image file {path} not found or unreadable ({exc.strerror or exc})") from exc
+            raise _unreadable(path, exc) from exc
         if len(data) > self.max_bytes:
             raise ImageError(f"image file {path} is over the {self.max_bytes}-byte limit")
         return data
@@ -158,3 +161,14 @@ class ImageLoader:
                     Image.DecompressionBombError) as exc:
                 why = "not an image format Pillow reads" if isinstance(exc, UnidentifiedImageError) else exc
                 raise ImageError(f"image {reference} cannot be decoded: {why}") from exc
+
+
+def _reference_text(reference: object) -> str:
+    """An image reference as the non-empty string a path or URL must be."""
+    if not isinstance(reference, str) or not reference.strip():
+        raise ImageError(f"image reference must be a non-empty string, got {reference!r}")
+    return reference
+
+
+def _unreadable(path: Path, exc: OSError) -> ImageError:
+    return ImageError(f"image file {path} not found or unreadable ({exc.strerror or exc})")

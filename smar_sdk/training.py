@@ -184,13 +184,14 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
             reason = _pair_problem(raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw, known_ids, pairs)
             if reason:
                 skipped[reason].append(number)
-    if skipped:
-        logger.warning("pairs file %s: %s skipped (%s)", path, sum(map(len, skipped.values())), "; ".join(
+    total = sum(map(len, skipped.values()))
+    if total:
+        logger.warning("pairs file %s: %s skipped (%s)", path, total, "; ".join(
             f"{len(lines)} {reason}, e.g. line {', '.join(map(str, lines[:3]))}" for reason, lines in skipped.items()))
     if not pairs:
         raise CatalogError(f"pairs file {path} has no usable {{\"query\", \"item_id\"}} line whose item is in the "
                            "catalog (check --only and the id field)")
-    return pairs, sum(map(len, skipped.values()))
+    return pairs, total
 
 
 def check_image_files(products: list[Product], fields: list[str], loader: ImageLoader) -> None:
@@ -310,10 +311,10 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     # text-only training (no image or fused loss) reads no image
     image_fields = cfg.image_fields or [mapping.image_field]
-    if cfg.image_weight or cfg.fused_weight:
+    reads_images = bool(cfg.image_weight or cfg.fused_weight)
+    if reads_images:
         check_image_files(products, image_fields, loader)
-    image_inputs = ImageInputs(model, products, image_fields, loaders, cache, progress,
-                               encode=bool(cfg.image_weight or cfg.fused_weight))
+    image_inputs = ImageInputs(model, products, image_fields, loaders, cache, progress, encode=reads_images)
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])
     pair_items = torch.tensor([position[i] for _, i in pairs])

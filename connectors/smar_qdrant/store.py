@@ -31,7 +31,7 @@ DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
 DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
-METRIC_NAMES = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid"}  # Qdrant's distance names -> the SDK's
+METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
 
 
