@@ -199,19 +199,36 @@ class MilvusStore:
         if not COLLECTION_NAME.fullmatch(collection):
             raise StoreError(f"{collection!r} is not a valid Milvus collection name: use letters, digits and "
                              "underscores, starting with a letter or underscore (e.g. --collection my_products)")
+        if not self.is_server and Path(self.uri).suffix != ".db":
+            raise StoreError(f"Milvus Lite keeps its data in a file ending in .db, got {self.uri!r}; use "
+                             "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
+        self._connect_args = {"db_name": db_name, "timeout": timeout}
+        self._client: MilvusClient | None = None
+        if not self._missing_file():  # a Lite file is created by the first write, so that reading leaves none
+            self._client = self._connect()
+
+    # ----- helpers -----
+    def _missing_file(self) -> bool:
+        """Whether this is a Milvus Lite file that does not exist (yet)."""
+        return not self.is_server and not Path(self.uri).exists()
+
+    def _connect(self) -> MilvusClient:
         if not self.is_server:
-            if Path(self.uri).suffix != ".db":
-                raise StoreError(f"Milvus Lite keeps its data in a file ending in .db, got {self.uri!r}; use "
-                                 "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
             try:
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of Milvus Lite file {self.uri}: {exc.strerror} "
                                  f"({exc.filename}); use a --uri in a folder you can write") from exc
-        self.client = self._call("connecting", lambda: MilvusClient(
-            uri=self.uri, token=self._token, db_name=db_name, timeout=timeout), connecting=True)
+        return self._call("connecting", lambda: MilvusClient(uri=self.uri, token=self._token, **self._connect_args),
+                          connecting=True)
 
-    # ----- helpers -----
+    @property
+    def client(self) -> MilvusClient:
+        """The pymilvus client; for a Milvus Lite file that does not exist yet, connecting creates it."""
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
     def _where(self) -> str:
         return f"Milvus server {safe_uri(self.uri)}" if self.is_server else f"Milvus Lite at {self.uri}"
 
@@ -277,6 +294,8 @@ class MilvusStore:
         return min(backoff, remaining)
 
     def _exists(self) -> bool:
+        if self._dim is None and self._client is None and self._missing_file():
+            return False  # not even the file: nothing to create by asking
         return self._dim is not None or bool(self._call("checking the collection",
                                                         lambda: self.client.has_collection(self.collection)))
 
@@ -426,7 +445,8 @@ class MilvusStore:
         return found
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> MilvusStore:
         return self

@@ -55,7 +55,27 @@ def test_bad_uri_and_collection_name(tmp_path: Path) -> None:
         MilvusStore(uri=str(tmp_path / "x.db"), metric="cosinus")
     (tmp_path / "a-file").write_text("")
     with pytest.raises(StoreError, match="cannot create the folder of Milvus Lite file .*a-file/x.db"):
-        MilvusStore(uri=str(tmp_path / "a-file" / "x.db"))
+        MilvusStore(uri=str(tmp_path / "a-file" / "x.db")).ensure_collection(4)
+
+
+def test_reading_a_missing_lite_file_creates_nothing(tmp_path: Path) -> None:
+    """count, search, delete and ids on a .db path that does not exist leave no file or folder behind; the first
+    write creates it."""
+    uri = tmp_path / "new" / "shop.db"
+    with MilvusStore(uri=str(uri)) as store:
+        assert store.dimension() is None and store.count() == 0 and store.ids() == set()
+        assert store.stored_hashes(["a"]) == {}
+        store.delete(["a"])
+        with pytest.raises(StoreError, match="does not exist"):
+            store.search(np.ones((1, 4), dtype=np.float32), k=1)
+    result = CliRunner().invoke(main, ["count", "--store", "milvus", "--uri", str(uri)])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert list(tmp_path.iterdir()) == []
+    with MilvusStore(uri=str(uri)) as store:
+        store.ensure_collection(4)
+        store.upsert(["a"], np.ones((1, 4), dtype=np.float32), [{}])
+    with MilvusStore(uri=str(uri)) as store:
+        assert uri.exists() and store.count() == 1
 
 
 def test_ids_and_values_with_control_characters_round_trip(tmp_path: Path) -> None:
@@ -149,7 +169,7 @@ def test_data_persists_across_processes(tmp_path: Path) -> None:
 def test_a_file_open_in_another_process_is_one_clear_error(tmp_path: Path) -> None:
     uri = str(tmp_path / "held.db")
     holder = subprocess.Popen([sys.executable, "-c", (
-        f"import sys\nfrom smar_milvus import MilvusStore\ns = MilvusStore(uri={uri!r})\ns.count()\n"
+        f"import sys\nfrom smar_milvus import MilvusStore\ns = MilvusStore(uri={uri!r})\ns.ensure_collection(4)\n"
         "print('open', flush=True)\nsys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
