@@ -28,8 +28,8 @@ class IndexReport(BaseModel):
 
     indexed: int = 0
     unchanged: int = Field(0, description="rows already in the store with the same content and model")
-    superseded: int = Field(0, description="good rows replaced by a later row with the same id in the same batch "
-                                           "(only the last is written)")
+    superseded: int = Field(0, description="good rows replaced by a later good row with the same id (only the "
+                                           "last is encoded and written)")
     rejected: int = 0
     pruned: int = 0
     prune_skipped: str | None = Field(None, description="why a requested prune did not run (nothing was deleted)")
@@ -122,6 +122,7 @@ class SMARIndexer(StoreUser):
         seen: set[str] = set()
         started = time.perf_counter()
         self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
+        repeats = _repeated_ids(catalog, self.mapping, only)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         except OSError as exc:
@@ -129,7 +130,7 @@ class SMARIndexer(StoreUser):
         try:
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
                 records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
-                for prepared in self._prepare(records, loader, resume):
+                for prepared in self._prepare(_grouped(records, repeats), loader, resume):
                     for rejection in prepared.rejections:
                         self._record(report, rejection, rejects)
                     if prepared.products:
@@ -189,14 +190,15 @@ class SMARIndexer(StoreUser):
                                       "row": rejection.raw}, ensure_ascii=False) + "\n")
             rejects.flush()
 
-    def _prepare(self, records: Iterable[Product | Rejection], loader: ImageLoader,
+    def _prepare(self, groups: Iterable[list[Product | Rejection]], loader: ImageLoader,
                  resume: bool) -> Iterator[_Prepared]:
-        """Batch records and decode their images on ``loader_threads`` threads, one batch ahead of the encoder."""
+        """Batch groups of records (a group is never split) and decode their images on ``loader_threads`` threads,
+        one batch ahead of the encoder."""
         with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="smar-batch") as ahead,
               ThreadPoolExecutor(max_workers=self.loader_threads, thread_name_prefix="smar-images") as decoders):
             pending: Future[_Prepared] | None = None
             earlier: set[str] = set()  # ids of earlier batches, whose rows are written after this lookup
-            for batch in _batched(records, self.batch_size):
+            for batch in _batched(groups, self.batch_size):
                 stored = self._stored_hashes(batch, earlier) if resume else {}
                 job = ahead.submit(self._load_batch, batch, loader, stored, decoders)
                 if pending is not None:
@@ -206,9 +208,9 @@ class SMARIndexer(StoreUser):
                 yield pending.result()
 
     def _stored_hashes(self, batch: list[Product | Rejection], earlier: set[str]) -> dict[str, str]:
-        """Stored content hashes of the batch's ids. An id an earlier batch also has is left out (and so encoded
-        again): that batch's row may overwrite the stored one before this batch is written, and the later row has
-        to win. ``earlier`` gets this batch's ids."""
+        """Stored content hashes of the batch's ids. An id an earlier batch also has (a catalog that could not be
+        read ahead for repeated ids: a pipe) is left out, and so encoded again: that batch's row may overwrite the
+        stored one before this batch is written, and the later row has to win. ``earlier`` gets this batch's ids."""
         ids = [r.id for r in batch if isinstance(r, Product)]
         lookup = getattr(self.store, "stored_hashes", None)
         stored = lookup([i for i in ids if i not in earlier]) if lookup and ids else {}
@@ -269,12 +271,41 @@ def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
         raise CatalogError(f"cannot open catalog {catalog}: {exc.strerror}; check the path") from exc
 
 
-def _batched(records: Iterable[Product | Rejection], size: int) -> Iterator[list[Product | Rejection]]:
+def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, str] | None) -> dict[str, int]:
+    """The last line of each id that several rows of the catalog have, by reading it ahead (nothing for a pipe,
+    which can be read only once)."""
+    if not catalog.is_file():
+        return {}
+    seen: set[str] = set()
+    last: dict[str, int] = {}
+    for record in read_catalog(catalog, mapping, only):
+        if isinstance(record, Product):
+            if record.id in seen:
+                last[record.id] = record.line
+            seen.add(record.id)
+    return last
+
+
+def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) -> Iterator[list[Product | Rejection]]:
+    """Each record alone, except that the earlier rows of a repeated id are held back and come with its last row,
+    so that all rows of an id fall in one batch: only the last good one is then encoded, on every run."""
+    held: dict[str, list[Product | Rejection]] = {}
+    for record in records:
+        if isinstance(record, Product) and record.line < repeats.get(record.id, 0):
+            held.setdefault(record.id, []).append(record)
+        elif isinstance(record, Product) and record.id in held:
+            yield [*held.pop(record.id), record]
+        else:
+            yield [record]
+    yield from held.values()  # the file changed between the two reads
+
+
+def _batched(groups: Iterable[list[Product | Rejection]], size: int) -> Iterator[list[Product | Rejection]]:
     batch: list[Product | Rejection] = []
     products = 0
-    for record in records:
-        batch.append(record)
-        products += isinstance(record, Product)
+    for group in groups:
+        batch.extend(group)
+        products += sum(isinstance(record, Product) for record in group)
         if products >= size:
             yield batch
             batch, products = [], 0

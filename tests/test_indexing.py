@@ -148,12 +148,20 @@ def test_repeated_id_in_two_batches_keeps_its_last_row_on_every_run(tiny_model: 
     rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
     first, last = {**rows[0], "title": "first title"}, {**rows[0], "title": "last title"}
     catalog.write_text("".join(json.dumps(r) + "\n" for r in (first, rows[1], rows[2], last)))
+    titles = parse_filter({"title": ["first title", "last title"]})
     with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=2) as indexer:  # batches: 2 rows each
-        for _ in range(3):  # a batch's stored hashes are read before the batch ahead of it is written
-            indexer.index(catalog, progress=False)
-            (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5,
-                                          conditions=parse_filter({"title": ["first title", "last title"]}))[0]
+        for run in range(3):  # a batch's stored hashes are read before the batch ahead of it is written
+            report = indexer.index(catalog, progress=False)
+            (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5, conditions=titles)[0]
             assert hit.payload["title"] == "last title"
+            # the first row is never encoded, and an unchanged re-run encodes nothing
+            assert (report.indexed, report.unchanged, report.superseded) == ((3, 0, 1) if run == 0 else (0, 3, 1))
+        broken_last = {**last, "title": "broken last", "image": "images/missing.jpg"}
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in (first, rows[1], rows[2], broken_last)))
+        report = indexer.index(catalog, progress=False)  # the last good row is the first one, two batches back
+        (hit,) = indexer.store.search(tiny_model.encode_queries(["x"]), k=5, conditions=titles)[0]
+        assert hit.payload["title"] == "first title" and report.rejected == 1
+        assert (report.indexed, report.unchanged, report.superseded) == (1, 2, 0)
 
 
 def test_a_store_that_refuses_the_model_leaves_the_rejects_file(tiny_model: SMARModel, catalog: Path,
