@@ -441,27 +441,32 @@ def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: s
 @fail_cleanly
 def info(model_dir: Path | None, store: str, uri: str | None, collection: str, api_key: str | None,
          retry_seconds: float | None, as_json: bool) -> None:
-    """Show the model, the store, the collection and how many products it holds."""
+    """Show the model, the store, the collection, how many products it holds and whether this model indexed them."""
     from .model import DEFAULT_MODEL_DIR, SMARModel
+    from .retriever import sampled_model
     from .store import open_store, safe_uri
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         exists = collection_exists(vector_store)
         products = vector_store.count()
+        indexed_with = sampled_model(vector_store) if exists and products else None
     cfg = model.config
     details = {
-        "model": str(model_dir or DEFAULT_MODEL_DIR), "dim": cfg.dim,
+        "model": str(model_dir or DEFAULT_MODEL_DIR), "model_files": model.fingerprint[:12], "dim": cfg.dim,
         "text_encoder": cfg.text_encoder.name_or_path,
         "image_encoder": f"{cfg.image_encoder.kind}:{cfg.image_encoder.arch}",
         "text_fields": cfg.text_fields, "store": store, "uri": safe_uri(uri) if uri else "(connector default)",
         "collection": collection, "exists": exists, "count": products,
+        "indexed_with": indexed_with[:12] if indexed_with else None,  # a sampled product's model files
+        "indexed_with_this_model": indexed_with == model.fingerprint if indexed_with else None,
     }
     if as_json:
         click.echo(json.dumps(details, indent=2))
     else:
+        width = max(map(len, details))
         for key, value in details.items():
-            click.echo(f"{key:>14}: {value}")
+            click.echo(f"{key:>{width}}: {value}")
 
 
 main.add_command(demo)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from .errors import StoreError
 from .filters import parse_filter
 from .indexer import StoreUser
-from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit
+from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
 
 
 class SMARRetriever(StoreUser):
@@ -43,6 +45,18 @@ def check_indexed_with(fingerprint: str, results: list[list[Hit]], collection: s
         raise StoreError(f"collection {collection!r} was indexed with another model (files {sorted(models)[0][:12]}) "
                          f"than the one searching it ({fingerprint[:12]}): search with the model it was indexed with "
                          "(--model), or index the catalog again with this one")
+
+
+def sampled_model(store: VectorStore) -> str | None:
+    """The files fingerprint of the model that encoded one stored product (found by a search with any vector), or
+    None for a missing or empty collection, a connector that cannot tell its vector size, or points written before
+    the SDK recorded the model."""
+    dimension = getattr(store, "dimension", None)
+    dim = dimension() if callable(dimension) else None
+    if not dim:
+        return None
+    hits = store.search(np.full((1, dim), dim ** -0.5, dtype=np.float32), k=1)[0]
+    return hits[0].payload.get(MODEL_PAYLOAD_KEY) if hits else None
 
 
 def _public(hit: Hit) -> Hit:

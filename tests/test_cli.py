@@ -42,10 +42,12 @@ def test_index_search_count_delete_info(run, catalog: Path) -> None:
     assert "deleted 1 of 2 ids; 29 products remain" in result.output
     info = json.loads(run("info", "--json").stdout)
     assert info["count"] == 29 and info["dim"] == 16 and info["collection"] == "products" and info["exists"]
+    assert info["indexed_with_this_model"] is True and info["indexed_with"] == info["model_files"]
     for command in (["count"], ["delete", hits[1]["id"]]):
         typo = run(*command, "--collection", "prodcuts", model=False)
         assert typo.exit_code == 1 and "collection 'prodcuts' does not exist at " in typo.output, typo.output
-    assert not json.loads(run("info", "--json", "--collection", "prodcuts").stdout)["exists"]
+    missing = json.loads(run("info", "--json", "--collection", "prodcuts").stdout)
+    assert not missing["exists"] and missing["indexed_with"] is None and missing["indexed_with_this_model"] is None
     assert run("count", model=False).output.strip() == "29"
 
 

@@ -20,6 +20,7 @@ from smar_sdk import (
     open_store,
 )
 from smar_sdk.filters import parse_filter
+from smar_sdk.retriever import sampled_model
 
 
 def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
@@ -101,6 +102,8 @@ def test_searching_with_another_model_than_the_index_is_an_error(tiny_model_dir:
     with pytest.raises(StoreError, match="'products' was indexed with another model .*--model"), \
             SMARRetriever(SMARModel.load(tmp_path / "other"), uri=uri) as retriever:
         retriever.search("red shirt", k=3)
+    with SMARRetriever(SMARModel.load(tmp_path / "other"), uri=uri) as retriever:  # what `smar-sdk info` shows
+        assert sampled_model(retriever.store) == indexed_with.fingerprint != retriever.model.fingerprint
 
 
 def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
