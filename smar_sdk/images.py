@@ -58,6 +58,15 @@ class ImageLoader:
         """What a cache may key this image by: a local file by its resolved path, size and modification time (a
         photo replaced under the same name, or the same name in another catalog folder, is another image); a URL
         or an unreadable reference by itself."""
+        return self._stamped(reference, resolved=True)
+
+    def version(self, reference: object) -> str:
+        """What a stored vector records of its image: a local file's reference with its size and modification time
+        (a photo replaced under the same name, or deleted, reads as changed; a catalog folder moved elsewhere does
+        not); a URL or an unreadable reference by itself."""
+        return self._stamped(reference, resolved=False)
+
+    def _stamped(self, reference: object, resolved: bool) -> str:
         if not isinstance(reference, str) or "://" in reference:
             return repr(reference)
         try:
@@ -65,7 +74,7 @@ class ImageLoader:
             info = path.stat()
         except (ImageError, OSError):
             return repr(reference)
-        return f"{path}:{info.st_size}:{info.st_mtime_ns}"
+        return f"{path if resolved else reference}:{info.st_size}:{info.st_mtime_ns}"
 
     def file_problem(self, reference: object) -> str | None:
         """Why a local image cannot be read, found with one ``stat`` and no decoding (None when the file is there;

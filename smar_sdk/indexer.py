@@ -165,11 +165,15 @@ class SMARIndexer(StoreUser):
                 seen.add(record.id)
             yield record
 
-    def content_hash(self, product: Product, model_fingerprint: str | None = None) -> str:
-        """Identifies what a stored vector was made from: model, view, item text, image and payload
-        (``model_fingerprint``: the model's ``content_fingerprint``, when the caller already has it)."""
+    def content_hash(self, product: Product, model_fingerprint: str | None = None,
+                     loader: ImageLoader | None = None) -> str:
+        """Identifies what a stored vector was made from: model, view, item text, image and payload. With ``loader``,
+        a local image counts with its file's size and modification time, so a photo replaced or deleted under the
+        same name makes the row change (``model_fingerprint``: the model's ``content_fingerprint``, when the caller
+        already has it)."""
         model_fingerprint = model_fingerprint or self.model.content_fingerprint
-        body = json.dumps([model_fingerprint, self.view, product.text, product.image, product.payload],
+        image = loader.version(product.image) if loader else product.image
+        body = json.dumps([model_fingerprint, self.view, product.text, image, product.payload],
                           sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
@@ -224,7 +228,7 @@ class SMARIndexer(StoreUser):
         earlier broken row is still rejected. The images of every changed row are decoded on ``decoders`` at once."""
         products = [p for p in batch if isinstance(p, Product)]
         fingerprint = self.model.content_fingerprint  # once a batch, not once a row
-        hashes = {id(p): self.content_hash(p, fingerprint) for p in products}
+        hashes = {id(p): self.content_hash(p, fingerprint, loader) for p in products}
         changed = [p for p in products if stored.get(p.id) != hashes[id(p)]]
         pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]

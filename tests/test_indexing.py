@@ -22,6 +22,8 @@ from smar_sdk import (
 from smar_sdk.filters import parse_filter
 from smar_sdk.retriever import sampled_model
 
+from .conftest import write_jpeg
+
 
 def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
     uri = str(tmp_path / "store")
@@ -126,6 +128,24 @@ def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: 
     with SMARRetriever(model, uri=uri) as retriever:
         hit = retriever.search("dress", k=1, filter={"title": "nice cotton dress"})[0]
         assert hit.id == rows[3]["id"] and not any(k.startswith("_smar") for k in hit.payload)
+
+
+def test_a_replaced_or_deleted_photo_is_a_changed_row(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    """A re-run looks at the image files, not only their names: a photo replaced under the same name is encoded
+    again, and a deleted one is rejected as on a first run while the stored product stays."""
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    photo = catalog.parent / rows[0]["image"]
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        indexer.index(catalog, progress=False)
+        write_jpeg(photo, (10, 200, 30), size=(64, 48))  # another picture, same file name
+        replaced = indexer.index(catalog, progress=False)
+        assert (replaced.indexed, replaced.unchanged, replaced.rejected) == (1, 29, 0)
+        (stored,) = indexer.store.search(tiny_model.encode_items([rows[0]], base_dir=catalog.parent), k=1)[0]
+        assert stored.id == rows[0]["id"] and stored.score == pytest.approx(1.0, abs=1e-5)  # the new photo's vector
+        photo.unlink()
+        deleted = indexer.index(catalog, progress=False)
+        assert (deleted.indexed, deleted.unchanged, deleted.rejected) == (0, 29, 1)
+        assert "not found" in deleted.rejections[0].reason and indexer.store.count() == 30
 
 
 def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMARModel, catalog: Path,
