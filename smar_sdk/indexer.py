@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tqdm.auto import tqdm
 
 from .catalog import FieldMapping, Product, Rejection, read_catalog
-from .errors import CatalogError, RowError
+from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
 from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VectorStore, open_store
@@ -117,6 +117,10 @@ class SMARIndexer(StoreUser):
         """
         catalog = Path(catalog)
         _check_paths(catalog, rejects_path)
+        if prune and not callable(getattr(self.store, "ids", None)):
+            raise StoreError(f"the {type(self.store).__name__} connector cannot list its ids, so it cannot prune "
+                             f"(collection {self.store.collection!r}): index without --prune / prune=False, and "
+                             "delete products that left the catalog by id")
         loader = ImageLoader(base_dir=catalog.resolve().parent, allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
@@ -265,7 +269,7 @@ class SMARIndexer(StoreUser):
 
 def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
     """Refuse, before anything is created or overwritten, a catalog that cannot be read and a rejects file that is
-    the catalog itself (writing it would erase the catalog before it is read)."""
+    the catalog itself (writing it would erase the catalog before it is read) or cannot be written."""
     if rejects_path and Path(rejects_path).resolve() == catalog.resolve():
         raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
                            "catalog before it is read: choose another --rejects path")
@@ -273,6 +277,11 @@ def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
         catalog.open("rb").close()
     except OSError as exc:
         raise CatalogError(f"cannot open catalog {catalog}: {exc.strerror}; check the path") from exc
+    try:
+        if rejects_path:
+            Path(rejects_path).open("a").close()  # appending creates it without erasing the last run's rejects
+    except OSError as exc:
+        raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}; check the folder") from exc
 
 
 def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, str] | None) -> dict[str, int]:

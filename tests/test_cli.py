@@ -103,6 +103,7 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
     assert old_rejects.read_text() == "kept\n" and not (tmp_path / "store").exists()  # nothing created or erased
     result = run("index", str(catalog), "--rejects", str(tmp_path / "no-such-dir" / "r.jsonl"), "-q")
     assert result.exit_code == 1 and "cannot write the rejects file" in result.output
+    assert not (tmp_path / "store").exists()  # refused before the collection is created
     result = run("index", str(catalog), "-q", "--prune", "--only", "split=tset")
     assert result.exit_code == 0 and "indexed 0" in result.output
     assert "not pruned: the catalog had no rows" in result.output and "nothing was deleted" in result.output

@@ -148,6 +148,24 @@ def test_a_replaced_or_deleted_photo_is_a_changed_row(tiny_model: SMARModel, cat
         assert "not found" in deleted.rejections[0].reason and indexer.store.count() == 30
 
 
+def test_prune_with_a_connector_that_cannot_list_ids_stops_before_any_work(tiny_model: SMARModel, catalog: Path,
+                                                                           tmp_path: Path) -> None:
+    class NoIds:  # a third-party connector without the optional ids()
+        def __init__(self, store) -> None:
+            self.inner, self.collection = store, store.collection
+
+        def __getattr__(self, name: str):
+            if name == "ids":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store, SMARIndexer(tiny_model, store=NoIds(store)) as ix:
+        with pytest.raises(StoreError, match="NoIds connector cannot list its ids, so it cannot prune"):
+            ix.index(catalog, prune=True, progress=False)
+        assert store.dimension() is None  # nothing was created or encoded
+        assert ix.index(catalog, progress=False).indexed == 30
+
+
 def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMARModel, catalog: Path,
                                                                   tmp_path: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
