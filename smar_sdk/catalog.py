@@ -170,13 +170,34 @@ def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
     return all(holds(row.get(k), v) for k, v in only.items())
 
 
+def only_as_text(only: dict[str, Any] | None) -> dict[str, str] | None:
+    """``only`` with each value as its command-line text (``{"year": 2011, "in_stock": True}`` ->
+    ``{"year": "2011", "in_stock": "true"}``, which ``matches`` reads back as the number and the boolean); a value that
+    is not a string, number or boolean is a ``TypeError`` naming the field."""
+    if only is None:
+        return None
+    if not isinstance(only, dict):
+        raise TypeError(f"only must be a dict of field -> value, such as {{'split': 'test'}}; got {only!r}")
+    texts: dict[str, str] = {}
+    for field, value in only.items():
+        if isinstance(value, bool):
+            texts[field] = json.dumps(value)
+        elif isinstance(value, str | int | float):
+            texts[field] = str(value)
+        else:
+            raise TypeError(f"only[{field!r}] must be a string, number or boolean, got {value!r}; to keep rows with "
+                            "any of several values, filter the search instead (filter={field: [a, b]})")
+    return texts
+
+
 def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
-                 only: dict[str, str] | None = None) -> Iterator[Product | Rejection]:
+                 only: dict[str, Any] | None = None) -> Iterator[Product | Rejection]:
     """Yield a ``Product`` or a ``Rejection`` for every non-blank line, streaming (constant memory).
 
     ``only`` keeps just the rows whose fields equal the given values (``split=test``); others are skipped.
     """
     mapping = mapping or FieldMapping()
+    only = only_as_text(only)
     path = Path(path)
     try:
         handle = path.open("rb")

@@ -99,7 +99,7 @@ def score_rankings(queries: Sequence[LabelledQuery], rankings: Sequence[Sequence
 
 
 def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Path,
-                   only: dict[str, str] | None = None, mapping: FieldMapping | None = None,
+                   only: dict[str, Any] | None = None, mapping: FieldMapping | None = None,
                    view: str | None = None, progress: bool = True) -> EvalReport:
     """Index ``catalog`` (rows matching ``only``) into a throwaway embedded Qdrant and score the queries;
     ``view``: the item vector indexed (default: the model's ``stored_view``)."""

@@ -108,7 +108,7 @@ class SMARIndexer(StoreUser):
         self.loader_threads = loader_threads
         self.view = view
 
-    def index(self, catalog: str | Path, only: dict[str, str] | None = None, rejects_path: str | Path | None = None,
+    def index(self, catalog: str | Path, only: dict[str, Any] | None = None, rejects_path: str | Path | None = None,
               progress: bool = True, prune: bool = False, resume: bool = True) -> IndexReport:
         """Index every valid row of a JSON Lines catalog; return counts, rejections and timing.
 
@@ -284,7 +284,7 @@ def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
         raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}; check the folder") from exc
 
 
-def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, str] | None) -> dict[str, int]:
+def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, Any] | None) -> dict[str, int]:
     """The last line of each id that several rows of the catalog have, by reading it ahead (nothing for a pipe,
     which can be read only once)."""
     if not catalog.is_file():

@@ -80,6 +80,8 @@ def test_field_mapping_and_only(tmp_path: Path) -> None:
     ({"in_stock": "true"}, ["a"]), ({"in_stock": "false"}, ["b"]), ({"in_stock": "True"}, []),
     ({"colour": "None"}, []), ({"code": "07"}, ["a", "b"]), ({"code": "7"}, ["a"]),
     ({"sizes": "M"}, ["a", "b"]), ({"sizes": "40"}, ["b"]), ({"sizes": "true"}, []),
+    ({"price": 10}, ["a"]), ({"price": 12.5}, ["b"]), ({"year": 2011}, ["a"]), ({"in_stock": True}, ["a"]),
+    ({"in_stock": False}, ["b"]), ({"code": 7}, ["a"]),  # from code: typed values, read as their text
 ])
 def test_only_reads_values_like_filters(tmp_path: Path, only: dict, kept: list[str]) -> None:
     rows = [{"id": "a", "title": "t", "image": "a.jpg", "price": 10.0, "year": 2011, "in_stock": True, "code": 7,
@@ -88,6 +90,13 @@ def test_only_reads_values_like_filters(tmp_path: Path, only: dict, kept: list[s
              "colour": None, "code": "07", "sizes": ["M", 40.0, None]}]
     path = lines_to_catalog(tmp_path, [json.dumps(r).encode() for r in rows])
     assert [p.id for p in read_catalog(path, only=only)] == kept
+
+
+@pytest.mark.parametrize("only", [{"split": ["test", "train"]}, {"year": None}, {"x": {"a": 1}}, "split=test"])
+def test_only_of_another_type_is_a_clear_error(tmp_path: Path, only) -> None:
+    path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode()])
+    with pytest.raises(TypeError, match="only"):
+        list(read_catalog(path, only=only))
 
 
 def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
