@@ -94,7 +94,8 @@ class QdrantEdgeStore(QdrantStore):
         self._dim: int | None = None
         self._metric: str | None = None  # read with the size; "euclid" scores are distances
         self._dirty = False
-        self._shard: Any = None
+        self._shard: Any = None  # None: the collection does not exist (yet)
+        self._closed = False
         self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
         if (self.folder / CONFIG_FILE).exists():
             self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
@@ -106,7 +107,14 @@ class QdrantEdgeStore(QdrantStore):
                           f"{self.uri}: {type(exc).__name__}: {exc}{hint}")
 
     def _exists(self) -> bool:
-        return self._shard is not None
+        return self._live() is not None
+
+    def _live(self) -> Any:
+        """The open shard (None when the collection does not exist); a closed store is a StoreError."""
+        if self._closed:
+            raise StoreError(f"the Qdrant Edge store at {self.uri} (collection {self.collection!r}) is closed; open "
+                             "it again (open_store, a new SMARIndexer or SMARRetriever) to use it")
+        return self._shard
 
     def dimension(self) -> int | None:
         """The collection's vector size, or None when it does not exist yet."""
@@ -128,6 +136,7 @@ class QdrantEdgeStore(QdrantStore):
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
         check_metric(metric)
+        self._live()
         if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
             return
         q = _edge()
@@ -141,6 +150,7 @@ class QdrantEdgeStore(QdrantStore):
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
+        self._live()
         array = self._checked_batch(ids, vectors, payloads)
         q = _edge()
         rows = array.tolist()
@@ -152,7 +162,7 @@ class QdrantEdgeStore(QdrantStore):
         self._dirty = True
 
     def delete(self, ids: list[str]) -> None:
-        if not ids or self._shard is None:
+        if not ids or not self._exists():
             return
         q = _edge()
         uuids = list(dict.fromkeys(point_uuid(i) for i in ids))
@@ -162,6 +172,7 @@ class QdrantEdgeStore(QdrantStore):
         self._dirty = True
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
+        self._live()
         array = check_vectors(vectors, self._require_dim(), self.collection)
         q = _edge()
         query_filter = to_edge_filter(conditions)
@@ -175,14 +186,14 @@ class QdrantEdgeStore(QdrantStore):
         return [[to_hit(point, self._metric == "euclid") for point in points] for points in responses]
 
     def count(self) -> int:
-        if self._shard is None:
+        if not self._exists():
             return 0
         return int(self._call("counting", lambda: self._shard.count(_edge().CountRequest(exact=True))))
 
     def ids(self) -> set[str]:
         """Every item id in the collection (used to prune items no longer in a catalog)."""
         found: set[str] = set()
-        if self._shard is None:
+        if not self._exists():
             return found
         q = _edge()
         offset = None
@@ -196,7 +207,7 @@ class QdrantEdgeStore(QdrantStore):
 
     def stored_hashes(self, ids: list[str]) -> dict[str, str]:
         """Content hashes of the given ids that are stored (lets a re-run skip unchanged items)."""
-        if not ids or self._shard is None:
+        if not ids or not self._exists():
             return {}
         return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[HASH_PAYLOAD_KEY])
                 for p in self._retrieve(ids, [ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY])
@@ -204,13 +215,14 @@ class QdrantEdgeStore(QdrantStore):
 
     def optimize(self) -> bool:
         """Build the HNSW index of segments over the indexing threshold (blocking); True if anything changed."""
-        if self._shard is None:
+        if not self._exists():
             return False
         changed = bool(self._call("optimizing", self._shard.optimize))
         self._dirty = False
         return changed
 
     def close(self) -> None:
+        self._closed = True
         if self._shard is None:
             return
         shard, self._shard = self._shard, None

@@ -202,6 +202,11 @@ def test_close_and_reopen(store_factory: StoreFactory) -> None:
     store.ensure_collection(DIM)
     store.upsert(ids, vectors, payloads)
     store.close()
+    for use in (store.count, store.ids, lambda: store.search(vectors[:1], k=1),
+                lambda: store.upsert(ids[:1], vectors[:1], payloads[:1])):
+        with pytest.raises(StoreError):  # a closed store says so; it does not answer "empty"
+            use()
+    store.close()  # closing twice is harmless
     with store_factory() as reopened:
         assert reopened.count() == len(ids)
         scores = brute_force(vectors, vectors[:1])
