@@ -116,8 +116,10 @@ class Rejection(BaseModel):
     raw: str
 
 
-def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection:
-    """Validate one catalog line; never raises for bad content."""
+def parse_row(raw: str, line: int, mapping: FieldMapping,
+              only: dict[str, str] | None = None) -> Product | Rejection | None:
+    """Validate one catalog line; never raises for bad content. None for a JSON object that ``only`` skips (it is
+    not validated: a broken row outside the subset is not this run's rejection)."""
     try:
         row = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
@@ -126,6 +128,8 @@ def parse_row(raw: str, line: int, mapping: FieldMapping) -> Product | Rejection
         return Rejection(line=line, reason=f"not valid JSON ({exc}; write null or a finite number)", raw=raw)
     if not isinstance(row, dict):
         return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
+    if only and not matches(row, only):
+        return None
     raw_id = row.get(mapping.id_field)
     item_id = item_id_text(raw_id)
     if item_id is None:
@@ -194,7 +198,8 @@ def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
                  only: dict[str, Any] | None = None) -> Iterator[Product | Rejection]:
     """Yield a ``Product`` or a ``Rejection`` for every non-blank line, streaming (constant memory).
 
-    ``only`` keeps just the rows whose fields equal the given values (``split=test``); others are skipped.
+    ``only`` keeps just the rows whose fields equal the given values (``split=test``); others are skipped, broken
+    ones too (only a line that is not a JSON object cannot be matched, and is rejected).
     """
     mapping = mapping or FieldMapping()
     only = only_as_text(only)
@@ -217,7 +222,6 @@ def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
                 continue
             if not raw.strip():
                 continue
-            record = parse_row(raw, line_no, mapping)
-            if only and isinstance(record, Product) and not matches(record.payload, only):
-                continue
-            yield record
+            record = parse_row(raw, line_no, mapping, only)
+            if record is not None:
+                yield record

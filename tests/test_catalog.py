@@ -92,6 +92,16 @@ def test_only_reads_values_like_filters(tmp_path: Path, only: dict, kept: list[s
     assert [p.id for p in read_catalog(path, only=only)] == kept
 
 
+def test_only_skips_broken_rows_outside_the_subset(tmp_path: Path) -> None:
+    """A sharded run (--only split=test) does not reject, and so count again, the broken rows of other shards."""
+    rows = [{**GOOD, "id": "t1", "split": "train", "title": ""}, {**GOOD, "id": "t2", "split": "train", "n": 2**70},
+            {**GOOD, "id": "s1", "split": "test"}, {**GOOD, "id": "s2", "split": "test", "title": ""}]
+    lines = [json.dumps(r).encode() for r in rows] + [b"not json", b"[1, 2]"]
+    records = list(read_catalog(lines_to_catalog(tmp_path, lines), only={"split": "test"}))
+    assert [(r.line, type(r).__name__) for r in records] == [(3, "Product"), (4, "Rejection"), (5, "Rejection"),
+                                                              (6, "Rejection")]  # not JSON objects: no split
+
+
 @pytest.mark.parametrize("only", [{"split": ["test", "train"]}, {"year": None}, {"x": {"a": 1}}, "split=test"])
 def test_only_of_another_type_is_a_clear_error(tmp_path: Path, only) -> None:
     path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode()])
