@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import math
 from collections.abc import Iterator
@@ -194,6 +195,12 @@ def only_as_text(only: dict[str, Any] | None) -> dict[str, str] | None:
     return texts
 
 
+def refuse_utf16(handle: io.BufferedReader, path: Path) -> None:
+    """Stop at a UTF-16 byte-order mark (peeked, as a pipe cannot seek back): catalogs are UTF-8."""
+    if handle.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise CatalogError(f"catalog {path} is UTF-16 text; catalogs are UTF-8 JSON Lines: re-save it as UTF-8")
+
+
 def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
                  only: dict[str, Any] | None = None) -> Iterator[Product | Rejection]:
     """Yield a ``Product`` or a ``Rejection`` for every non-blank line, streaming (constant memory).
@@ -209,8 +216,7 @@ def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
     except OSError as exc:
         raise CatalogError(f"cannot open catalog {path}: {exc.strerror}; check the path") from exc
     with handle:
-        if handle.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # peek: pipes cannot seek back
-            raise CatalogError(f"catalog {path} is UTF-16 text; catalogs are UTF-8 JSON Lines: re-save it as UTF-8")
+        refuse_utf16(handle, path)
         for line_no, raw_bytes in enumerate(handle, start=1):
             if line_no == 1:
                 raw_bytes = raw_bytes.removeprefix(codecs.BOM_UTF8)  # spreadsheet and Notepad exports start with one

@@ -125,12 +125,20 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     from .indexer import SMARIndexer
 
     only_rows = _pairs(only, "--only")
+    if prune and only_rows:
+        raise click.UsageError("--prune with --only would delete every stored product outside the --only subset; "
+                               "prune with a run over the whole catalog")
     model = _load_model(model_dir)
     with SMARIndexer(model, mapping=field_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
                      allow_outside_images=allow_outside_images,
                      **store_kwargs(store, uri, collection, api_key, retry_seconds)) as ix:
-        report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
-                          prune=prune, resume=not no_resume)
+        try:
+            report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
+                              prune=prune, resume=not no_resume)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: the rows written so far stay indexed; run the same command again to resume "
+                       "(stored rows are skipped)", err=True)
+            raise
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -146,6 +154,9 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
         if report.prune_skipped:
             click.echo(f"not pruned: {report.prune_skipped}; nothing was deleted", err=True)
+        elif not (report.indexed or report.unchanged or report.superseded or report.rejected):
+            click.echo(f"warning: {catalog} has no rows{' matching --only' if only_rows else ''}; check the path"
+                       f"{' and --only' if only_rows else ''}", err=True)
     if report.rejected:
         sys.exit(EXIT_REJECTED_ROWS)
 
@@ -165,17 +176,22 @@ def _hit_line(rank: int, hit) -> str:
                    "also match numbers); repeatable.")
 @model_option
 @store_options
-@click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", ...payload}]}.')
+@click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", "payload"}]}.')
 @fail_cleanly
 def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None, store: str, uri: str | None,
            collection: str, api_key: str | None, retry_seconds: float | None, as_json: bool) -> None:
     """Find the K products that best answer the text QUERY."""
-    from .filters import parse_cli_filters
+    from .errors import FilterError
+    from .filters import parse_cli_filters, parse_filter
     from .retriever import SMARRetriever
 
     if not query.strip():
         raise click.BadParameter("the query is blank; type what the shopper is looking for", param_hint="QUERY")
-    spec = parse_cli_filters(filters)
+    try:
+        spec = parse_cli_filters(filters)
+        parse_filter(spec)  # checked here, before the model loads
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--filter") from exc
     model = _load_model(model_dir)
     with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tqdm.auto import tqdm
 
-from .catalog import FieldMapping, Product, Rejection, read_catalog
+from .catalog import FieldMapping, Product, Rejection, read_catalog, refuse_utf16
 from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
@@ -117,11 +117,15 @@ class SMARIndexer(StoreUser):
         """
         catalog = Path(catalog)
         _check_paths(catalog, rejects_path)
+        if prune and only:
+            raise ValueError("prune with only would delete every stored product outside the only= subset; prune with "
+                             "a run over the whole catalog")
         if prune and not callable(getattr(self.store, "ids", None)):
             raise StoreError(f"the {type(self.store).__name__} connector cannot list its ids, so it cannot prune "
                              f"(collection {self.store.collection!r}): index without --prune / prune=False, and "
                              "delete products that left the catalog by id")
-        loader = ImageLoader(base_dir=catalog.resolve().parent, allow_outside=self.allow_outside_images)
+        base_dir = catalog.resolve().parent if catalog.is_file() else Path.cwd()  # a pipe's folder is /proc/...
+        loader = ImageLoader(base_dir=base_dir, allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
         started = time.perf_counter()
@@ -264,7 +268,8 @@ class SMARIndexer(StoreUser):
         try:
             return self.model.image_encoder.preprocess(loader.load(product.image))
         except RowError as exc:
-            return Rejection(line=product.line, id=product.id, reason=str(exc), raw=json.dumps(product.payload))
+            return Rejection(line=product.line, id=product.id, reason=str(exc),
+                             raw=json.dumps(product.payload, ensure_ascii=False))
 
 
 def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
@@ -274,7 +279,9 @@ def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
         raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
                            "catalog before it is read: choose another --rejects path")
     try:
-        catalog.open("rb").close()
+        with catalog.open("rb") as handle:
+            if catalog.is_file():  # peeking at a pipe here would lose what it read
+                refuse_utf16(handle, catalog)
     except OSError as exc:
         raise CatalogError(f"cannot open catalog {catalog}: {exc.strerror}; check the path") from exc
     try:

@@ -104,11 +104,19 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
     result = run("index", str(catalog), "--rejects", str(tmp_path / "no-such-dir" / "r.jsonl"), "-q")
     assert result.exit_code == 1 and "cannot write the rejects file" in result.output
     assert not (tmp_path / "store").exists()  # refused before the collection is created
-    result = run("index", str(catalog), "-q", "--prune", "--only", "split=tset")
+    utf16 = tmp_path / "utf16.jsonl"
+    utf16.write_bytes(catalog.read_text().encode("utf-16"))
+    result = run("index", str(utf16), "-q")
+    assert result.exit_code == 1 and "is UTF-16 text" in result.output
+    assert not (tmp_path / "store").exists()  # refused before the collection is created
+    result = run("index", str(catalog), "-q", "--prune", "--only", "split=test")
+    assert result.exit_code == 2 and "--prune with --only would delete every stored product outside" in result.output
+    result = run("index", str(catalog), "-q", "--only", "split=tset")
     assert result.exit_code == 0 and "indexed 0" in result.output
-    assert "not pruned: the catalog had no rows" in result.output and "nothing was deleted" in result.output
-    result = run("search", "x", "--filter", "novalue")
-    assert result.exit_code == 1 and "field=value" in result.output
+    assert f"warning: {catalog} has no rows matching --only; check the path and --only" in result.output
+    for bad in ("novalue", "a.b=1"):  # a wrong argument: exit 2, before the model loads
+        result = run("search", "x", "--filter", bad)
+        assert result.exit_code == 2 and "Invalid value for --filter" in result.output
     result = CliRunner().invoke(main, ["search", "x", "--model", str(tmp_path / "nomodel")])
     assert result.exit_code == 1 and "does not exist" in result.output
     result = CliRunner().invoke(main, ["search", "   "])
@@ -165,6 +173,27 @@ def test_an_interrupted_train_says_how_to_resume(catalog: Path, pairs: Path, tmp
                                        str(tmp_path / "m"), "-q"])
     assert result.exit_code == 1 and "Aborted!" in result.output
     assert f"interrupted: {tmp_path / 'm' / '.checkpoint'} keeps every finished epoch" in result.output
+
+
+def test_an_interrupted_index_says_how_to_resume(run, catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("smar_sdk.indexer.SMARIndexer.index", interrupted)
+    result = run("index", str(catalog), "-q")
+    assert result.exit_code == 1 and "Aborted!" in result.output
+    assert "interrupted: the rows written so far stay indexed; run the same command again to resume" in result.output
+
+
+def test_a_piped_catalog_reads_relative_images_from_the_current_folder(tiny_model_dir: Path, catalog: Path,
+                                                                       tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "smar_sdk", "index", "/dev/stdin", "-q", "--model",
+                             str(tiny_model_dir), "--uri", str(tmp_path / "store")], input=catalog.read_text(),
+                            capture_output=True, text=True, cwd=catalog.parent, timeout=300)
+    assert result.returncode == 0 and "indexed 30, rejected 0" in result.stdout, result.stderr
 
 
 def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:

@@ -166,6 +166,14 @@ def test_prune_with_a_connector_that_cannot_list_ids_stops_before_any_work(tiny_
         assert ix.index(catalog, progress=False).indexed == 30
 
 
+def test_prune_of_an_only_subset_is_refused(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        indexer.index(catalog, progress=False)
+        with pytest.raises(ValueError, match="would delete every stored product outside the only= subset"):
+            indexer.index(catalog, only={"gender": "Women"}, prune=True, progress=False)
+        assert indexer.store.count() == 30
+
+
 def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMARModel, catalog: Path,
                                                                   tmp_path: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
