@@ -94,7 +94,8 @@ class SMARIndexer(StoreUser):
     """
 
     def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
-                 collection: str = "products", mapping: FieldMapping | None = None, batch_size: int = 32,
+                 collection: str = "products", mapping: FieldMapping | dict[str, Any] | None = None,
+                 batch_size: int = 32,
                  allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView | None = None,
                  **store_options: Any) -> None:
         view = view or model.config.stored_view
@@ -102,6 +103,8 @@ class SMARIndexer(StoreUser):
         check_count("batch_size", batch_size)
         check_count("loader_threads", loader_threads)
         super().__init__(model, store, uri, collection, **store_options)
+        if isinstance(mapping, dict):  # FieldMapping's fields as a dict
+            mapping = FieldMapping(**{"text_fields": model.config.text_fields, **mapping})
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
         self.batch_size = batch_size
         self.allow_outside_images = allow_outside_images

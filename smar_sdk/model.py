@@ -176,16 +176,18 @@ class SMARModel(nn.Module):
 
         check_view(view)
         check_count("batch_size", batch_size)
+        if isinstance(rows, dict):
+            raise TypeError("encode_items takes a list of rows, not one dict: use [row]")
         loader = ImageLoader(base_dir=base_dir)
         chunks: list[np.ndarray] = []
-        batch: list[dict] = []
+        batch: list[tuple[int, dict]] = []
         for number, row in enumerate([*rows, None]):
             if row is not None:
                 self._check_row(number, row, image_field)
-                batch.append(row)
+                batch.append((number, row))
             if batch and (row is None or len(batch) == batch_size):
-                images = [loader.load(r[image_field]) for r in batch]
-                chunks.append(self.encode_item_inputs([self.item_text(r) for r in batch], images, view))
+                images = [_row_image(loader, n, r[image_field]) for n, r in batch]
+                chunks.append(self.encode_item_inputs([self.item_text(r) for _, r in batch], images, view))
                 batch = []
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
 
@@ -195,6 +197,9 @@ class SMARModel(nn.Module):
             raise RowError(f"row {number} must be a dict, got {type(row).__name__}")
         if row.get(image_field) is None:
             raise RowError(f"row {number} has no image field {image_field!r}")
+        for field in self.config.text_fields:
+            if row.get(field) is not None and not isinstance(row[field], str):
+                raise RowError(f"row {number}: field {field!r} must be a string, got {type(row[field]).__name__}")
         if not self.item_text(row).strip():
             raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
 
@@ -303,6 +308,14 @@ def _storage_tensor(tensor: torch.Tensor, half: bool) -> torch.Tensor:
     """Backbone weights are stored in float16 to keep model folders small; heads stay float32."""
     tensor = tensor.detach().contiguous().clone()
     return tensor.half() if half and tensor.is_floating_point() else tensor
+
+
+def _row_image(loader: Any, number: int, reference: Any) -> Image.Image:
+    """Load one row's image; its error names the row."""
+    try:
+        return loader.load(reference)
+    except RowError as exc:
+        raise type(exc)(f"row {number}: {exc}") from exc
 
 
 def _to_numpy(chunks: list[torch.Tensor], dim: int) -> np.ndarray:

@@ -12,6 +12,8 @@ from .filters import parse_filter
 from .indexer import StoreUser
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
 
+MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
+
 
 class SMARRetriever(StoreUser):
     """Encodes text queries with the model's query tower and searches the store's fused item vectors."""
@@ -22,8 +24,8 @@ class SMARRetriever(StoreUser):
 
     def search_many(self, queries: Iterable[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Search several queries at once (one encoder batch, one store round trip)."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be an integer from 1 to {MAX_K:,}, got {k!r}")
         if isinstance(queries, str):
             raise TypeError("search_many takes a list of queries; for one query string use search(query)")
         queries = list(queries)  # a generator is read once, here

@@ -132,7 +132,13 @@ def check_vectors(vectors: np.ndarray, dim: int, collection: str) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32)
     if array.ndim == 1:
         array = array[None, :]
-    if array.ndim != 2 or array.shape[1] != dim:
+    if array.ndim != 2:
+        raise ValueError(f"vectors must be one vector or a 2-d batch (rows x {dim}), got shape {array.shape}")
+    if array.shape[1] != dim:
         raise VectorSizeError(f"collection {collection!r} holds {dim}-d vectors but got {array.shape[-1]}-d ones; "
                               "use the model the collection was built with, or a new --collection")
+    if not np.isfinite(array).all():
+        row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise ValueError(f"vector {row} holds NaN or infinity (or a number too large for float32); no search "
+                         "could find it")
     return np.ascontiguousarray(array)

@@ -249,6 +249,18 @@ def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, cata
             retriever.search_many("red dress")
         assert retriever.search_many([]) == []
         assert [len(hits) for hits in retriever.search_many(q for q in ("red dress", "blue bag"))] == [10, 10]
+        for k in (0, "3", True, 10**20, 2.0):
+            with pytest.raises(ValueError, match="k must be an integer from 1 to 16,384"):
+                retriever.search("red dress", k=k)
+
+
+def test_a_field_mapping_may_be_a_dict(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "id"}, "sku": r["id"]}) + "\n"
+                               for r in rows))
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), mapping={"id_field": "sku"}) as indexer:
+        assert indexer.mapping.text_fields == tiny_model.config.text_fields
+        assert indexer.index(catalog, progress=False).indexed == 30 and indexer.store.ids() == {r["id"] for r in rows}
 
 
 def test_indexer_arguments_are_checked_and_config_changes_reencode(tiny_model_dir: Path, catalog: Path,

@@ -193,6 +193,12 @@ def test_wrong_vector_size(store_factory: StoreFactory) -> None:
         store.search(np.ones(DIM - 1, dtype=np.float32), k=3)
     with pytest.raises(VectorSizeError, match=store.collection):
         store.ensure_collection(DIM * 2)
+    bad = np.ones((2, DIM), dtype=np.float32)
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match="vector 1 holds NaN or infinity"):  # it could never be found
+        store.upsert(["a", "b"], bad, [{}, {}])
+    with pytest.raises(ValueError, match=r"a 2-d batch .*shape \(1, 2, "):
+        store.search(np.ones((1, 2, DIM), dtype=np.float32), k=3)
     assert store.count() == 0
 
 
