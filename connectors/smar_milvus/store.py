@@ -204,6 +204,7 @@ class MilvusStore:
                              "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
         self._connect_args = {"db_name": db_name, "timeout": timeout}
         self._client: MilvusClient | None = None
+        self._connecting = threading.Lock()  # threads sharing a store on a new file must not start two clients
         if not self._missing_file():  # a Lite file is created by the first write, so that reading leaves none
             self._client = self._connect()
 
@@ -226,7 +227,9 @@ class MilvusStore:
     def client(self) -> MilvusClient:
         """The pymilvus client; for a Milvus Lite file that does not exist yet, connecting creates it."""
         if self._client is None:
-            self._client = self._connect()
+            with self._connecting:
+                if self._client is None:
+                    self._client = self._connect()
         return self._client
 
     def _where(self) -> str:

@@ -78,6 +78,34 @@ def test_reading_a_missing_lite_file_creates_nothing(tmp_path: Path) -> None:
         assert uri.exists() and store.count() == 1
 
 
+def test_threads_sharing_a_store_on_a_new_file_open_one_client(tmp_path: Path) -> None:
+    """The first write creates the file; readers racing it reuse that client instead of opening the file again."""
+    import threading
+
+    def race(store: MilvusStore) -> list[Exception]:
+        errors: list[Exception] = []
+        started = threading.Barrier(4)
+
+        def use(call) -> None:
+            started.wait()
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(exc)
+
+        calls = [lambda: store.ensure_collection(4)] + [lambda: [store.count() for _ in range(20)]] * 3
+        threads = [threading.Thread(target=use, args=(call,)) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store.close()
+        return errors
+
+    for trial in range(3):
+        assert race(MilvusStore(uri=str(tmp_path / f"race{trial}.db"))) == []
+
+
 def test_ids_and_values_with_control_characters_round_trip(tmp_path: Path) -> None:
     ids = ["plain", "bad\x01id", "tab\tid", "del\x7f", 'quote"back\\slash\nline', "\\u0001 typed out"]
     with MilvusStore(uri=str(tmp_path / "ctrl.db")) as store:
