@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import stat
 import time
@@ -58,15 +59,6 @@ class ImageLoader:
         """What a cache may key this image by: a local file by its resolved path, size and modification time (a
         photo replaced under the same name, or the same name in another catalog folder, is another image); a URL
         or an unreadable reference by itself."""
-        return self._stamped(reference, resolved=True)
-
-    def version(self, reference: object) -> str:
-        """What a stored vector records of its image: a local file's reference with its size and modification time
-        (a photo replaced under the same name, or deleted, reads as changed; a catalog folder moved elsewhere does
-        not); a URL or an unreadable reference by itself."""
-        return self._stamped(reference, resolved=False)
-
-    def _stamped(self, reference: object, resolved: bool) -> str:
         if not isinstance(reference, str) or "://" in reference:
             return repr(reference)
         try:
@@ -74,7 +66,19 @@ class ImageLoader:
             info = path.stat()
         except (ImageError, OSError):
             return repr(reference)
-        return f"{path if resolved else reference}:{info.st_size}:{info.st_mtime_ns}"
+        return f"{path}:{info.st_size}:{info.st_mtime_ns}"
+
+    def version(self, reference: str) -> str:
+        """What a stored vector records of its image: a local file's reference with a digest of its bytes (a photo
+        replaced under the same name, or deleted, reads as changed; the catalog folder copied, checked out or moved
+        elsewhere does not); a URL or an unreadable file by its reference alone."""
+        if "://" in reference:
+            return reference
+        try:
+            data = self._read_file(reference)
+        except ImageError:
+            return reference
+        return f"{reference}#{hashlib.blake2b(data, digest_size=16).hexdigest()}"
 
     def file_problem(self, reference: object) -> str | None:
         """Why a local image cannot be read, found with one ``stat`` and no decoding (None when the file is there;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,9 @@ from smar_sdk import (
     VectorSizeError,
     open_store,
 )
+from smar_sdk.catalog import Product
 from smar_sdk.filters import parse_filter
+from smar_sdk.images import ImageLoader
 from smar_sdk.retriever import sampled_model
 
 from .conftest import write_jpeg
@@ -142,10 +145,15 @@ def test_a_replaced_or_deleted_photo_is_a_changed_row(tiny_model: SMARModel, cat
         assert (replaced.indexed, replaced.unchanged, replaced.rejected) == (1, 29, 0)
         (stored,) = indexer.store.search(tiny_model.encode_items([rows[0]], base_dir=catalog.parent), k=1)[0]
         assert stored.id == rows[0]["id"] and stored.score == pytest.approx(1.0, abs=1e-5)  # the new photo's vector
+        copy = shutil.copytree(catalog.parent, tmp_path / "copy", copy_function=shutil.copyfile,
+                               ignore=shutil.ignore_patterns("store", "copy"))  # new modification times, same bytes
+        assert indexer.index(copy / catalog.name, progress=False).unchanged == 30
         photo.unlink()
         deleted = indexer.index(catalog, progress=False)
         assert (deleted.indexed, deleted.unchanged, deleted.rejected) == (0, 29, 1)
         assert "not found" in deleted.rejections[0].reason and indexer.store.count() == 30
+        url = Product(line=1, id="u", text="t", image="https://example.com/a.jpg", payload={})
+        assert indexer.content_hash(url, loader=ImageLoader()) == indexer.content_hash(url)  # URL rows: as before
 
 
 def test_prune_with_a_connector_that_cannot_list_ids_stops_before_any_work(tiny_model: SMARModel, catalog: Path,
