@@ -6,6 +6,7 @@ import codecs
 import io
 import json
 import math
+import numbers
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,7 @@ def only_as_text(only: dict[str, Any] | None) -> dict[str, str] | None:
     for field, value in only.items():
         if isinstance(value, bool):
             texts[field] = json.dumps(value)
-        elif isinstance(value, str | int | float):
+        elif isinstance(value, str | numbers.Real):  # numpy numbers too
             texts[field] = str(value)
         else:
             raise TypeError(f"only[{field!r}] must be a string, number or boolean, got {value!r}; to keep rows with "

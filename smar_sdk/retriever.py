@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,8 +25,9 @@ class SMARRetriever(StoreUser):
 
     def search_many(self, queries: Iterable[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Search several queries at once (one encoder batch, one store round trip)."""
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an integer from 1 to {MAX_K:,}, got {k!r}")
+        k = int(k)  # numpy integers too
         if isinstance(queries, str):
             raise TypeError("search_many takes a list of queries; for one query string use search(query)")
         queries = list(queries)  # a generator is read once, here

@@ -180,6 +180,12 @@ def test_prune_of_an_only_subset_is_refused(tiny_model: SMARModel, catalog: Path
         with pytest.raises(ValueError, match="would delete every stored product outside the only= subset"):
             indexer.index(catalog, only={"gender": "Women"}, prune=True, progress=False)
         assert indexer.store.count() == 30
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "other")) as indexer:
+        with pytest.raises(TypeError, match="only\\['gender'\\] must be a string, number or boolean"):
+            indexer.index(catalog, only={"gender": ["Women"]}, progress=False)
+        assert indexer.store.dimension() is None  # refused before the collection was created
+        of_2011 = sum(json.loads(line)["year"] == 2011 for line in catalog.read_text().splitlines())
+        assert indexer.index(catalog, only={"year": np.int64(2011)}, progress=False).indexed == of_2011 > 0
 
 
 def test_repeated_id_keeps_its_last_good_row_across_resumed_runs(tiny_model: SMARModel, catalog: Path,
@@ -260,6 +266,7 @@ def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, cata
         for k in (0, "3", True, 10**20, 2.0):
             with pytest.raises(ValueError, match="k must be an integer from 1 to 16,384"):
                 retriever.search("red dress", k=k)
+        assert len(retriever.search("red dress", k=np.int64(4))) == 4
 
 
 def test_a_field_mapping_may_be_a_dict(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
