@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,8 @@ from .model import ItemView, SMARModel, check_count, check_view
 from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VectorStore, open_store
 
 MAX_REPORTED_REJECTIONS = 1000
+MAX_HELD_ROWS = 10_000  # earlier rows of repeated ids held back at once, waiting for their id's last row
+MAX_HELD_PER_ID = 4
 
 
 class IndexReport(BaseModel):
@@ -312,13 +315,27 @@ def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, Any] | N
 
 def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) -> Iterator[list[Product | Rejection]]:
     """Each record alone, except that the earlier rows of a repeated id are held back and come with its last row,
-    so that all rows of an id fall in one batch: only the last good one is then encoded, on every run."""
-    held: dict[str, list[Product | Rejection]] = {}
+    so that all rows of an id fall in one batch: only the last good one is then encoded, on every run. Memory is
+    bounded: beyond ``MAX_HELD_ROWS`` rows held, or ``MAX_HELD_PER_ID`` rows of one id, the oldest go through
+    alone (encoded, then overwritten by the later row, as for a pipe)."""
+    held: OrderedDict[str, list[Product | Rejection]] = OrderedDict()
+    count = 0
     for record in records:
         if isinstance(record, Product) and record.line < repeats.get(record.id, 0):
-            held.setdefault(record.id, []).append(record)
+            rows = held.setdefault(record.id, [])
+            rows.append(record)
+            count += 1
+            if len(rows) > MAX_HELD_PER_ID:
+                yield [rows.pop(0)]
+                count -= 1
+            if count > MAX_HELD_ROWS:
+                _, oldest = held.popitem(last=False)
+                count -= len(oldest)
+                yield from ([row] for row in oldest)
         elif isinstance(record, Product) and record.id in held:
-            yield [*held.pop(record.id), record]
+            rows = held.pop(record.id)
+            count -= len(rows)
+            yield [*rows, record]
         else:
             yield [record]
     yield from held.values()  # the file changed between the two reads

@@ -20,9 +20,10 @@ from smar_sdk import (
     VectorSizeError,
     open_store,
 )
-from smar_sdk.catalog import Product
+from smar_sdk.catalog import FieldMapping, Product, read_catalog
 from smar_sdk.filters import parse_filter
 from smar_sdk.images import ImageLoader
+from smar_sdk.indexer import _grouped, _repeated_ids
 from smar_sdk.retriever import sampled_model
 
 from .conftest import write_jpeg
@@ -131,6 +132,27 @@ def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: 
     with SMARRetriever(model, uri=uri) as retriever:
         hit = retriever.search("dress", k=1, filter={"title": "nice cotton dress"})[0]
         assert hit.id == rows[3]["id"] and not any(k.startswith("_smar") for k in hit.payload)
+
+
+@pytest.mark.parametrize(("held_rows", "per_id"), [(1, 4), (10, 1)])
+def test_rows_held_for_a_repeated_id_are_bounded_and_the_last_row_still_wins(
+        tiny_model: SMARModel, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_rows: int,
+        per_id: int) -> None:
+    monkeypatch.setattr("smar_sdk.indexer.MAX_HELD_ROWS", held_rows)
+    monkeypatch.setattr("smar_sdk.indexer.MAX_HELD_PER_ID", per_id)
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()][:4]
+    lines = [{**rows[i % 4], "title": f"version {i // 4}"} for i in range(12)]  # 4 ids, 3 versions each
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records = list(read_catalog(catalog))
+    groups = list(_grouped(records, _repeated_ids(catalog, FieldMapping(), None)))
+    assert sorted(r.line for g in groups for r in g) == list(range(1, 13))  # every row exactly once
+    assert max(len(g) for g in groups) <= min(held_rows, per_id) + 1  # never more held than the caps
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=2) as indexer:
+        for _ in range(2):
+            report = indexer.index(catalog, progress=False)
+            assert report.indexed + report.unchanged + report.superseded == 12 and indexer.store.count() == 4
+            hits = indexer.store.search(tiny_model.encode_queries(["x"]), k=10)[0]
+            assert {h.payload["title"] for h in hits} == {"version 2"}
 
 
 def test_a_replaced_or_deleted_photo_is_a_changed_row(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
