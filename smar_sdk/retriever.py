@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import StoreError, VectorSizeError
 from .filters import parse_filter
 from .indexer import StoreUser
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
@@ -49,6 +49,20 @@ def check_indexed_with(fingerprint: str, results: list[list[Hit]], collection: s
         raise StoreError(f"collection {collection!r} was indexed with another model (files {sorted(models)[0][:12]}) "
                          f"than the one searching it ({fingerprint[:12]}): search with the model it was indexed with "
                          "(--model), or index the catalog again with this one")
+
+
+def check_store_serves(model: Any, store: VectorStore) -> None:
+    """Stop when the collection's vectors cannot answer this model's queries: another vector size, or products
+    (one sampled) encoded by another model."""
+    dimension = getattr(store, "dimension", None)
+    dim = dimension() if callable(dimension) else None
+    if dim is not None and dim != model.dim:
+        raise VectorSizeError(f"collection {store.collection!r} holds {dim}-d vectors but the model makes "
+                              f"{model.dim}-d ones: use the model the collection was indexed with (--model)")
+    indexed_with = sampled_model(store)
+    if indexed_with:
+        check_indexed_with(model.fingerprint, [[Hit(id="", score=0.0, payload={MODEL_PAYLOAD_KEY: indexed_with})]],
+                           store.collection)
 
 
 def sampled_model(store: VectorStore) -> str | None:

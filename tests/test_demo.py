@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -82,6 +83,10 @@ def test_bad_requests_are_rejected(client: TestClient) -> None:
     assert typo.status_code == 422 and "'gendr'" in typo.json()["detail"] and "gender" in typo.json()["detail"]
     twice = client.get("/api/search", params=[("q", "x"), ("gender", "Men"), ("gender", "Women")])
     assert twice.status_code == 422 and "'gender' is given more than once" in twice.json()["detail"]
+    two_queries = client.get("/api/search", params=[("q", "x"), ("q", "y")])
+    assert two_queries.status_code == 422 and "'q' is given more than once" in two_queries.json()["detail"]
+    empty = client.get("/api/search", params={"q": "x", "gender": ""})  # never silently unfiltered
+    assert empty.status_code == 422 and "facet 'gender' is empty" in empty.json()["detail"]
 
 
 def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny_model: SMARModel, catalog: Path,
@@ -119,6 +124,8 @@ def test_page_assets_info_and_headers(client: TestClient) -> None:
         page.headers["content-security-policy"]
     assert "http" not in "".join(line for line in page.text.splitlines() if "<script" in line or "<link" in line)
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+    assert client.get("/api/docs").status_code == 404  # its page would load scripts from the internet
+    assert "/api/search" in client.get("/api/openapi.json").json()["paths"]
     info = client.get("/api/info").json()
     assert info["count"] == 30 and info["facets"] == ["gender", "article_type"] and set(info["modes"]) == {
         "fused", "text"}
@@ -177,6 +184,19 @@ def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_
                                           "--port", str(port)])
     assert taken.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in taken.output and "--port" in taken.output
     assert "serving" not in taken.output and not seen
+    other = SMARModel.load(tiny_model_dir)
+    with torch.no_grad():
+        other.query_head.linear.weight.mul_(-1.0)  # same size, other weights
+    other.save(tmp_path / "other")
+    wrong = CliRunner().invoke(demo, ["--model", str(tmp_path / "other"), "--uri", str(tmp_path / "store"),
+                                      "--port", str(port)])
+    assert wrong.exit_code == 1 and "was indexed with another model" in wrong.output and not seen
+    shipped = CliRunner().invoke(demo, ["--uri", str(tmp_path / "store"), "--port", str(port)])
+    assert shipped.exit_code == 1 and "holds 16-d vectors but the model makes 256-d ones" in shipped.output
+    clash = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
+                                      "--facets", "gender,mode"])
+    assert clash.exit_code == 2 and "mode cannot be a facet" in clash.output
+    assert CliRunner().invoke(demo, ["--port", "0"]).exit_code == 2 and not seen
 
 
 # ----- the real page in a real browser, with the shipped model and real Myntra products -----

@@ -26,7 +26,10 @@ SECURITY_HEADERS = {
 
 def create_app(search: DemoSearch, images: CatalogImages | None = None, info: dict[str, Any] | None = None) -> FastAPI:
     """Build the app around a ready :class:`DemoSearch` (and the catalog images it may serve)."""
-    app = FastAPI(title="smar-sdk shop demo", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    if clash := sorted(SEARCH_PARAMS & set(search.facets)):
+        raise ValueError(f"{', '.join(clash)} cannot be a facet: the search API uses that parameter")
+    # no /api/docs: FastAPI's interactive docs page loads its scripts from a CDN, and the demo works offline
+    app = FastAPI(title="smar-sdk shop demo", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     details = {**(info or {}), "facets": search.facets, "attributes": search.attributes, "pool": search.pool,
                "modes": {m: search.mode_label(m) for m in ("fused", "text")},
                "images": "catalog" if images is not None else "http(s) payload URLs only"}
@@ -34,8 +37,7 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
-        if not request.url.path.startswith("/api/docs"):  # the interactive docs page loads its own assets
-            response.headers.update(SECURITY_HEADERS)
+        response.headers.update(SECURITY_HEADERS)
         return response
 
     @app.exception_handler(SMARError)
@@ -61,9 +63,11 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
         if unknown := sorted(set(request.query_params) - SEARCH_PARAMS - set(search.facets)):
             raise HTTPException(422, f"unknown parameter {', '.join(map(repr, unknown))}: filters are the facets "
                                      f"{search.facets} (see /api/info)")
-        if repeated := sorted(f for f in search.facets if len(request.query_params.getlist(f)) > 1):
-            raise HTTPException(422, f"facet {repeated[0]!r} is given more than once; a facet takes one value")
-        filters = {f: request.query_params[f] for f in search.facets if request.query_params.get(f)}
+        if repeated := sorted(f for f in request.query_params if len(request.query_params.getlist(f)) > 1):
+            raise HTTPException(422, f"parameter {repeated[0]!r} is given more than once; it takes one value")
+        if empty := sorted(f for f in search.facets if f in request.query_params and not request.query_params[f]):
+            raise HTTPException(422, f"facet {empty[0]!r} is empty; leave it out to search every value")
+        filters = {f: request.query_params[f] for f in search.facets if f in request.query_params}
         return search.search(q, k=k, mode=mode, filters=filters)
 
     @app.get("/images/{item_id:path}", include_in_schema=False)

@@ -20,7 +20,7 @@ from ..cli_options import (
 
 
 @click.command()
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; the default serves this machine only.")
 @click.option("--catalog", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -46,26 +46,32 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
       smar-sdk index catalog.jsonl
       smar-sdk demo --catalog catalog.jsonl        # open http://127.0.0.1:8000
 
-    The page and its JSON API (GET /api/search?q=...&mode=fused|text&gender=...; /api/docs) are served
-    by the app itself; nothing loads from the internet. Text-only mode re-ranks the top --pool fused
-    candidates by the model's title-only item vector.
+    The page and its JSON API (GET /api/search?q=...&mode=fused|text&gender=...; described by
+    /api/openapi.json) are served by the app itself; nothing loads from the internet. Text-only mode
+    re-ranks the top --pool fused candidates by the model's title-only item vector.
     """
     import uvicorn
 
     from ..model import SMARModel
+    from ..retriever import check_store_serves
     from ..store import open_store
-    from .app import create_app
+    from .app import SEARCH_PARAMS, create_app
     from .images import CatalogImages
     from .search import DemoSearch
 
+    facet_fields = split_fields(facets)
+    if clash := sorted(SEARCH_PARAMS & set(facet_fields)):
+        raise click.BadParameter(f"{', '.join(clash)} cannot be a facet: the search API uses that parameter",
+                                 param_hint="--facets")
     model = SMARModel.load(model_dir)
     mapping = field_mapping(model, id_field, text_fields, image_field)
     images = CatalogImages(catalog, mapping) if catalog else None
     vector_store = open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds))
     try:
         require_collection(vector_store, uri)
+        check_store_serves(model, vector_store)
         check_port_free(host, port)
-        search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=split_fields(facets),
+        search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=facet_fields,
                             attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None,
                             image_field=mapping.image_field)
         info = {"model": str(model_dir or "shipped default"), "store": store, "collection": collection,
