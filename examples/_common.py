@@ -83,8 +83,9 @@ def index_then_search(catalog: Path, limit: int | None, model_dir: str | None = 
             catalog = subset_catalog(catalog, Path(tmp) / "catalog.jsonl", limit)
         with SMARIndexer(model, **store) as indexer:
             report = indexer.index(catalog)
-            print(f"indexed {report.indexed} products ({report.rejected} rejected) in {report.seconds:.0f}s, "
-                  f"{report.items_per_second:.0f}/s; the collection holds {indexer.store.count()}")
+            print(f"indexed {report.indexed} products ({report.unchanged} already stored unchanged, "
+                  f"{report.rejected} rejected) in {report.seconds:.0f}s, {report.items_per_second:.0f}/s; the "
+                  f"collection holds {indexer.store.count()}")
             # a retriever can share the indexer's open store (an embedded store is one client per folder)
             retriever = SMARRetriever(model, store=indexer.store)
             for query, filter_ in queries:

@@ -107,10 +107,15 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
     with (tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp,
           SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer):
         report: IndexReport = indexer.index(catalog, only=only, progress=progress)
+        first = (f"; the first, line {report.rejections[0].line}: {report.rejections[0].reason}"
+                 if report.rejections else "")
         if not report.indexed:
-            raise CatalogError(f"no product of {catalog} was indexed ({report.rejected} rejected"
-                               f"{', --only ' + str(only) + ' matched nothing else' if only else ''}); "
-                               "there is nothing to score: check the catalog path and --only")
+            raise CatalogError(f"no product of {catalog} was indexed ({report.rejected} rejected{first}"
+                               f"{'; --only ' + str(only) + ' matched nothing else' if only else ''}); "
+                               "there is nothing to score: check the catalog path, the field options and --only")
+        if report.rejected:
+            logger.warning("%d catalog rows were rejected and are not scored%s (smar-sdk index --rejects FILE "
+                           "lists them all)", report.rejected, first)
         present = indexer.store.stored_hashes(sorted({i for q in queries for i in q.relevant}))
         unanswerable = sum(not any(i in present for i in q.relevant) for q in queries)
         if unanswerable:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from smar_sdk import CatalogError
+from smar_sdk import CatalogError, SMARModel
 from smar_sdk.cli import EXIT_REJECTED_ROWS, main
 
 
@@ -244,6 +244,22 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     nothing = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                         str(out), "-q", "--only", "gender=Nobody"])
     assert nothing.exit_code == 1 and "nothing to score" in nothing.output and "gender" in nothing.output
+    wrong_field = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
+                                            str(out), "-q", "--id-field", "sku"])
+    assert wrong_field.exit_code == 1 and "30 rejected; the first, line 1: id field 'sku' is missing" in \
+        wrong_field.output
+
+
+def test_eval_warns_about_rejected_rows_with_the_first_reason(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    from smar_sdk.evaluation import evaluate_model
+
+    catalog.write_text(catalog.read_text() + '{"id": "broken", "title": ""}\n')
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n")
+    report = evaluate_model(tiny_model, catalog, queries, progress=False)
+    assert (report.indexed, report.rejected) == (30, 1)
+    assert "1 catalog rows were rejected and are not scored; the first, line 31: field 'title'" in caplog.text
 
 
 def test_score_rankings_single_and_many_metrics() -> None:
