@@ -120,10 +120,12 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     relative to the catalog's folder, an absolute path, or an http(s) URL); every field is kept as
     payload for filters. Re-indexing an id replaces it. Broken rows are reported with their line
     number and reason and the rest is still indexed. A re-run (after a crash, or on an updated
-    catalog) skips products already stored with the same content and model.
+    catalog) skips products already stored with the same content and model. CATALOG `-` reads standard
+    input (relative image paths then start from the current folder).
     """
     from .indexer import SMARIndexer
 
+    catalog = Path("/dev/stdin") if str(catalog) == "-" else catalog
     only_rows = _pairs(only, "--only")
     if prune and only_rows:
         raise click.UsageError("--prune with --only would delete every stored product outside the --only subset; "

@@ -127,6 +127,12 @@ def collection_matches(collection: str, where: str, existing: int | None, dim: i
     return True
 
 
+def check_ids(ids: object) -> None:
+    """Refuse one id given where a list of ids is expected (a string would be read as its characters)."""
+    if isinstance(ids, str | bytes):
+        raise TypeError(f"ids must be a list of ids, not one string: use [{ids!r}]")
+
+
 def check_vectors(vectors: np.ndarray, dim: int, collection: str) -> np.ndarray:
     """Validate a batch of vectors against a collection's size; return a C-contiguous float32 copy."""
     array = np.asarray(vectors, dtype=np.float32)

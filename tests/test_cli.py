@@ -190,10 +190,11 @@ def test_a_piped_catalog_reads_relative_images_from_the_current_folder(tiny_mode
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "smar_sdk", "index", "/dev/stdin", "-q", "--model",
-                             str(tiny_model_dir), "--uri", str(tmp_path / "store")], input=catalog.read_text(),
-                            capture_output=True, text=True, cwd=catalog.parent, timeout=300)
-    assert result.returncode == 0 and "indexed 30, rejected 0" in result.stdout, result.stderr
+    for name, expected in (("/dev/stdin", "indexed 30, rejected 0"), ("-", "indexed 0, rejected 0, unchanged 30")):
+        result = subprocess.run([sys.executable, "-m", "smar_sdk", "index", name, "-q", "--model",
+                                 str(tiny_model_dir), "--uri", str(tmp_path / "store")], input=catalog.read_text(),
+                                capture_output=True, text=True, cwd=catalog.parent, timeout=300)
+        assert result.returncode == 0 and expected in result.stdout, result.stderr
 
 
 def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from smar_sdk.store import (
     ID_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_ids,
     check_metric,
     check_vectors,
     collection_matches,
@@ -162,6 +163,7 @@ class QdrantEdgeStore(QdrantStore):
         self._dirty = True
 
     def delete(self, ids: list[str]) -> None:
+        check_ids(ids)
         if not ids or not self._exists():
             return
         q = _edge()

@@ -20,6 +20,7 @@ from smar_sdk.store import (
     ID_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_ids,
     check_metric,
     check_vectors,
     collection_matches,
@@ -222,6 +223,7 @@ class QdrantStore:
         return array
 
     def delete(self, ids: list[str]) -> None:
+        check_ids(ids)
         if not ids or not self._exists():
             return
         selector = models.PointIdsList(points=[point_uuid(i) for i in ids])

@@ -101,6 +101,8 @@ def test_delete(filled) -> None:
     store, ids, vectors, _ = filled
     store.delete([ids[0], ids[1], "unknown-id", ids[0]])
     store.delete([])
+    with pytest.raises(TypeError, match="not one string"):  # it would be read as ids of one character each
+        store.delete(ids[2])
     assert store.count() == len(ids) - 2
     found = {h.id for h in store.search(vectors[0], k=len(ids))[0]}
     assert found == set(ids[2:])
