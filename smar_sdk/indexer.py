@@ -244,7 +244,9 @@ class SMARIndexer(StoreUser):
         products = [p for p in batch if isinstance(p, Product)]
         fingerprint = self.model.content_fingerprint  # once a batch, not once a row
         hashes = {id(p): self.content_hash(p, fingerprint, loader) for p in products}
-        changed = [p for p in products if stored.get(p.id) != hashes[id(p)]]
+        # rows stored before hashes read image bytes are kept as then: re-encoding a catalog on upgrade costs hours
+        kept_as_is = {id(p) for p in products if stored.get(p.id) == self.content_hash(p, fingerprint)}
+        changed = [p for p in products if stored.get(p.id) != hashes[id(p)] and id(p) not in kept_as_is]
         pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
@@ -259,7 +261,7 @@ class SMARIndexer(StoreUser):
                 superseded += 1
                 continue
             content = hashes[id(product)]
-            if stored.get(product.id) == content:
+            if stored.get(product.id) == content or id(product) in kept_as_is:
                 unchanged += 1
                 settled.add(product.id)
             else:
