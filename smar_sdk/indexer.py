@@ -183,8 +183,8 @@ class SMARIndexer(StoreUser):
     def content_hash(self, product: Product, model_fingerprint: str | None = None,
                      loader: ImageLoader | None = None) -> str:
         """Identifies what a stored vector was made from: model, view, item text, image and payload. With ``loader``,
-        a local image counts with its file's size and modification time, so a photo replaced or deleted under the
-        same name makes the row change (``model_fingerprint``: the model's ``content_fingerprint``, when the caller
+        a local image counts with a digest of its bytes, so a photo replaced or deleted under the same name makes
+        the row change (``model_fingerprint``: the model's ``content_fingerprint``, when the caller
         already has it)."""
         model_fingerprint = model_fingerprint or self.model.content_fingerprint
         image = loader.version(product.image) if loader else product.image
@@ -227,9 +227,10 @@ class SMARIndexer(StoreUser):
                 yield pending.result()
 
     def _stored_hashes(self, batch: list[Product | Rejection], earlier: set[str]) -> dict[str, str]:
-        """Stored content hashes of the batch's ids. An id an earlier batch also has (a catalog that could not be
-        read ahead for repeated ids: a pipe) is left out, and so encoded again: that batch's row may overwrite the
-        stored one before this batch is written, and the later row has to win. ``earlier`` gets this batch's ids."""
+        """Stored content hashes of the batch's ids. An id an earlier batch also has (read from a pipe, which cannot
+        be read ahead for repeated ids, or let through past the hold limits of ``_grouped``) is left out, and so
+        encoded again: that batch's row may overwrite the stored one before this batch is written, and the later
+        row has to win. ``earlier`` gets this batch's ids."""
         ids = [r.id for r in batch if isinstance(r, Product)]
         lookup = getattr(self.store, "stored_hashes", None)
         stored = lookup([i for i in ids if i not in earlier]) if lookup and ids else {}
