@@ -18,18 +18,10 @@ import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState
 
+from smar_sdk import store as sdk_store
 from smar_sdk.errors import FilterError, StoreError
 from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
-from smar_sdk.store import (
-    HASH_PAYLOAD_KEY,
-    Hit,
-    Metric,
-    check_ids,
-    check_metric,
-    check_vectors,
-    collection_matches,
-    safe_uri,
-)
+from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_metric, check_vectors, collection_matches, safe_uri
 
 DEFAULT_URI = "./smar.db"
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
@@ -397,7 +389,7 @@ class MilvusStore:
             self._call("upserting", lambda b=rows[start:start + BATCH]: self.client.upsert(self.collection, b))
 
     def delete(self, ids: list[str]) -> None:
-        check_ids(ids)
+        sdk_store.check_ids(ids)
         if not len(ids) or not self._exists():
             return
         self._ensure_loaded()
