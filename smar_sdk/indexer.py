@@ -244,10 +244,17 @@ class SMARIndexer(StoreUser):
         earlier broken row is still rejected. The images of every changed row are decoded on ``decoders`` at once."""
         products = [p for p in batch if isinstance(p, Product)]
         fingerprint = self.model.content_fingerprint  # once a batch, not once a row
-        hashes = {id(p): self.content_hash(p, fingerprint, loader) for p in products}
-        # rows stored before hashes read image bytes are kept as then: re-encoding a catalog on upgrade costs hours
-        kept_as_is = {id(p) for p in products if stored.get(p.id) == self.content_hash(p, fingerprint)}
-        changed = [p for p in products if stored.get(p.id) != hashes[id(p)] and id(p) not in kept_as_is]
+        hashes: dict[int, str] = {}
+        same: set[int] = set()  # rows whose stored vector was made from this content
+        for p in products:
+            previous = stored.get(p.id)
+            if previous is not None and previous == self.content_hash(p, fingerprint):
+                same.add(id(p))  # stored before hashes read image bytes: kept as then (a re-encode costs hours)
+                continue
+            hashes[id(p)] = self.content_hash(p, fingerprint, loader)  # reads the image's bytes
+            if previous == hashes[id(p)]:
+                same.add(id(p))
+        changed = [p for p in products if id(p) not in same]
         pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
@@ -261,14 +268,12 @@ class SMARIndexer(StoreUser):
             if product.id in settled:
                 superseded += 1
                 continue
-            content = hashes[id(product)]
-            if stored.get(product.id) == content or id(product) in kept_as_is:
+            settled.add(product.id)
+            if id(product) in same:
                 unchanged += 1
-                settled.add(product.id)
             else:
                 good += 1
-                settled.add(product.id)
-                latest[product.id] = (product, result, content)
+                latest[product.id] = (product, result, hashes[id(product)])
         rejections.sort(key=lambda r: r.line)
         kept = sorted(latest.values(), key=lambda k: k[0].line)
         return _Prepared(products=[k[0] for k in kept], pixels=[k[1] for k in kept], hashes=[k[2] for k in kept],

@@ -179,8 +179,11 @@ def test_a_replaced_or_deleted_photo_is_a_changed_row(tiny_model: SMARModel, cat
         with monkeypatch.context() as legacy:  # a store written before the hash read image bytes ...
             legacy.setattr(ImageLoader, "version", lambda self, reference: reference)
             assert indexer.index(catalog, progress=False, resume=False).indexed == 30
-        upgraded = indexer.index(catalog, progress=False)  # ... is kept as it is, not re-encoded on upgrade
-        assert (upgraded.indexed, upgraded.unchanged) == (0, 30)
+        reads: list[str] = []
+        with monkeypatch.context() as counting:
+            counting.setattr(ImageLoader, "_read_file", lambda self, reference: reads.append(reference) or b"")
+            upgraded = indexer.index(catalog, progress=False)  # ... is kept as it is, not re-encoded on upgrade
+        assert (upgraded.indexed, upgraded.unchanged) == (0, 30) and reads == []  # nor are its photos read again
         url = Product(line=1, id="u", text="t", image="https://example.com/a.jpg", payload={})
         assert indexer.content_hash(url, loader=ImageLoader()) == indexer.content_hash(url)  # URL rows: as before
 
