@@ -235,6 +235,13 @@ class Bench:
         return float(best)
 
 
+def saved_model_dir(method: str, save_smar: Path | None, save_models: Path | None) -> Path | None:
+    """Where ``method``'s trained model is saved: ``--save-smar`` for SMAR, else a folder of ``--save-models``."""
+    if method == "SMAR" and save_smar:
+        return save_smar
+    return save_models / method.split(" (")[0].replace(" ", "-") if save_models else None
+
+
 def markdown(rows: list[dict]) -> str:
     lines = []
     for catalog in CATALOGS:
@@ -287,6 +294,8 @@ def main() -> None:
                         help="reworded copies of each training query (wording augmentation, smar_sdk.wording)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
     parser.add_argument("--save-smar", type=Path, default=None, help="save the trained SMAR model here")
+    parser.add_argument("--save-models", type=Path, default=None,
+                        help="save every trained model in this folder, one sub-folder per method (e.g. text-only)")
     parser.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=RUN_ORDER, metavar="METHOD",
                         help="trained methods to (re)run; rows of the others are kept from --out")
     parser.add_argument("--query-tuned-layers", type=int, default=0,
@@ -327,6 +336,8 @@ def main() -> None:
                              "states (modality dropout; TrainConfig.fusion_image_dropout)")
     parser.add_argument("--fusion-image-dropout-colour-titles", action="store_true",
                         help="--fusion-image-dropout blanks only the images of items whose title names a colour")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
+                        help="training pairs per step of every trained method (its in-batch negatives)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
@@ -359,7 +370,7 @@ def main() -> None:
                              image_encoder=image_backbone(args.image_backbone, colour_features=True,
                                                           foreground_colour=args.foreground_colour)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
-                  {"temperature": args.temperature,
+                  {"temperature": args.temperature, "batch_size": args.batch_size,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],
                    "hard_negatives": args.hard_negatives,
                    "negative_fields": list(ATTRIBUTES) if args.hard_negatives else [],
@@ -377,7 +388,7 @@ def main() -> None:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
     else:
         for method in methods:
-            rows += bench.trained(method, args.save_smar if method == "SMAR" else None)
+            rows += bench.trained(method, saved_model_dir(method, args.save_smar, args.save_models))
             args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(markdown(rows))
 

@@ -14,6 +14,11 @@ rewording (``smar_sdk.wording``, a seed training never used). The test split is 
 ``--per-query`` also scores the paper's form of the second stage, a choice per query: queries that name a colour
 search one stored vector (a blend, or the text view alone), the others another (two named vectors per item).
 
+``--colour-check`` also scores a second stage that trusts the photo where the title's colour disagrees with it: an
+item whose title names a colour gets the text weight of titles without one unless that colour is among the ``K``
+catalog colours its image view scores highest (each colour name encoded as a query), for every ``K`` of
+``COLOUR_CHECK_DEPTHS``; every other weight is the model's.
+
 ``--grid`` also scores wider one-vector blends, ``normalise(fused + (w if the title names a colour else v) * text +
 b * image)`` for every ``w`` of ``WEIGHTS``, ``v`` of ``OTHER_TEXT_WEIGHTS`` and ``b`` of ``IMAGE_WEIGHTS``.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +37,12 @@ from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, ran
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import LabelledQuery, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
-from smar_sdk.wording import QueryRewriter, names_colour
+from smar_sdk.wording import QueryRewriter, colours_named, names_colour
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 OTHER_TEXT_WEIGHTS = (0.0, 0.1, 0.25, 0.5)
 IMAGE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+COLOUR_CHECK_DEPTHS = (1, 3, 5, 8)
 REWORDING_SEED = 12345  # training rewords with TrainConfig.seed (0 by default)
 
 
@@ -43,8 +50,13 @@ def blended(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str], 
             b: float = 0.0) -> np.ndarray:
     """The vectors ``model`` stores with second-stage weights ``text_blend = w``, ``other_text_blend = v`` and
     ``image_blend = b`` (it re-weighs views computed once)."""
-    model.config.text_blend, model.config.other_text_blend, model.config.image_blend = w, v, b
-    return model.second_stage(views["fused"], views["text"], views["image"], texts).numpy()
+    config = model.config
+    own = config.text_blend, config.other_text_blend, config.image_blend
+    config.text_blend, config.other_text_blend, config.image_blend = w, v, b
+    try:
+        return model.second_stage(views["fused"], views["text"], views["image"], texts).numpy()
+    finally:
+        config.text_blend, config.other_text_blend, config.image_blend = own
 
 
 def grid_blends(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str]) -> dict[str, np.ndarray]:
@@ -54,15 +66,34 @@ def grid_blends(model: SMARModel, views: dict[str, torch.Tensor], texts: list[st
             for w in WEIGHTS for v in OTHER_TEXT_WEIGHTS for b in IMAGE_WEIGHTS}
 
 
-def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False,
-                   grid: bool = False) -> dict[str, dict[str, float]]:
-    """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule: ``w=W`` for each blend
-    weight, with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors, and with
-    ``grid`` each ``w=W, v=V, b=B`` of ``grid_blends``."""
+def colour_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str],
+                   colours: list[str]) -> dict[str, np.ndarray]:
+    """``colour check K``: the vectors the model stores with its own weights, except that an item whose title's
+    colours are none of the ``K`` of ``colours`` its image view scores highest gets ``other_text_blend``."""
+    image = views["image"].numpy()
+    ranked = -np.sort(-(image @ model.encode_queries(colours).T), axis=1)
+    named = [colours_named(text) for text in texts]
+    words = sorted({word for words in named for word in words})
+    word_vectors = dict(zip(words, model.encode_queries(words), strict=True)) if words else {}
+    title_colour = np.array([max((float(image[i] @ word_vectors[w]) for w in ws), default=-np.inf)
+                             for i, ws in enumerate(named)])
+    has_colour = torch.tensor([bool(ws) for ws in named])
+    checked = {}
+    for depth in COLOUR_CHECK_DEPTHS:
+        agrees = torch.from_numpy(title_colour >= ranked[:, depth - 1] - 1e-6)
+        checked[f"colour check {depth}"] = model.blend_views(views["fused"], views["text"], views["image"],
+                                                               has_colour & agrees).numpy()
+    return checked
+
+
+def held_out_views(bench: Bench, model: SMARModel) -> Iterator[
+        tuple[str, dict[str, list[LabelledQuery]], list[str], list[str], dict[str, torch.Tensor]]]:
+    """Per held-out catalog and image size (``quality.py --holdout`` products): the cell name's prefix, the queries in
+    each wording (training, and one rewording with a seed training never used), the items' ids and titles, and their
+    views (``text``, ``image``, ``fused``; without the second stage)."""
     fraction = float(model.config.training.get("holdout", 0.0))
     if not fraction:
         raise SystemExit("this model was trained on every train-split product: train it with quality.py --holdout")
-    cells: dict[str, dict[str, float]] = {}
     for catalog in CATALOGS:
         queries, items = bench.holdout_slice(catalog, fraction)
         rewriter = QueryRewriter(seed=REWORDING_SEED)
@@ -73,21 +104,36 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False,
             states, mirrored = bench.states(items, field, model), bench.mirrored(items, field, model)
             computed = item_views(model, *states, mirrored=mirrored)
             views = {name: torch.from_numpy(vectors) for name, vectors in computed.items()}
-            stored = {weight: blended(model, views, texts, weight) for weight in WEIGHTS}
-            stored["text"] = views["text"].numpy()
-            blends = grid_blends(model, views, texts) if grid else {}
-            for wording, labelled in wordings.items():
-                query_vectors = model.encode_queries([q.query for q in labelled])
-                scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}
-                colour_queries = np.array([names_colour(q.query) for q in labelled])[:, None]
-                rules = {f"w={w}": scores[w] for w in WEIGHTS}
-                rules |= {rule: query_vectors @ vectors.T for rule, vectors in blends.items()}
-                if per_query:
-                    rules |= {f"colour queries {a}, others {b}": np.where(colour_queries, scores[a], scores[b])
-                              for a in stored for b in stored if a != b}
-                cells[f"{catalog} / {field} / {wording}"] = {
-                    rule: score_rankings(labelled, rank_scores(matrix, ids), ["ndcg@10"])["ndcg@10"]
-                    for rule, matrix in rules.items()}
+            yield f"{catalog} / {field}", wordings, ids, texts, views
+
+
+def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid: bool = False,
+                   colour_check: bool = False) -> dict[str, dict[str, float]]:
+    """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule: ``w=W`` for each blend
+    weight, with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors, with
+    ``grid`` each ``w=W, v=V, b=B`` of ``grid_blends``, and with ``colour_check`` the model's own weights
+    (``shipped``) and each ``colour check K`` of ``colour_checked``."""
+    cells: dict[str, dict[str, float]] = {}
+    colours = sorted({p.payload["colour"].lower() for p in bench.products(CATALOGS[0], "train")
+                      if p.payload.get("colour")})  # the catalog's colour labels
+    for prefix, wordings, ids, texts, views in held_out_views(bench, model):
+        checked = {"shipped": model.second_stage(views["fused"], views["text"], views["image"], texts).numpy(),
+                   **colour_checked(model, views, texts, colours)} if colour_check else {}
+        stored = {weight: blended(model, views, texts, weight) for weight in WEIGHTS}
+        stored["text"] = views["text"].numpy()
+        blends = grid_blends(model, views, texts) if grid else {}
+        for wording, labelled in wordings.items():
+            query_vectors = model.encode_queries([q.query for q in labelled])
+            scores = {option: query_vectors @ vectors.T for option, vectors in stored.items()}
+            colour_queries = np.array([names_colour(q.query) for q in labelled])[:, None]
+            rules = {f"w={w}": scores[w] for w in WEIGHTS}
+            rules |= {rule: query_vectors @ vectors.T for rule, vectors in (blends | checked).items()}
+            if per_query:
+                rules |= {f"colour queries {a}, others {b}": np.where(colour_queries, scores[a], scores[b])
+                          for a in stored for b in stored if a != b}
+            cells[f"{prefix} / {wording}"] = {
+                rule: score_rankings(labelled, rank_scores(matrix, ids), ["ndcg@10"])["ndcg@10"]
+                for rule, matrix in rules.items()}
     return cells
 
 
@@ -100,9 +146,12 @@ def main() -> None:
                         help="also score a per-query choice between two stored vectors (colour queries or not)")
     parser.add_argument("--grid", action="store_true",
                         help="also score blends with a text weight for titles without colour words and an image weight")
+    parser.add_argument("--colour-check", action="store_true",
+                        help="also score the second stage with the title's colour checked against the image")
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
-    results = {str(d): held_out_cells(bench, SMARModel.load(d).eval(), args.per_query, args.grid)
+    results = {str(d): held_out_cells(bench, SMARModel.load(d).eval(), args.per_query, args.grid,
+                                           args.colour_check)
                for d in args.models}
     every_cell = [scores for cells in results.values() for scores in cells.values()]
     means = {rule: float(np.mean([scores[rule] for scores in every_cell])) for rule in every_cell[0]}
@@ -123,6 +172,12 @@ def main() -> None:
         print("\nbest one-vector blends (mean nDCG@10 over the same cells):")
         for rule in sorted((r for r in means if ", b=" in r), key=means.get, reverse=True)[:8]:
             print(f"  {rule}: {means[rule]:.4f} (w={chosen} alone: {means[f'w={chosen}']:.4f})")
+    if args.colour_check:
+        print("\ncolour check (mean nDCG@10 over the same cells; colour titles, no-colour titles):")
+        for rule in ["shipped", *(f"colour check {k}" for k in COLOUR_CHECK_DEPTHS)]:
+            by_catalog = [np.mean([scores[rule] for cells in results.values() for cell, scores in cells.items()
+                                   if cell.startswith(f"{catalog} ")]) for catalog in CATALOGS]
+            print(f"  {rule}: {means[rule]:.4f} ({by_catalog[0]:.4f}, {by_catalog[1]:.4f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"weights": WEIGHTS, "cells": results, "mean": means, "chosen": chosen},
                                    indent=2) + "\n")

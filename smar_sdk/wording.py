@@ -172,6 +172,12 @@ def names_colour(text: str) -> bool:
     return _COLOUR_PATTERN.search(text.lower()) is not None
 
 
+def colours_named(text: str) -> list[str]:
+    """The lexicon's colours ``text`` names, longest phrase first where they overlap, in order, lower case
+    ("Navy Blue and white Shirt": ``["navy blue", "white"]``)."""
+    return [match.group(1) for match in _COLOUR_PATTERN.finditer(text.lower())]
+
+
 def _singular(word: str) -> str:
     """The singular of an English plural ("watches", "t-shirts"); other words and plural-only ones stay as they are."""
     head, dash, tail = word.rpartition("-")  # "t-shirts": the last part is the noun

@@ -17,6 +17,7 @@ from smar_sdk.wording import (
     FASHION_SYNONYMS,
     QueryRewriter,
     _singular,
+    colours_named,
     names_colour,
     read_synonyms,
 )
@@ -152,3 +153,11 @@ def test_typos_spare_colour_gender_and_short_words() -> None:
 ])
 def test_names_colour_reads_whole_colour_words(title: str, names: bool) -> None:
     assert names_colour(title) is names
+
+
+@pytest.mark.parametrize(("title", "colours"), [
+    ("Nike Men Navy Blue and White T-shirt", ["navy blue", "white"]), ("Puma Women Off-White Sneakers", ["off-white"]),
+    ("Lee Men Check Shirt", []), ("Goldstar Men Sandals", []), ("Titan Men GOLD Watch", ["gold"]),
+])
+def test_colours_named_lists_each_colour_phrase_once_longest_first(title: str, colours: list[str]) -> None:
+    assert colours_named(title) == colours

@@ -1,0 +1,92 @@
+"""Pseudo-relevance feedback (Rocchio on dense vectors), judged on held-out products.
+
+A second search with ``q' = normalise(q + a * mean(vectors of the first search's top k items))``: the first results
+stand for the product the shopper described, so their centroid pulls up items that share what they share
+(gender, colour, article type). With SMAR the feedback vectors can be the stored ones or the items' image views
+("find what looks like the first results"); a text-only model has only its title vectors.
+
+Scored like ``view_blend.py``: models trained by ``quality.py --holdout F`` (``--save-smar`` / ``--save-models``),
+over the products they never saw, both catalogs, both image sizes, training wording and one rewording. The test
+split is never read.
+
+    python benchmarks/feedback.py /tmp/smar_hold /tmp/models/text-only-trained --out benchmarks/results/feedback.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from quality import DEFAULT_DATA, Bench, rank_scores
+from view_blend import held_out_views
+
+from smar_sdk import SMARModel
+from smar_sdk.evaluation import score_rankings
+from smar_sdk.features import DEFAULT_CACHE_DIR
+
+DEPTHS = (3, 5, 10)
+FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def feedback_scores(query_vectors: np.ndarray, stored: np.ndarray, feedback: np.ndarray, k: int,
+                    weight: float) -> np.ndarray:
+    """Second-search scores against ``stored``: each query moved towards the mean ``feedback`` vector of the top
+    ``k`` items of its first search."""
+    top = np.argpartition(-(query_vectors @ stored.T), k, axis=1)[:, :k]
+    return normalised(query_vectors + weight * feedback[top].mean(axis=1)) @ stored.T
+
+
+def held_out_feedback(bench: Bench, model: SMARModel) -> dict[str, dict[str, float]]:
+    """nDCG@10 per held-out cell of the plain search (``none``) and of every feedback rule ``SOURCE k=K a=A``."""
+    cells: dict[str, dict[str, float]] = {}
+    fused = model.config.stored_view == "fused"
+    for prefix, wordings, ids, texts, views in held_out_views(bench, model):
+        stored = (model.second_stage(views["fused"], views["text"], views["image"], texts)
+                  if fused else views[model.config.stored_view]).numpy()
+        sources = {"stored": stored, **({"image": views["image"].numpy()} if fused else {})}
+        for wording, labelled in wordings.items():
+            query_vectors = model.encode_queries([q.query for q in labelled])
+            rules = {"none": query_vectors @ stored.T}
+            rules |= {f"{source} k={k} a={a}": feedback_scores(query_vectors, stored, vectors, k, a)
+                      for source, vectors in sources.items() for k in DEPTHS for a in FEEDBACK_WEIGHTS}
+            cells[f"{prefix} / {wording}"] = {
+                rule: score_rankings(labelled, rank_scores(matrix, ids), ["ndcg@10"])["ndcg@10"]
+                for rule, matrix in rules.items()}
+    return cells
+
+
+def summary(cells: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per rule: the mean nDCG@10 of all cells, of the colour-title cells and of the no-colour-title cells."""
+    groups = {"mean": list(cells), "colour titles": [c for c in cells if c.startswith("catalog.jsonl")],
+              "no-colour titles": [c for c in cells if c.startswith("catalog_no_colour")]}
+    return {rule: {group: float(np.mean([cells[c][rule] for c in names])) for group, names in groups.items()}
+            for rule in next(iter(cells.values()))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path, help="model directories from quality.py --holdout")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "feedback.json")
+    args = parser.parse_args()
+    bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
+    results = {}
+    for directory in args.models:
+        cells = held_out_feedback(bench, SMARModel.load(directory).eval())
+        results[str(directory)] = {"cells": cells, "summary": summary(cells)}
+        best = sorted(results[str(directory)]["summary"].items(), key=lambda kv: kv[1]["mean"], reverse=True)
+        print(f"\n{directory}: rule | mean | colour titles | no-colour titles")
+        for rule, means in [r for r in best if r[0] == "none"] + best[:8]:
+            print(f"  {rule} | {means['mean']:.4f} | {means['colour titles']:.4f} | {means['no-colour titles']:.4f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
