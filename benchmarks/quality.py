@@ -336,6 +336,9 @@ def main() -> None:
                              "states (modality dropout; TrainConfig.fusion_image_dropout)")
     parser.add_argument("--fusion-image-dropout-colour-titles", action="store_true",
                         help="--fusion-image-dropout blanks only the images of items whose title names a colour")
+    parser.add_argument("--attribute-loss", type=float, default=0.0, metavar="W",
+                        help="every trained view also learns to classify gender, colour and article type, with "
+                             "this loss weight (TrainConfig.attribute_fields / attribute_weight)")
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
                         help="training pairs per step of every trained method (its in-batch negatives)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
@@ -371,6 +374,8 @@ def main() -> None:
                                                           foreground_colour=args.foreground_colour)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature, "batch_size": args.batch_size,
+                   "attribute_fields": list(ATTRIBUTES) if args.attribute_loss else [],
+                   "attribute_weight": args.attribute_loss,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],
                    "hard_negatives": args.hard_negatives,
                    "negative_fields": list(ATTRIBUTES) if args.hard_negatives else [],

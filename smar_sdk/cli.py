@@ -270,6 +270,11 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--negative-field", "negative_fields", multiple=True,
               help="A catalog field that makes a mined item a known wrong answer (repeat it: gender, colour, "
                    "article_type): it differs from the query's paired items in a field they all share.")
+@click.option("--attribute-field", "attribute_fields", multiple=True,
+              help="A catalog field every trained item view also learns to classify (repeat it: gender, colour, "
+                   "article_type), through a linear head that exists only while training.")
+@click.option("--attribute-weight", default=0.1, show_default=True, type=click.FloatRange(min=0),
+              help="Weight of the --attribute-field classification loss, per view, times that view's weight.")
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2),
               help="Pairs per step (in-batch negatives).")
@@ -338,7 +343,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           only: tuple[str, ...], extra_image_fields: tuple[str, ...], mirror_images: bool,
           text_variant_catalogs: tuple[Path, ...],
           query_variants: int, synonyms_path: Path | None, relevance_fields: tuple[str, ...], hard_negatives: int,
-          negative_fields: tuple[str, ...], epochs: int,
+          negative_fields: tuple[str, ...], attribute_fields: tuple[str, ...], attribute_weight: float, epochs: int,
           batch_size: int, learning_rate: float, text_weight: float, image_weight: float, fused_weight: float,
           temperature: float, fixed_temperature: bool, model_config: Path | None, dim: int | None,
           query_tuned_layers: int | None, item_text_tuned_layers: int | None, image_tuned_blocks: int | None,
@@ -404,6 +409,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
             text_variant_catalogs=[str(p) for p in text_variant_catalogs], query_variants=query_variants,
             synonyms=read_synonyms(synonyms_path) if synonyms_path else None, relevance_fields=list(relevance_fields),
             hard_negatives=hard_negatives, negative_fields=list(negative_fields),
+            attribute_fields=list(attribute_fields), attribute_weight=attribute_weight,
             train_stored_vector=train_stored_vector,
             fusion_image_dropout=fusion_image_dropout,
             fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles)

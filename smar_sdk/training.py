@@ -29,6 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
+from .attributes import AttributeHeads
 from .catalog import FieldMapping, Product, Rejection, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
@@ -106,6 +107,12 @@ class TrainConfig(BaseModel):
     fusion_image_dropout_colour_titles: bool = Field(
         False, description="fusion_image_dropout only blanks the images of items whose text (as sampled for the pair) "
                            "names a colour: where it does not, the image is the only source of the colour")
+    attribute_fields: list[str] = Field(
+        default_factory=list,
+        description="catalog fields (e.g. gender, colour, article_type) every trained item view also learns to "
+                    "classify, with a linear head per field that exists only while training (smar_sdk.attributes)")
+    attribute_weight: float = Field(0.1, ge=0, description="weight of the attribute classification loss, per view, "
+                                                           "times that view's loss weight")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -322,7 +329,12 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     item_codes, query_codes = relevance_codes(products, pair_queries, pair_items, len(queries), cfg.relevance_fields)
     wrong_item_codes, wrong_query_codes = relevance_codes(products, pair_queries, pair_items, len(queries),
                                                           cfg.negative_fields, "negative field")
+    if cfg.attribute_fields and cfg.attribute_weight:  # training-only; checkpointed with the heads, never saved
+        model.attribute_heads = AttributeHeads(model_config.dim, cfg.attribute_fields, products)
+    attribute_prefixes = ("attribute_heads.",) if hasattr(model, "attribute_heads") else ()
     params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
+    if attribute_prefixes:
+        params += model.attribute_heads.parameters()
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
         params.append(model.logit_scale)
@@ -343,7 +355,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                               file_digest(*data_files), images, len(pairs), len(products)],
                               sort_keys=True)  # the files' contents, not paths: edited data is another run
     tuned_prefixes = (*query_inputs.tuned_prefixes, *text_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
-    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes)
+    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes + attribute_prefixes)
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
     model.image_encoder.eval()  # tuned image blocks keep frozen batch-norm statistics: batches are too small for them
@@ -391,6 +403,10 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 loss = sum(w * contrastive_loss(query, views[name][:batch_size], positives, scale,
                                                 views[name][batch_size:], wrong)
                            for name, w in weights.items() if w > 0)
+                if attribute_prefixes:
+                    loss = loss + cfg.attribute_weight * sum(
+                        w * model.attribute_heads.loss(views[name][:batch_size], i_idx)
+                        for name, w in weights.items() if w > 0)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -402,6 +418,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
             if on_epoch:
                 on_epoch(epoch + 1, float(np.mean(losses[-steps_per_epoch:])))
     model.eval()
+    if attribute_prefixes:
+        del model.attribute_heads
     window = max(1, min(10, len(losses) // 4))
     report = TrainReport(pairs=len(pairs), query_wordings=len(wordings), skipped_pairs=skipped, items=len(products),
                          steps=len(losses),

@@ -208,8 +208,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                  "--relevance-field", "colour", "--relevance-field", "article_type", "--hard-negatives", "4",
                  "--negative-field", "colour", "--mirror-images", "--train-stored-vector",
                  "--fusion-image-dropout", "0.25", "--fusion-image-dropout-colour-titles", "--item-text-tuned-layers",
-                 "1", model=False,
-                 store=False)
+                 "1", "--attribute-field", "colour", "--attribute-field", "gender", "--attribute-weight", "0.2",
+                 model=False, store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
     unique_queries = len({json.loads(line)["query"] for line in pairs.read_text().splitlines()})
@@ -225,6 +225,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
     assert saved["training"]["mirror_images"] and saved["training"]["train_stored_vector"]
     assert saved["training"]["fusion_image_dropout"] == 0.25 and saved["training"]["fusion_image_dropout_colour_titles"]
+    assert saved["training"]["attribute_fields"] == ["colour", "gender"] and saved["training"]["attribute_weight"] == 0.2
     assert saved["item_text_tuned_layers"] == 1 and any(p.startswith("text_encoder.")
                                                         for p in saved["trained_backbone_prefixes"])
     queries = tmp_path / "queries.jsonl"
@@ -318,3 +319,5 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--hard-negatives", "4",
                                        "--negative-field", "colr"])
     assert result.exit_code == 1 and "negative field 'colr' is in no catalog row" in result.output
+    result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--attribute-field", "colr"])
+    assert result.exit_code == 1 and "attribute field 'colr' has no value in any training row" in result.output
