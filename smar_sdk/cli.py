@@ -273,7 +273,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--attribute-field", "attribute_fields", multiple=True,
               help="A catalog field every trained item view also learns to classify (repeat it: gender, colour, "
                    "article_type), through a linear head that exists only while training.")
-@click.option("--attribute-weight", default=0.1, show_default=True, type=click.FloatRange(min=0),
+@click.option("--attribute-weight", default=0.2, show_default=True, type=click.FloatRange(min=0),
               help="Weight of the --attribute-field classification loss, per view, times that view's weight.")
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2),

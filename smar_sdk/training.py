@@ -111,7 +111,7 @@ class TrainConfig(BaseModel):
         default_factory=list,
         description="catalog fields (e.g. gender, colour, article_type) every trained item view also learns to "
                     "classify, with a linear head per field that exists only while training (smar_sdk.attributes)")
-    attribute_weight: float = Field(0.1, ge=0, description="weight of the attribute classification loss, per view, "
+    attribute_weight: float = Field(0.2, ge=0, description="weight of the attribute classification loss, per view, "
                                                            "times that view's loss weight")
     seed: int = 0
 
