@@ -225,7 +225,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["training"]["hard_negatives"] == 4 and saved["training"]["negative_fields"] == ["colour"]
     assert saved["training"]["mirror_images"] and saved["training"]["train_stored_vector"]
     assert saved["training"]["fusion_image_dropout"] == 0.25 and saved["training"]["fusion_image_dropout_colour_titles"]
-    assert saved["training"]["attribute_fields"] == ["colour", "gender"] and saved["training"]["attribute_weight"] == 0.2
+    assert saved["training"]["attribute_fields"] == ["colour", "gender"]
+    assert saved["training"]["attribute_weight"] == 0.2
     assert saved["item_text_tuned_layers"] == 1 and any(p.startswith("text_encoder.")
                                                         for p in saved["trained_backbone_prefixes"])
     queries = tmp_path / "queries.jsonl"
