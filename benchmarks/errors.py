@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from quality import ATTRIBUTES, CATALOGS, DEFAULT_DATA, Bench, rank_scores
-from view_blend import held_out_views
+from view_blend import held_out_views, stored_vectors
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import LabelledQuery
@@ -66,12 +66,10 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, int]]] = {}
     for directory in args.models:
         model = SMARModel.load(directory).eval()
-        view = model.config.stored_view
         for prefix, wordings, ids, texts, views in held_out_views(bench, model):
             if not prefix.startswith(f"{args.catalog} "):
                 continue
-            stored = (model.second_stage(views["fused"], views["text"], views["image"], texts)
-                      if view == "fused" else views[view]).numpy()
+            stored = stored_vectors(model, views, texts)
             for wording, labelled in wordings.items():
                 query_vectors = model.encode_queries([q.query for q in labelled])
                 counts = inversions(labelled, rank_scores(query_vectors @ stored.T, ids), attributes, titles)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from quality import DEFAULT_DATA, Bench, rank_scores
-from view_blend import held_out_views
+from view_blend import catalog_means, held_out_views, stored_vectors
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
@@ -47,8 +47,7 @@ def held_out_feedback(bench: Bench, model: SMARModel) -> dict[str, dict[str, flo
     cells: dict[str, dict[str, float]] = {}
     fused = model.config.stored_view == "fused"
     for prefix, wordings, ids, texts, views in held_out_views(bench, model):
-        stored = (model.second_stage(views["fused"], views["text"], views["image"], texts)
-                  if fused else views[model.config.stored_view]).numpy()
+        stored = stored_vectors(model, views, texts)
         sources = {"stored": stored, **({"image": views["image"].numpy()} if fused else {})}
         for wording, labelled in wordings.items():
             query_vectors = model.encode_queries([q.query for q in labelled])
@@ -63,9 +62,9 @@ def held_out_feedback(bench: Bench, model: SMARModel) -> dict[str, dict[str, flo
 
 def summary(cells: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """Per rule: the mean nDCG@10 of all cells, of the colour-title cells and of the no-colour-title cells."""
-    groups = {"mean": list(cells), "colour titles": [c for c in cells if c.startswith("catalog.jsonl")],
-              "no-colour titles": [c for c in cells if c.startswith("catalog_no_colour")]}
-    return {rule: {group: float(np.mean([cells[c][rule] for c in names])) for group, names in groups.items()}
+    return {rule: dict(zip(("mean", "colour titles", "no-colour titles"),
+                           (float(np.mean([scores[rule] for scores in cells.values()])), *catalog_means(cells, rule)),
+                           strict=True))
             for rule in next(iter(cells.values()))}
 
 

@@ -66,6 +66,20 @@ def grid_blends(model: SMARModel, views: dict[str, torch.Tensor], texts: list[st
             for w in WEIGHTS for v in OTHER_TEXT_WEIGHTS for b in IMAGE_WEIGHTS}
 
 
+def stored_vectors(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str]) -> np.ndarray:
+    """What ``model`` stores for these items: its second-stage blend of the views, or a single-view model's view."""
+    view = model.config.stored_view
+    if view != "fused":
+        return views[view].numpy()
+    return model.second_stage(views["fused"], views["text"], views["image"], texts).numpy()
+
+
+def catalog_means(cells: dict[str, dict[str, float]], rule: str) -> list[float]:
+    """The mean of ``rule``'s scores over each catalog's cells, in ``CATALOGS`` order."""
+    return [float(np.mean([scores[rule] for cell, scores in cells.items() if cell.startswith(f"{catalog} ")]))
+            for catalog in CATALOGS]
+
+
 def colour_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str],
                    colours: list[str]) -> dict[str, np.ndarray]:
     """``colour check K``: the vectors the model stores with its own weights, except that an item whose title's
@@ -117,7 +131,7 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid
     colours = sorted({p.payload["colour"].lower() for p in bench.products(CATALOGS[0], "train")
                       if p.payload.get("colour")})  # the catalog's colour labels
     for prefix, wordings, ids, texts, views in held_out_views(bench, model):
-        checked = {"shipped": model.second_stage(views["fused"], views["text"], views["image"], texts).numpy(),
+        checked = {"shipped": stored_vectors(model, views, texts),
                    **colour_checked(model, views, texts, colours)} if colour_check else {}
         stored = {weight: blended(model, views, texts, weight) for weight in WEIGHTS}
         stored["text"] = views["text"].numpy()
@@ -174,10 +188,11 @@ def main() -> None:
             print(f"  {rule}: {means[rule]:.4f} (w={chosen} alone: {means[f'w={chosen}']:.4f})")
     if args.colour_check:
         print("\ncolour check (mean nDCG@10 over the same cells; colour titles, no-colour titles):")
-        for rule in ["shipped", *(f"colour check {k}" for k in COLOUR_CHECK_DEPTHS)]:
-            by_catalog = [np.mean([scores[rule] for cells in results.values() for cell, scores in cells.items()
-                                   if cell.startswith(f"{catalog} ")]) for catalog in CATALOGS]
-            print(f"  {rule}: {means[rule]:.4f} ({by_catalog[0]:.4f}, {by_catalog[1]:.4f})")
+        for directory, cells in results.items():
+            for rule in ["shipped", *(f"colour check {k}" for k in COLOUR_CHECK_DEPTHS)]:
+                colour, no_colour = catalog_means(cells, rule)
+                print(f"  {Path(directory).name}, {rule}: {np.mean([s[rule] for s in cells.values()]):.4f} "
+                      f"({colour:.4f}, {no_colour:.4f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"weights": WEIGHTS, "cells": results, "mean": means, "chosen": chosen},
                                    indent=2) + "\n")

@@ -329,11 +329,11 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     item_codes, query_codes = relevance_codes(products, pair_queries, pair_items, len(queries), cfg.relevance_fields)
     wrong_item_codes, wrong_query_codes = relevance_codes(products, pair_queries, pair_items, len(queries),
                                                           cfg.negative_fields, "negative field")
+    params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
+    attribute_prefixes: tuple[str, ...] = ()
     if cfg.attribute_fields and cfg.attribute_weight:  # training-only; checkpointed with the heads, never saved
         model.attribute_heads = AttributeHeads(model_config.dim, cfg.attribute_fields, products)
-    attribute_prefixes = ("attribute_heads.",) if hasattr(model, "attribute_heads") else ()
-    params = [p for name in HEAD_MODULES for p in getattr(model, name).parameters()]
-    if attribute_prefixes:
+        attribute_prefixes = ("attribute_heads.",)
         params += model.attribute_heads.parameters()
     model.logit_scale.data.fill_(float(np.log(1 / cfg.temperature)))
     if cfg.learn_temperature:
