@@ -17,7 +17,8 @@ search one stored vector (a blend, or the text view alone), the others another (
 ``--colour-check`` also scores a second stage that trusts the photo where the title's colour disagrees with it: an
 item whose title names a colour gets the text weight of titles without one unless that colour is among the ``K``
 catalog colours its image view scores highest (each colour name encoded as a query), for every ``K`` of
-``COLOUR_CHECK_DEPTHS``; every other weight is the model's.
+``COLOUR_CHECK_DEPTHS``; every other weight is the model's. Its bound, ``label check``, is a perfect judge: the
+catalog's own colour label decides which titles disagree (an upper bound for any colour model, not a usable rule).
 
 ``--grid`` also scores wider one-vector blends, ``normalise(fused + (w if the title names a colour else v) * text +
 b * image)`` for every ``w`` of ``WEIGHTS``, ``v`` of ``OTHER_TEXT_WEIGHTS`` and ``b`` of ``IMAGE_WEIGHTS``.
@@ -100,6 +101,14 @@ def colour_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list
     return checked
 
 
+def label_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str],
+                  labels: list[str]) -> np.ndarray:
+    """``label check``: the vectors the model stores with its own weights, except that an item whose title names
+    colours, none of them its catalog colour label (``labels``, lower case), gets ``other_text_blend``."""
+    agrees = torch.tensor([label in colours_named(text) for text, label in zip(texts, labels, strict=True)])
+    return model.blend_views(views["fused"], views["text"], views["image"], agrees).numpy()
+
+
 def held_out_views(bench: Bench, model: SMARModel) -> Iterator[
         tuple[str, dict[str, list[LabelledQuery]], list[str], list[str], dict[str, torch.Tensor]]]:
     """Per held-out catalog and image size (``quality.py --holdout`` products): the cell name's prefix, the queries in
@@ -126,13 +135,14 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid
     """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule: ``w=W`` for each blend
     weight, with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors, with
     ``grid`` each ``w=W, v=V, b=B`` of ``grid_blends``, and with ``colour_check`` the model's own weights
-    (``shipped``) and each ``colour check K`` of ``colour_checked``."""
+    (``shipped``), each ``colour check K`` of ``colour_checked`` and ``label check`` (``label_checked``)."""
     cells: dict[str, dict[str, float]] = {}
-    colours = sorted({p.payload["colour"].lower() for p in bench.products(CATALOGS[0], "train")
-                      if p.payload.get("colour")})  # the catalog's colour labels
+    label_of = {p.id: str(p.payload.get("colour") or "").lower() for p in bench.products(CATALOGS[0], "train")}
+    colours = sorted(set(label_of.values()) - {""})  # the catalog's colour labels
     for prefix, wordings, ids, texts, views in held_out_views(bench, model):
-        checked = {"shipped": stored_vectors(model, views, texts),
-                   **colour_checked(model, views, texts, colours)} if colour_check else {}
+        labels = [label_of[i] for i in ids]
+        checked = {"shipped": stored_vectors(model, views, texts), **colour_checked(model, views, texts, colours),
+                   "label check": label_checked(model, views, texts, labels)} if colour_check else {}
         stored = {weight: blended(model, views, texts, weight) for weight in WEIGHTS}
         stored["text"] = views["text"].numpy()
         blends = grid_blends(model, views, texts) if grid else {}
@@ -189,7 +199,7 @@ def main() -> None:
     if args.colour_check:
         print("\ncolour check (mean nDCG@10 over the same cells; colour titles, no-colour titles):")
         for directory, cells in results.items():
-            for rule in ["shipped", *(f"colour check {k}" for k in COLOUR_CHECK_DEPTHS)]:
+            for rule in ["shipped", *(f"colour check {k}" for k in COLOUR_CHECK_DEPTHS), "label check"]:
                 colour, no_colour = catalog_means(cells, rule)
                 print(f"  {Path(directory).name}, {rule}: {np.mean([s[rule] for s in cells.values()]):.4f} "
                       f"({colour:.4f}, {no_colour:.4f})")
