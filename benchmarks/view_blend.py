@@ -36,6 +36,7 @@ import torch
 from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, rank_scores
 
 from smar_sdk import SMARModel
+from smar_sdk.catalog import Product
 from smar_sdk.evaluation import LabelledQuery, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
 from smar_sdk.wording import QueryRewriter, colours_named, names_colour
@@ -109,19 +110,26 @@ def label_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list[
     return model.blend_views(views["fused"], views["text"], views["image"], agrees).numpy()
 
 
+def held_out_slice(bench: Bench, model: SMARModel, catalog: str) -> tuple[dict[str, list[LabelledQuery]],
+                                                                          list[Product]]:
+    """The products a ``quality.py --holdout`` model never saw, and the queries about them in each wording: the
+    training one, and one rewording with a seed training never used."""
+    fraction = float(model.config.training.get("holdout", 0.0))
+    if not fraction:
+        raise SystemExit("this model was trained on every train-split product: train it with quality.py --holdout")
+    queries, items = bench.holdout_slice(catalog, fraction)
+    rewriter = QueryRewriter(seed=REWORDING_SEED)
+    return {"training wording": queries,
+            "reworded": [LabelledQuery(query=rewriter.reword(q.query), relevant=q.relevant) for q in queries]}, items
+
+
 def held_out_views(bench: Bench, model: SMARModel) -> Iterator[
         tuple[str, dict[str, list[LabelledQuery]], list[str], list[str], dict[str, torch.Tensor]]]:
     """Per held-out catalog and image size (``quality.py --holdout`` products): the cell name's prefix, the queries in
     each wording (training, and one rewording with a seed training never used), the items' ids and titles, and their
     views (``text``, ``image``, ``fused``; without the second stage)."""
-    fraction = float(model.config.training.get("holdout", 0.0))
-    if not fraction:
-        raise SystemExit("this model was trained on every train-split product: train it with quality.py --holdout")
     for catalog in CATALOGS:
-        queries, items = bench.holdout_slice(catalog, fraction)
-        rewriter = QueryRewriter(seed=REWORDING_SEED)
-        wordings = {"training wording": queries,
-                    "reworded": [LabelledQuery(query=rewriter.reword(q.query), relevant=q.relevant) for q in queries]}
+        wordings, items = held_out_slice(bench, model, catalog)
         ids, texts = [p.id for p in items], [p.text for p in items]
         for field in IMAGE_FIELDS:
             states, mirrored = bench.states(items, field, model), bench.mirrored(items, field, model)
