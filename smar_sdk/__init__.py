@@ -15,6 +15,7 @@ from .errors import (
 )
 from .indexer import IndexReport, SMARIndexer
 from .model import SMARModel
+from .query_synonyms import QuerySynonyms
 from .retriever import SMARRetriever
 from .store import Hit, VectorStore, available_connectors, open_store
 
@@ -22,7 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CatalogError", "ConnectorNotFoundError", "FieldMapping", "FilterError", "Hit", "ImageEncoderConfig",
-    "ImageError", "IndexReport", "ModelError", "Product", "Rejection", "RowError", "SMARConfig", "SMARError",
-    "SMARIndexer", "SMARModel", "SMARRetriever", "StoreError", "TextEncoderConfig", "VectorSizeError",
+    "ImageError", "IndexReport", "ModelError", "Product", "QuerySynonyms", "Rejection", "RowError", "SMARConfig",
+    "SMARError", "SMARIndexer", "SMARModel", "SMARRetriever", "StoreError", "TextEncoderConfig", "VectorSizeError",
     "VectorStore", "available_connectors", "open_store", "read_catalog",
 ]

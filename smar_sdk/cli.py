@@ -17,9 +17,11 @@ from .cli_options import (
     mapping_options,
     model_option,
     only_option,
+    query_synonyms,
     require_collection,
     store_kwargs,
     store_options,
+    synonyms_option,
     text_field_names,
 )
 from .config import IMAGE_BACKBONES
@@ -176,12 +178,14 @@ def _hit_line(rank: int, hit) -> str:
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several; 2011 or 9.5 "
                    "also match numbers); repeatable.")
+@synonyms_option
 @model_option
 @store_options
 @click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", "payload"}]}.')
 @fail_cleanly
-def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None, store: str, uri: str | None,
-           collection: str, api_key: str | None, retry_seconds: float | None, as_json: bool) -> None:
+def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | None, model_dir: Path | None,
+           store: str, uri: str | None, collection: str, api_key: str | None, retry_seconds: float | None,
+           as_json: bool) -> None:
     """Find the K products that best answer the text QUERY."""
     from .errors import FilterError
     from .filters import parse_cli_filters, parse_filter
@@ -194,8 +198,10 @@ def search(query: str, k: int, filters: tuple[str, ...], model_dir: Path | None,
         parse_filter(spec)  # checked here, before the model loads
     except FilterError as exc:
         raise click.BadParameter(str(exc), param_hint="--filter") from exc
+    synonyms = query_synonyms(synonyms_path)
     model = _load_model(model_dir)
-    with SMARRetriever(model, **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
+    with SMARRetriever(model, synonyms=synonyms,
+                       **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
     if as_json:
         click.echo(json.dumps({"hits": [h.model_dump() for h in hits]}, ensure_ascii=False))  # payload nested: a
@@ -438,18 +444,21 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
 @click.option("--view", type=click.Choice(["fused", "text", "image"]), default=None,
               help="Which item vector to index (text/image are the single-modality ablations) "
                    "[default: the one the model was trained for, fused for SMAR].")
+@synonyms_option
 @click.option("--json", "as_json", is_flag=True, help='Print {"metrics": {...}, ...} as JSON.')
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def eval_(catalog: Path, queries_path: Path, model_dir: Path | None, id_field: str, text_fields: str | None,
-          image_field: str, only: tuple[str, ...], view: str | None, as_json: bool, quiet: bool) -> None:
+          image_field: str, only: tuple[str, ...], view: str | None, synonyms_path: Path | None, as_json: bool,
+          quiet: bool) -> None:
     """Measure nDCG@10, Recall@10, Recall@50 and MRR@10 of a model on labelled queries."""
     from .evaluation import evaluate_model
 
+    synonyms = query_synonyms(synonyms_path)
     model = _load_model(model_dir)
     report = evaluate_model(model, catalog, queries_path, only=_pairs(only, "--only") or None,
                             mapping=field_mapping(model, id_field, text_fields, image_field), view=view,
-                            progress=not quiet)
+                            progress=not quiet, synonyms=synonyms)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return

@@ -119,3 +119,16 @@ def mapping_options(fn: Callable) -> Callable:
 def only_option(fn: Callable) -> Callable:
     return click.option("--only", "only", multiple=True, metavar="FIELD=VALUE",
                         help="Use only catalog rows whose FIELD equals VALUE (repeatable), e.g. --only split=test.")(fn)
+
+
+def query_synonyms(path: Path | None) -> Any:
+    """The ``--synonyms`` file's ``QuerySynonyms``, read before the model loads (None without the option)."""
+    from .query_synonyms import QuerySynonyms
+
+    return QuerySynonyms.from_file(path) if path else None
+
+
+synonyms_option = click.option(
+    "--synonyms", "synonyms_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Shop synonyms for queries: one comma-separated group per line, the catalog's word first "
+         "(\"sunglasses, sunnies\"); later words in a query are searched as the first.")

@@ -16,6 +16,7 @@ from .catalog import FieldMapping, item_id_text
 from .errors import CatalogError
 from .indexer import IndexReport, SMARIndexer
 from .model import SMARModel
+from .query_synonyms import QuerySynonyms
 from .retriever import SMARRetriever
 from .store import Hit
 
@@ -100,9 +101,11 @@ def score_rankings(queries: Sequence[LabelledQuery], rankings: Sequence[Sequence
 
 def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Path,
                    only: dict[str, Any] | None = None, mapping: FieldMapping | None = None,
-                   view: str | None = None, progress: bool = True) -> EvalReport:
+                   view: str | None = None, progress: bool = True,
+                   synonyms: QuerySynonyms | None = None) -> EvalReport:
     """Index ``catalog`` (rows matching ``only``) into a throwaway embedded Qdrant and score the queries;
-    ``view``: the item vector indexed (default: the model's ``stored_view``)."""
+    ``view``: the item vector indexed (default: the model's ``stored_view``); ``synonyms`` rewrite the queries as
+    ``SMARRetriever`` does."""
     queries = read_queries(queries_path)
     with (tempfile.TemporaryDirectory(prefix="smar-eval-") as tmp,
           SMARIndexer(model, store="qdrant", uri=tmp, collection="eval", mapping=mapping, view=view) as indexer):
@@ -122,7 +125,7 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
             logger.warning("%d of %d queries have no relevant product among the %d indexed; each scores 0 (check "
                            "--only and the queries file)", unanswerable, len(queries), report.indexed)
         started = time.perf_counter()
-        retriever = SMARRetriever(model, store=indexer.store)
+        retriever = SMARRetriever(model, store=indexer.store, synonyms=synonyms)
         hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)
         search_seconds = time.perf_counter() - started
     metrics = score_rankings(queries, [[(h.id, h.score) for h in ranked] for ranked in hits])

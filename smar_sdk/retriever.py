@@ -12,13 +12,25 @@ from .errors import StoreError, VectorSizeError
 from .filters import parse_filter
 from .indexer import StoreUser
 from .model import SMARModel
+from .query_synonyms import QuerySynonyms
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
 
 
 class SMARRetriever(StoreUser):
-    """Encodes text queries with the model's query tower and searches the store's fused item vectors."""
+    """Encodes text queries with the model's query tower and searches the store's fused item vectors.
+
+    ``synonyms`` (a ``QuerySynonyms``) rewrites each query's shopper words to the catalog's before encoding.
+    """
+
+    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
+                 collection: str = "products", *, synonyms: QuerySynonyms | None = None, **store_options: Any) -> None:
+        if synonyms is not None and not isinstance(synonyms, QuerySynonyms):
+            raise TypeError("synonyms must be a QuerySynonyms (QuerySynonyms(groups) or "
+                            f"QuerySynonyms.from_file(path)), got {type(synonyms).__name__}")
+        super().__init__(model, store, uri, collection, **store_options)
+        self.synonyms = synonyms
 
     def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None) -> list[Hit]:
         """The ``k`` best products for one query, best first, optionally filtered (``{"gender": "Women"}``)."""
@@ -37,6 +49,8 @@ class SMARRetriever(StoreUser):
         if not queries:
             return []
         conditions = parse_filter(filter)
+        if self.synonyms is not None:
+            queries = [self.synonyms.rewrite(query) for query in queries]
         results = self.store.search(self.model.encode_queries(queries), k=k, conditions=conditions)
         check_indexed_with(self.model.fingerprint, results, self.store.collection)
         return [[_public(hit) for hit in hits] for hits in results]

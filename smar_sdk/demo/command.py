@@ -12,10 +12,12 @@ from ..cli_options import (
     field_mapping,
     mapping_options,
     model_option,
+    query_synonyms,
     require_collection,
     split_fields,
     store_kwargs,
     store_options,
+    synonyms_option,
 )
 
 
@@ -35,10 +37,11 @@ from ..cli_options import (
               help="Comma-separated payload fields shown on each product card.")
 @click.option("--pool", default=200, show_default=True, type=click.IntRange(1, 10_000),
               help="Fused candidates re-ranked in text-only mode, and counted for the filter chips.")
+@synonyms_option
 @fail_cleanly
 def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, store: str, uri: str | None,
          collection: str, api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None,
-         image_field: str, facets: str, attributes: str, pool: int) -> None:
+         image_field: str, facets: str, attributes: str, pool: int, synonyms_path: Path | None) -> None:
     """Serve a shop page: search box, product grid, filter chips, and SMAR vs text-only ranking.
 
     \b
@@ -63,6 +66,7 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     if clash := sorted(SEARCH_PARAMS & set(facet_fields)):
         raise click.BadParameter(f"{', '.join(clash)} cannot be a facet: the search API uses that parameter",
                                  param_hint="--facets")
+    synonyms = query_synonyms(synonyms_path)
     model = SMARModel.load(model_dir)
     mapping = field_mapping(model, id_field, text_fields, image_field)
     images = CatalogImages(catalog, mapping) if catalog else None
@@ -73,7 +77,7 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
         check_port_free(host, port)
         search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=facet_fields,
                             attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None,
-                            image_field=mapping.image_field)
+                            image_field=mapping.image_field, synonyms=synonyms)
         info = {"model": str(model_dir or "shipped default"), "store": store, "collection": collection,
                 "catalog": str(catalog) if catalog else None}
         app = create_app(search, images, info)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..filters import parse_filter, typed_filter_value
 from ..model import SMARModel
+from ..query_synonyms import QuerySynonyms
 from ..retriever import check_indexed_with
 from ..store import Hit, VectorStore
 from .images import payload_url
@@ -46,6 +47,7 @@ class SearchResult(BaseModel):
     """What ``GET /api/search`` answers."""
 
     query: str
+    searched_as: str = Field(description="the query after the shop's synonyms (the query itself without any)")
     mode: Mode
     mode_label: str
     filters: dict[str, str]
@@ -60,8 +62,10 @@ class DemoSearch:
     def __init__(self, model: SMARModel, store: VectorStore, text_fields: Sequence[str] | None = None,
                  facets: Sequence[str] = ("gender", "article_type"),
                  attributes: Sequence[str] = ("gender", "article_type", "colour"), pool: int = 200,
-                 image_url: Callable[[Hit], str | None] | None = None, image_field: str = "image") -> None:
+                 image_url: Callable[[Hit], str | None] | None = None, image_field: str = "image",
+                 synonyms: QuerySynonyms | None = None) -> None:
         self.model = model
+        self.synonyms = synonyms
         self.store = store
         self.text_fields = list(text_fields or model.config.text_fields)
         self.facets = list(facets)
@@ -85,8 +89,9 @@ class DemoSearch:
         started = time.perf_counter()
         filters = {f: v for f, v in (filters or {}).items() if v}
         conditions = parse_filter({f: typed_filter_value([v]) for f, v in filters.items()})  # chip "2012": 2012 too
+        searched_as = self.synonyms.rewrite(query) if self.synonyms else query
         with self._lock:
-            vector = self.model.encode_queries([query])
+            vector = self.model.encode_queries([searched_as])
             unfiltered = self.store.search(vector, k=max(self.pool, k))[0]
             check_indexed_with(self.model.fingerprint, [unfiltered], self.store.collection)
             if mode == "fused":
@@ -96,8 +101,8 @@ class DemoSearch:
                 candidates = (self.store.search(vector, k=self.pool, conditions=conditions)[0] if conditions
                               else unfiltered[: self.pool])
                 hits = self._rerank_by_text(vector[0], candidates)[:k]
-        return SearchResult(query=query, mode=mode, mode_label=self.mode_label(mode), filters=filters,
-                            hits=[self._card(h) for h in hits], facets=self._facets(unfiltered),
+        return SearchResult(query=query, searched_as=searched_as, mode=mode, mode_label=self.mode_label(mode),
+                            filters=filters, hits=[self._card(h) for h in hits], facets=self._facets(unfiltered),
                             milliseconds=round((time.perf_counter() - started) * 1000, 1))
 
     def _rerank_by_text(self, query_vector: np.ndarray, candidates: list[Hit]) -> list[Hit]:

@@ -157,8 +157,9 @@ function render() {
   grid.dataset.query = result.query;
   grid.dataset.renders = String(++state.renders);
   const filters = Object.entries(result.filters).map(([f, v]) => label(f) + "=" + v).join(", ");
+  const searchedAs = result.searched_as !== result.query ? ` (searched as “${result.searched_as}”)` : "";
   $("status").textContent = result.hits.length
-    ? `${result.hits.length} products for “${result.query}”${filters ? " (" + filters + ")" : ""} · ` +
+    ? `${result.hits.length} products for “${result.query}”${searchedAs}${filters ? " (" + filters + ")" : ""} · ` +
       `${MODE_NAMES[state.mode]} · ${result.milliseconds} ms`
     : `No products for “${result.query}”${filters ? " with " + filters : ""}.`;
 }
