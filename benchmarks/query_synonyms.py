@@ -5,7 +5,8 @@ article types are asked three ways: as they are, with the article type in a shop
 training pairs nor the rewriter's lexicon (``smar_sdk.wording``) holds ("black heels" -> "black stilettos"), and
 that same shopper wording searched through ``QuerySynonyms`` built from the same word list, as a shop would write
 it (``heels, stilettos``). It measures what unknown words cost and whether a synonyms file takes it back; the words
-were chosen from general fashion English, not from any test query. The test split is never read.
+were chosen from general fashion English, not from any test query. The text encoder zero-shot (its titles only) is
+asked the first two ways too: does the backbone itself know the words? The test split is never read.
 
     python benchmarks/query_synonyms.py /tmp/smar_hold /tmp/models/text-only-trained \\
         --out benchmarks/results/query_synonyms.json
@@ -19,8 +20,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 from quality import CATALOGS, DEFAULT_DATA, Bench, rank_scores
-from view_blend import held_out_views, stored_vectors
+from view_blend import held_out_slice, held_out_views, stored_vectors
 
 from smar_sdk import QuerySynonyms, SMARModel
 from smar_sdk.evaluation import LabelledQuery, score_rankings
@@ -60,6 +62,26 @@ def synonym_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float]]
     return cells
 
 
+def zero_shot_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float]]:
+    """The same per catalog for the text encoder zero-shot (the held-out titles against its pooled, normalised
+    states): whether the backbone itself knows the shopper's words."""
+    def encoded(texts: list[str]) -> np.ndarray:
+        with torch.no_grad():
+            return torch.nn.functional.normalize(bench.base.text_encoder.encode(texts).pooled, dim=-1).numpy()
+
+    cells = {}
+    for catalog in CATALOGS:
+        wordings, items = held_out_slice(bench, model, catalog)
+        pairs = in_shopper_words(wordings["training wording"])
+        titles, ids = encoded([p.text for p in items]), [p.id for p in items]
+        cells[f"{catalog} / titles"] = {
+            way: score_rankings([p[0] for p in pairs], rank_scores(encoded([q.query for q in queries]) @ titles.T, ids),
+                                ["ndcg@10"])["ndcg@10"]
+            for way, queries in zip(WAYS[:2], ([p[0] for p in pairs], [p[1] for p in pairs]), strict=True)}
+        print(f"zero-shot {catalog}", {way: round(score, 4) for way, score in cells[f"{catalog} / titles"].items()})
+    return cells
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path, help="model directories from quality.py --holdout")
@@ -68,10 +90,12 @@ def main() -> None:
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
     results = {str(d): synonym_cells(bench, SMARModel.load(d).eval()) for d in args.models}
+    results["MiniLM zero-shot"] = zero_shot_cells(bench, SMARModel.load(args.models[0]))
     print("\n| model | catalog | " + " | ".join(WAYS) + " |\n|---|---|" + "---:|" * len(WAYS))
     for directory, cells in results.items():
         for catalog in CATALOGS:
-            means = [np.mean([s[way] for cell, s in cells.items() if cell.startswith(f"{catalog} ")]) for way in WAYS]
+            means = [np.mean([s.get(way, np.nan) for cell, s in cells.items() if cell.startswith(f"{catalog} ")])
+                     for way in WAYS]
             print(f"| {Path(directory).name} | {catalog} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"shopper_words": SHOPPER_WORDS, "cells": results}, indent=2) + "\n")
