@@ -203,10 +203,16 @@ def _typo(word: str, rng: random.Random) -> str:
 
 def read_synonyms(path: str | Path) -> list[list[str]]:
     """A lexicon file: one group of interchangeable phrases per line, comma-separated; ``#`` starts a comment."""
+    return [phrases for _, phrases in read_synonym_lines(path)]
+
+
+def read_synonym_lines(path: str | Path) -> list[tuple[int, list[str]]]:
+    """``read_synonyms`` with each group's line number."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"cannot read synonyms file {path}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CatalogError(f"cannot read synonyms file {path}: {reason}") from exc
     groups = []
     for number, line in enumerate(lines, start=1):
         phrases = [" ".join(p.lower().split()) for p in line.split("#", 1)[0].split(",")]
@@ -215,7 +221,7 @@ def read_synonyms(path: str | Path) -> list[list[str]]:
             raise CatalogError(f"synonyms file {path}, line {number}: a group needs two or more comma-separated "
                                f"phrases, got {phrases[0]!r}")
         if phrases:
-            groups.append(phrases)
+            groups.append((number, phrases))
     if not groups:
         raise CatalogError(f"synonyms file {path} has no group of phrases (one comma-separated group per line)")
     return groups

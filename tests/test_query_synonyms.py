@@ -13,7 +13,8 @@ from smar_sdk.cli import main
 from smar_sdk.demo.search import DemoSearch
 
 SHOP = [["sunglasses", "sunnies", "shades"], ["casual shoes", "loafers", "kicks"], ["shirt", "button down"],
-        ["spectacles", "glasses"]]
+        ["spectacles", "glasses"], ["socks", "inner wear"], ["t-shirts", "tees", "men's tops"],
+        ["c++ mugs", "code mugs"]]
 
 
 @pytest.mark.parametrize(("query", "searched"), [
@@ -23,8 +24,9 @@ SHOP = [["sunglasses", "sunnies", "shades"], ["casual shoes", "loafers", "kicks"
     ("blue   button  down", "blue   shirt"),  # a phrase matches across any run of spaces
     ("reading glasses", "reading spectacles"),
     ("sunglasses", "sunglasses"),  # the catalog's word stays
-    ("kickstand sunniesx re-shades shades-case", "kickstand sunniesx re-shades shades-case"),  # whole words only
+    ("kickstand sunniesx re-shades shades-case shades’s", "kickstand sunniesx re-shades shades-case shades’s"),
     ("", ""),
+    ("İnner wear", "socks"),  # a letter whose lower case is two characters still finds its group
 ])
 def test_rewrite_replaces_whole_synonyms_by_the_groups_first_phrase(query: str, searched: str) -> None:
     assert QuerySynonyms(SHOP).rewrite(query) == searched
@@ -33,14 +35,25 @@ def test_rewrite_replaces_whole_synonyms_by_the_groups_first_phrase(query: str, 
 def test_rewrite_is_one_pass_and_prefers_the_longest_phrase() -> None:
     synonyms = QuerySynonyms([["casual shoes", "shoes"], ["tshirts", "tee shirts", "tee"]])
     assert synonyms.rewrite("shoes") == "casual shoes"  # not rewritten again into "casual casual shoes"
+    assert synonyms.rewrite("Casual Shoes") == "Casual Shoes"  # the catalog's phrase holding a synonym stays whole
     assert synonyms.rewrite("white tee shirts") == "white tshirts"  # not "white tshirts shirts"
     assert len(synonyms) == 3
 
 
+@pytest.mark.parametrize(("query", "searched"), [
+    ("white tees", "white t-shirts"), ("Men's Tops", "t-shirts"), ("cheap code mugs", "cheap c++ mugs")])
+def test_phrases_with_punctuation_match_as_written(query: str, searched: str) -> None:
+    assert QuerySynonyms(SHOP).rewrite(query) == searched
+
+
 @pytest.mark.parametrize(("groups", "problem"), [
-    ([["sunglasses"]], "needs a catalog phrase and one or more synonyms"),
-    ([["sunglasses", "shades"], ["blinds", "shades"]], "'shades' is a synonym of both 'sunglasses' and 'blinds'"),
-    ([["heels", "stilettos"], ["stilettos", "spikes"]], "'stilettos' is a group's first phrase and another group's"),
+    ([["sunglasses"]], "group 1 needs the catalog's phrase and one or more other phrases"),
+    ([["heels", "Heels "]], "group 1 needs the catalog's phrase and one or more other phrases"),  # the same phrase
+    (["heels, stilettos"], "group 1 is the string 'heels, stilettos': give a list of phrases"),
+    ([["sunglasses", "shades"], ["blinds", "shades"]],
+     r"'shades' is a synonym of both 'sunglasses' \(group 1\) and 'blinds' \(group 2\)"),
+    ([["heels", "stilettos"], ["stilettos", "spikes"]],
+     r"'stilettos' is the catalog's phrase of group 2 and a synonym of 'heels' \(group 1\): merge"),
 ])
 def test_groups_that_cannot_be_applied_are_refused(groups: list[list[str]], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
@@ -49,10 +62,14 @@ def test_groups_that_cannot_be_applied_are_refused(groups: list[list[str]], prob
 
 def test_a_bad_synonyms_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "shop.txt"
-    path.write_text("heels, stilettos\nstilettos, spikes\n")
-    with pytest.raises(CatalogError, match=f"synonyms file {path}: 'stilettos' is a group's first phrase"):
+    path.write_text("# shop words\nheels, stilettos\n\nstilettos, spikes\n")
+    with pytest.raises(CatalogError, match=f"synonyms file {path}: 'stilettos' is the catalog's phrase of line 4 "
+                                           r"and a synonym of 'heels' \(line 2\)"):
         QuerySynonyms.from_file(path)
-    with pytest.raises(CatalogError, match="cannot read synonyms file"):
+    path.write_text("# nothing but a comment\n")
+    with pytest.raises(CatalogError, match="has no group of phrases"):
+        QuerySynonyms.from_file(path)
+    with pytest.raises(CatalogError, match="cannot read synonyms file .*missing.txt: No such file or directory$"):
         QuerySynonyms.from_file(tmp_path / "missing.txt")
 
 
@@ -96,6 +113,10 @@ def test_cli_search_and_eval_take_a_synonyms_file(tiny_model_dir: Path, store_ur
     shop.write_text("red shirt\n")
     bad = runner.invoke(main, ["search", "x", "--synonyms", str(shop), "--uri", store_uri])
     assert bad.exit_code == 1 and f"synonyms file {shop}, line 1: a group needs two or more" in bad.output
+    missing = runner.invoke(main, ["search", "x", "--synonyms", str(tmp_path / "none.txt"), "--model",
+                                   str(tmp_path / "no-model")])  # the file is read before the model loads
+    assert missing.exit_code == 1 and "cannot read synonyms file" in missing.output
+    assert "Traceback" not in bad.output + missing.output
 
     queries = tmp_path / "queries.jsonl"
     red = [hits("red shirt")[0][0]]  # relevant: the product the catalog's words find first
