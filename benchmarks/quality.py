@@ -36,6 +36,7 @@ from smar_sdk.evaluation import SEARCH_DEPTH, LabelledQuery, read_queries, score
 from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states
 from smar_sdk.images import ImageLoader
 from smar_sdk.training import TrainConfig, held_out, train
+from smar_sdk.wording import FASHION_SYNONYMS, read_synonyms
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 CATALOGS = ("catalog.jsonl", "catalog_no_colour.jsonl")
@@ -339,6 +340,9 @@ def main() -> None:
     parser.add_argument("--attribute-loss", type=float, default=0.0, metavar="W",
                         help="every trained view also learns to classify gender, colour and article type, with "
                              "this loss weight (TrainConfig.attribute_fields / attribute_weight)")
+    parser.add_argument("--extra-synonyms", type=Path, default=None, metavar="FILE",
+                        help="groups added to the built-in rewording lexicon of every trained method (a synonyms "
+                             "file; TrainConfig.synonyms)")
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
                         help="training pairs per step of every trained method (its in-batch negatives)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
@@ -374,6 +378,8 @@ def main() -> None:
                                                           foreground_colour=args.foreground_colour)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature, "batch_size": args.batch_size,
+                   "synonyms": [*map(list, FASHION_SYNONYMS), *read_synonyms(args.extra_synonyms)]
+                   if args.extra_synonyms else None,
                    "attribute_fields": list(ATTRIBUTES) if args.attribute_loss else [],
                    "attribute_weight": args.attribute_loss,
                    "relevance_fields": list(ATTRIBUTES) if args.relevance_positives else [],

@@ -55,10 +55,17 @@ def synonym_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float]]
         asked = {WAYS[0]: [q.query for q in catalog_words], WAYS[1]: [q.query for q in shopper],
                  WAYS[2]: [synonyms.rewrite(q.query) for q in shopper]}
         stored = stored_vectors(model, views, texts)
-        cells[prefix] = {way: score_rankings(catalog_words, rank_scores(model.encode_queries(queries) @ stored.T, ids),
-                                             ["ndcg@10"])["ndcg@10"] for way, queries in asked.items()}
+        rankings = {way: rank_scores(model.encode_queries(queries) @ stored.T, ids) for way, queries in asked.items()}
+        cells[prefix] = {way: score_rankings(catalog_words, ranked, ["ndcg@10"])["ndcg@10"]
+                         for way, ranked in rankings.items()}
         cells[prefix]["queries"] = len(pairs)
-        print(prefix, {way: round(score, 4) for way, score in cells[prefix].items()}, flush=True)
+        for word in SHOPPER_WORDS.values():  # each shopper's word alone: learned in training or never seen?
+            with_word = [i for i, q in enumerate(shopper) if re.search(rf"\b{word}\b", q.query)]
+            if with_word:
+                cells[prefix][f"{WAYS[1]}: {word}"] = score_rankings(
+                    [catalog_words[i] for i in with_word], [rankings[WAYS[1]][i] for i in with_word],
+                    ["ndcg@10"])["ndcg@10"]
+        print(prefix, {way: round(score, 4) for way, score in cells[prefix].items() if way in WAYS}, flush=True)
     return cells
 
 

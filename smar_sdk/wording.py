@@ -80,8 +80,8 @@ _KEEP_PLURALS = frozenset({
     "jeans", "shorts", "trousers", "pants", "trackpants", "sweatpants", "slacks", "chinos", "khakis", "cargos",
     "joggers", "leggings", "jeggings", "tights", "capris", "pyjamas", "pajamas", "dungarees", "overalls", "bottoms",
     "lowers", "briefs", "boxers", "trunks", "knickers", "undies", "clothes", "glasses", "sunglasses", "eyeglasses",
-    "spectacles", "goggles", "shades", "flats", "heels", "pumps", "trainers", "ballerinas", "series", "tennis",
-    "canvas", "this",
+    "spectacles", "goggles", "shades", "sunnies", "flats", "heels", "pumps", "trainers", "ballerinas", "series",
+    "tennis", "canvas", "this",
 })
 _IE_NOUNS = frozenset({"hoodie", "beanie", "bootie", "onesie", "nightie", "necktie", "bowtie", "kurtie"})
 _IRREGULAR_SINGULARS = {"scarves": "scarf", "knives": "knife", "lenses": "lens"}
