@@ -14,13 +14,11 @@ split is never read.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from quality import DEFAULT_DATA, Bench, rank_scores
-from view_blend import catalog_means, held_out_views, stored_vectors
+from quality import Bench, rank_scores
+from view_blend import catalog_means, held_out_parser, held_out_views, stored_vectors
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
@@ -69,10 +67,7 @@ def summary(cells: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", type=Path, help="model directories from quality.py --holdout")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "feedback.json")
+    parser = held_out_parser(__doc__, "feedback.json")
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
     results = {}

@@ -14,15 +14,14 @@ asked the first two ways too: does the backbone itself know the words? The test 
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from quality import CATALOGS, DEFAULT_DATA, Bench, rank_scores
-from view_blend import held_out_slice, held_out_views, stored_vectors
+from quality import CATALOGS, Bench, rank_scores
+from view_blend import held_out_parser, held_out_slice, held_out_views, stored_vectors
 
 from smar_sdk import QuerySynonyms, SMARModel
 from smar_sdk.evaluation import LabelledQuery, score_rankings
@@ -90,10 +89,7 @@ def zero_shot_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", type=Path, help="model directories from quality.py --holdout")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "query_synonyms.json")
+    parser = held_out_parser(__doc__, "query_synonyms.json")
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
     results = {str(d): synonym_cells(bench, SMARModel.load(d).eval()) for d in args.models}

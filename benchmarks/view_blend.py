@@ -169,11 +169,18 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid
     return cells
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def held_out_parser(doc: str, results: str) -> argparse.ArgumentParser:
+    """The arguments of every held-out benchmark: model directories, ``--data`` and ``--out`` (default
+    ``benchmarks/results/RESULTS``); ``doc``'s first line describes it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path, help="model directories from quality.py --holdout")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "view_blend.json")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / results)
+    return parser
+
+
+def main() -> None:
+    parser = held_out_parser(__doc__, "view_blend.json")
     parser.add_argument("--per-query", action="store_true",
                         help="also score a per-query choice between two stored vectors (colour queries or not)")
     parser.add_argument("--grid", action="store_true",
