@@ -48,9 +48,10 @@ def size_cells(bench: Bench, model: SMARModel, sizes: list[str]) -> dict[str, fl
             rows = [{"title": p.text, "image": picture(bench.data, p, size)} for p in items]
             stored = model.encode_items(rows)
             for wording, labelled in wordings.items():
+                cell = f"{catalog} / {size} / {wording}"
                 rankings = rank_scores(query_vectors[wording] @ stored.T, ids)
-                cells[f"{catalog} / {size} / {wording}"] = score_rankings(labelled, rankings, ["ndcg@10"])["ndcg@10"]
-                print(f"{catalog} / {size} / {wording}: {cells[f'{catalog} / {size} / {wording}']:.4f}", flush=True)
+                cells[cell] = score_rankings(labelled, rankings, ["ndcg@10"])["ndcg@10"]
+                print(f"{cell}: {cells[cell]:.4f}", flush=True)
     return cells
 
 

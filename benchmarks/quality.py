@@ -140,13 +140,16 @@ class Bench:
 
         return self.evaluate("BM25 (titles)", catalog, score)
 
+    @torch.no_grad()
+    def zero_shot_vectors(self, texts: list[str]) -> np.ndarray:
+        """The text encoder's normalised pooled states of ``texts``: the zero-shot method's query vectors."""
+        return torch.nn.functional.normalize(self.base.text_encoder.encode(texts).pooled, dim=-1).numpy()
+
     def zero_shot(self, catalog: str) -> list[dict]:
         def score(test, ids, image_field, queries):
             text, _ = self.states(test, "image")
             items = torch.nn.functional.normalize(text.pooled, dim=-1).numpy()
-            qv = torch.nn.functional.normalize(self.base.text_encoder.encode([q.query for q in queries]).pooled,
-                                               dim=-1).detach().numpy()
-            return rank(qv, items, ids)
+            return rank(self.zero_shot_vectors([q.query for q in queries]), items, ids)
 
         return self.evaluate("MiniLM zero-shot", catalog, score)
 

@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 from quality import CATALOGS, Bench, rank_scores
 from view_blend import held_out_parser, held_out_slice, held_out_views, stored_vectors
 
@@ -71,10 +70,7 @@ def synonym_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float]]
 def zero_shot_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float]]:
     """The same per catalog for the text encoder zero-shot (the held-out titles against its pooled, normalised
     states): whether the backbone itself knows the shopper's words."""
-    def encoded(texts: list[str]) -> np.ndarray:
-        with torch.no_grad():
-            return torch.nn.functional.normalize(bench.base.text_encoder.encode(texts).pooled, dim=-1).numpy()
-
+    encoded = bench.zero_shot_vectors
     cells = {}
     for catalog in CATALOGS:
         wordings, items = held_out_slice(bench, model, catalog)

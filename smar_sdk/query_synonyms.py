@@ -29,8 +29,6 @@ class QuerySynonyms:
         """``groups``: each a list of phrases, the catalog's first; ``origins`` names each group in errors
         (``from_file`` passes "line N"; default "group N")."""
         labels = list(origins) if origins is not None else [f"group {n}" for n in range(1, len(groups) + 1)]
-        self._phrases: list[str] = []  # every phrase of the pattern, in the order of its named alternatives
-        self._replacement: list[str | None] = []  # what each becomes; None: a group's first, kept as typed
         synonym_of: dict[str, tuple[str, str]] = {}  # synonym -> (its group's first phrase, that group's label)
         firsts: dict[str, str] = {}
         for group, label in zip(groups, labels, strict=True):
@@ -54,13 +52,13 @@ class QuerySynonyms:
                              f"{synonym_of[phrase][0]!r} ({synonym_of[phrase][1]}): merge the two groups")
         # Each group's first phrase is matched too, so that "casual shoes" stays whole where "shoes" is a synonym.
         every = {**{phrase: None for phrase in firsts}, **{phrase: first for phrase, (first, _) in synonym_of.items()}}
-        for phrase in sorted(every, key=len, reverse=True):  # the longest phrase wins where several start
-            self._phrases.append(phrase)
-            self._replacement.append(every[phrase])
+        phrases = sorted(every, key=len, reverse=True)  # the longest phrase wins where several start
+        # what the phrase of each named alternative becomes; None: a group's first, kept as typed
+        self._replacement: list[str | None] = [every[phrase] for phrase in phrases]
         self._count = len(synonym_of)
         spaced = r"\s+"  # a phrase's words match across any run of spaces
         alternatives = "|".join(f"(?P<p{i}>{spaced.join(map(re.escape, phrase.split()))})"
-                                for i, phrase in enumerate(self._phrases))
+                                for i, phrase in enumerate(phrases))
         self._pattern = (re.compile(rf"(?<![{_WORD_EDGE}])(?:{alternatives})(?![{_WORD_EDGE}])", re.IGNORECASE)
                          if alternatives else None)
 
