@@ -348,6 +348,8 @@ def main() -> None:
                              "file; TrainConfig.synonyms)")
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
                         help="training pairs per step of every trained method (its in-batch negatives)")
+    parser.add_argument("--encoder-learning-rate", type=float, default=TrainConfig().encoder_learning_rate,
+                        help="learning rate of the fine-tuned backbone layers of every trained method")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
@@ -381,6 +383,7 @@ def main() -> None:
                                                           foreground_colour=args.foreground_colour)),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature, "batch_size": args.batch_size,
+                   "encoder_learning_rate": args.encoder_learning_rate,
                    "synonyms": [*map(list, FASHION_SYNONYMS), *read_synonyms(args.extra_synonyms)]
                    if args.extra_synonyms else None,
                    "attribute_fields": list(ATTRIBUTES) if args.attribute_loss else [],
