@@ -29,6 +29,7 @@ from .demo.command import demo
 from .wording import read_synonyms
 
 EXIT_REJECTED_ROWS = 3
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -105,6 +106,9 @@ def main() -> None:
               help="Write rejected rows (JSON Lines: line, id, reason, row) here, to fix and re-feed.")
 @click.option("--prune", is_flag=True,
               help="Afterwards delete stored products whose id is not in CATALOG (skipped if any row was rejected).")
+@click.option("--replace-model", is_flag=True,
+              help="Re-encode, in place, a collection another model filled (searches fail until the run finishes); "
+                   "without it such a collection is refused.")
 @click.option("--no-resume", is_flag=True,
               help="Re-encode every row, even those already stored unchanged (same content and model).")
 @click.option("--allow-outside-images", is_flag=True,
@@ -114,8 +118,8 @@ def main() -> None:
 @fail_cleanly
 def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, collection: str,
           api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None, image_field: str,
-          only: tuple[str, ...], batch_size: int, rejects_path: Path | None, prune: bool, no_resume: bool,
-          allow_outside_images: bool, as_json: bool, quiet: bool) -> None:
+          only: tuple[str, ...], batch_size: int, rejects_path: Path | None, prune: bool, replace_model: bool,
+          no_resume: bool, allow_outside_images: bool, as_json: bool, quiet: bool) -> None:
     """Encode every product of CATALOG (JSON Lines) into fused vectors and upsert them.
 
     Each line is a JSON object with an id, the text fields (default `title`) and an image (a path
@@ -138,11 +142,11 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
                      **store_kwargs(store, uri, collection, api_key, retry_seconds)) as ix:
         try:
             report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
-                              prune=prune, resume=not no_resume)
+                              prune=prune, resume=not no_resume, replace_model=replace_model)
         except KeyboardInterrupt:
             click.echo("\ninterrupted: the rows written so far stay indexed; run the same command again to resume "
                        "(stored rows are skipped)", err=True)
-            raise
+            raise SystemExit(EXIT_INTERRUPTED) from None
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -426,7 +430,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: {out_dir / '.checkpoint'} keeps every finished epoch; run the same command again "
                    "to resume after the last one", err=True)
-        raise
+        raise SystemExit(EXIT_INTERRUPTED) from None
     click.echo(f"trained on {report.pairs} pairs ({report.query_wordings} query wordings, {report.skipped_pairs} "
                f"skipped) over {report.items} items: "
                f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "
@@ -476,8 +480,8 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
          retry_seconds: float | None, as_json: bool) -> None:
     """Show the model, the store, the collection, how many products it holds and whether this model indexed them."""
     from .model import DEFAULT_MODEL_DIR, SMARModel
-    from .retriever import sampled_model
     from .store import open_store, safe_uri
+    from .stored_models import sampled_model
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:

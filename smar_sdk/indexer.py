@@ -20,6 +20,7 @@ from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
 from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VectorStore, open_store
+from .stored_models import check_index_model
 
 MAX_REPORTED_REJECTIONS = 1000
 MAX_HELD_ROWS = 10_000  # earlier rows of repeated ids held back at once, waiting for their id's last row
@@ -115,11 +116,13 @@ class SMARIndexer(StoreUser):
         self.view = view
 
     def index(self, catalog: str | Path, only: dict[str, Any] | None = None, rejects_path: str | Path | None = None,
-              progress: bool = True, prune: bool = False, resume: bool = True) -> IndexReport:
+              progress: bool = True, prune: bool = False, resume: bool = True,
+              replace_model: bool = False) -> IndexReport:
         """Index every valid row of a JSON Lines catalog; return counts, rejections and timing.
 
         ``resume`` skips rows stored with the same content hash; ``prune`` then deletes stored items
         whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
+        A collection another model filled is refused unless ``replace_model`` re-encodes it in place.
         """
         catalog = Path(catalog)
         only = only_as_text(only)  # a wrong type fails here, before anything is created
@@ -137,6 +140,8 @@ class SMARIndexer(StoreUser):
         seen: set[str] = set()
         started = time.perf_counter()
         self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
+        if not replace_model:
+            check_index_model(self.model.fingerprint, self.store)
         repeats = _repeated_ids(catalog, self.mapping, only)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115

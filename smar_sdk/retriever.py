@@ -6,14 +6,13 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
-from .errors import StoreError, VectorSizeError
+from .errors import VectorSizeError
 from .filters import parse_filter
 from .indexer import StoreUser
 from .model import SMARModel
 from .query_synonyms import QuerySynonyms
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
+from .stored_models import check_models, sampled_model, stored_dimension
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
 
@@ -57,44 +56,20 @@ class SMARRetriever(StoreUser):
 
 
 def check_indexed_with(fingerprint: str, results: list[list[Hit]], collection: str) -> None:
-    """Stop when the hits were all encoded by another model than the one encoding the queries: its scores would
-    be meaningless. Points written before the SDK recorded the model, or during a re-index, pass."""
-    _check_models(fingerprint, {hit.payload.get(MODEL_PAYLOAD_KEY) for hits in results for hit in hits} - {None},
-                  collection)
+    """Stop when any hit was encoded by another model than the one encoding the queries: its scores would be
+    meaningless. Points written before the SDK recorded the model pass."""
+    check_models(fingerprint, {hit.payload.get(MODEL_PAYLOAD_KEY) for hits in results for hit in hits} - {None},
+                 collection)
 
 
 def check_store_serves(model: SMARModel, store: VectorStore) -> None:
     """Stop when the collection's vectors cannot answer this model's queries: another vector size, or products
     (one sampled) encoded by another model."""
-    dim = _dimension(store)
+    dim = stored_dimension(store)
     if dim is not None and dim != model.dim:
         raise VectorSizeError(f"collection {store.collection!r} holds {dim}-d vectors but the model makes "
                               f"{model.dim}-d ones: use the model the collection was indexed with (--model)")
-    _check_models(model.fingerprint, {sampled_model(store)} - {None}, store.collection)
-
-
-def _check_models(fingerprint: str, models: set[str | None], collection: str) -> None:
-    if models and fingerprint not in models:
-        raise StoreError(f"collection {collection!r} was indexed with another model (files {sorted(models)[0][:12]}) "
-                         f"than the one searching it ({fingerprint[:12]}): search with the model it was indexed with "
-                         "(--model), or index the catalog again with this one")
-
-
-def sampled_model(store: VectorStore) -> str | None:
-    """The files fingerprint of the model that encoded one stored product (found by a search with any vector), or
-    None for a missing or empty collection, a connector that cannot tell its vector size, or points written before
-    the SDK recorded the model."""
-    dim = _dimension(store)
-    if not dim:
-        return None
-    hits = store.search(np.full((1, dim), dim ** -0.5, dtype=np.float32), k=1)[0]
-    return hits[0].payload.get(MODEL_PAYLOAD_KEY) if hits else None
-
-
-def _dimension(store: VectorStore) -> int | None:
-    """The collection's vector size, or None when it does not exist or the connector cannot tell."""
-    dimension = getattr(store, "dimension", None)
-    return dimension() if callable(dimension) else None
+    check_models(model.fingerprint, {sampled_model(store)} - {None}, store.collection)
 
 
 def _public(hit: Hit) -> Hit:

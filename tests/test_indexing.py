@@ -24,7 +24,7 @@ from smar_sdk.catalog import FieldMapping, Product, read_catalog
 from smar_sdk.filters import parse_filter
 from smar_sdk.images import ImageLoader
 from smar_sdk.indexer import _grouped, _repeated_ids
-from smar_sdk.retriever import sampled_model
+from smar_sdk.stored_models import sampled_model
 
 from .conftest import write_jpeg
 
@@ -110,6 +110,32 @@ def test_searching_with_another_model_than_the_index_is_an_error(tiny_model_dir:
         retriever.search("red shirt", k=3)
     with SMARRetriever(SMARModel.load(tmp_path / "other"), uri=uri) as retriever:  # what `smar-sdk info` shows
         assert sampled_model(retriever.store) == indexed_with.fingerprint != retriever.model.fingerprint
+
+
+def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product(tiny_model_dir: Path, catalog: Path,
+                                                                                   tmp_path: Path) -> None:
+    other = SMARModel.load(tiny_model_dir)
+    with torch.no_grad():
+        other.query_head.linear.weight.mul_(-1.0)  # same size, other weights
+    other.save(tmp_path / "other")
+    other = SMARModel.load(tmp_path / "other")
+    uri = str(tmp_path / "store")
+    with SMARIndexer(SMARModel.load(tiny_model_dir), uri=uri) as indexer:
+        indexer.index(catalog, progress=False)
+    with SMARIndexer(other, uri=uri) as indexer:
+        with pytest.raises(StoreError, match="'products' holds products indexed with another model .*--replace-model"):
+            indexer.index(catalog, progress=False)
+        assert {sampled_model(indexer.store)} == {SMARModel.load(tiny_model_dir).fingerprint}  # nothing written
+        half = indexer.index(catalog, progress=False, only={"colour": "red"}, replace_model=True)
+        assert half.indexed == 5 and indexer.store.count() == 30
+    with pytest.raises(StoreError, match="holds products of two models .*--replace-model has not finished"), \
+            SMARRetriever(other, uri=uri) as retriever:
+        retriever.search("red shirt", k=30)
+    with SMARIndexer(other, uri=uri) as indexer:  # the re-index resumes: the red products stay as they are
+        report = indexer.index(catalog, progress=False, replace_model=True)
+        assert (report.indexed, report.unchanged) == (25, 5)
+    with SMARRetriever(other, uri=uri) as retriever:
+        assert len(retriever.search("red shirt", k=30)) == 30
 
 
 def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:

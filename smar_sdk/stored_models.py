@@ -1,0 +1,50 @@
+"""Which model encoded a collection's products: read from the fingerprint each stored point carries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import StoreError
+from .store import MODEL_PAYLOAD_KEY, VectorStore
+
+
+def stored_dimension(store: VectorStore) -> int | None:
+    """The collection's vector size, or None when it does not exist or the connector cannot tell."""
+    dimension = getattr(store, "dimension", None)
+    return dimension() if callable(dimension) else None
+
+
+def sampled_model(store: VectorStore) -> str | None:
+    """The files fingerprint of the model that encoded one stored product (found by a search with any vector), or
+    None for a missing or empty collection, a connector that cannot tell its vector size, or points written before
+    the SDK recorded the model."""
+    dim = stored_dimension(store)
+    if not dim:
+        return None
+    hits = store.search(np.full((1, dim), dim ** -0.5, dtype=np.float32), k=1)[0]
+    return hits[0].payload.get(MODEL_PAYLOAD_KEY) if hits else None
+
+
+def check_models(fingerprint: str, models: set[str], collection: str) -> None:
+    """Stop when ``models`` (fingerprints of stored products a search found) are not all ``fingerprint``'s: scores
+    of vectors from two models cannot be ranked together."""
+    others = sorted(models - {fingerprint})
+    if not others:
+        return
+    if fingerprint in models:
+        raise StoreError(f"collection {collection!r} holds products of two models (files {fingerprint[:12]} and "
+                         f"{others[0][:12]}): a re-index with --replace-model has not finished; run it again over the "
+                         "whole catalog, or index into a new collection")
+    raise StoreError(f"collection {collection!r} was indexed with another model (files {others[0][:12]}) "
+                     f"than the one searching it ({fingerprint[:12]}): search with the model it was indexed with "
+                     "(--model), or index the catalog again with this one")
+
+
+def check_index_model(fingerprint: str, store: VectorStore) -> None:
+    """Stop before indexing with one model into a collection another model filled (one product sampled)."""
+    stored = sampled_model(store)
+    if stored is not None and stored != fingerprint:
+        raise StoreError(f"collection {store.collection!r} holds products indexed with another model (files "
+                         f"{stored[:12]}) than this one ({fingerprint[:12]}); mixing them would break every search. "
+                         "Index into a new collection (--collection NAME), or re-encode every product in place with "
+                         "--replace-model (replace_model=True; searches fail until that run has finished)")
