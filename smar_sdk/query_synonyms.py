@@ -39,6 +39,9 @@ class QuerySynonyms:
             if len(phrases) < 2:
                 raise ValueError(f"{label} needs the catalog's phrase and one or more other phrases for it, "
                                  f"got {list(group)!r}")
+            if wrapped := [p for p in phrases if _wrapped(p)]:
+                raise ValueError(f"{label}: the phrase {wrapped[0]!r} is quoted or bracketed, so it would match only "
+                                 "a query typed with the same marks; write each phrase bare: heels, stilettos")
             first, synonyms = phrases[0], phrases[1:]
             for phrase in synonyms:
                 if phrase in synonym_of and synonym_of[phrase][0] != first:
@@ -87,3 +90,10 @@ class QuerySynonyms:
     def __len__(self) -> int:
         """How many synonyms (phrases that are rewritten)."""
         return self._count
+
+
+def _wrapped(phrase: str) -> bool:
+    """Whether ``phrase`` is quoted or bracketed: it would then match only a query typed with the same marks."""
+    single = "'‘’"
+    return (phrase[0] in '"“”«([{<' or phrase[-1] in '"“”»)]}>'
+            or (len(phrase) > 1 and phrase[0] in single and phrase[-1] in single))

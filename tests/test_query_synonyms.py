@@ -54,6 +54,9 @@ def test_phrases_with_punctuation_match_as_written(query: str, searched: str) ->
      r"'shades' is a synonym of both 'sunglasses' \(group 1\) and 'blinds' \(group 2\)"),
     ([["heels", "stilettos"], ["stilettos", "spikes"]],
      r"'stilettos' is the catalog's phrase of group 2 and a synonym of 'heels' \(group 1\): merge"),
+    ([['"heels"', '"stilettos"']], "group 1: the phrase '\"heels\"' is quoted or bracketed"),
+    ([["heels", "(stilettos)"]], "group 1: the phrase '\\(stilettos\\)' is quoted or bracketed"),
+    ([["heels", "‘stilettos’"]], "group 1: the phrase '‘stilettos’' is quoted or bracketed"),
 ])
 def test_groups_that_cannot_be_applied_are_refused(groups: list[list[str]], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
@@ -71,6 +74,19 @@ def test_a_bad_synonyms_file_names_the_file(tmp_path: Path) -> None:
         QuerySynonyms.from_file(path)
     with pytest.raises(CatalogError, match="cannot read synonyms file .*missing.txt: No such file or directory$"):
         QuerySynonyms.from_file(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("text", ["# shop words\ncasual shoes, kicks\n", "casual shoes, kicks\n"])
+def test_a_byte_order_mark_is_not_part_of_the_first_phrase(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "notepad.txt"
+    path.write_bytes(text.encode("utf-8-sig"))  # what Notepad saves
+    assert QuerySynonyms.from_file(path).rewrite("black kicks for men") == "black casual shoes for men"
+
+
+def test_phrases_with_inner_apostrophes_are_not_quoted() -> None:
+    synonyms = QuerySynonyms([["sneakers", "'90s trainers", "men's kicks"]])
+    assert synonyms.rewrite("white '90s trainers") == "white sneakers"
+    assert synonyms.rewrite("men's kicks") == "sneakers"
 
 
 @pytest.fixture()
