@@ -38,6 +38,8 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
         key, sep, val = value.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{value!r} must look like FIELD=VALUE", param_hint=option)
+        if key in result:
+            raise click.BadParameter(f"{key!r} is given twice: a row has one value per field", param_hint=option)
         result[key] = val
     return result
 
@@ -172,8 +174,13 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
 def _hit_line(rank: int, hit) -> str:
     payload = hit.payload
     attributes = ", ".join(str(payload[k]) for k in ("gender", "article_type", "colour") if payload.get(k))
-    title = str(payload.get("title", ""))
+    title = str(payload["title"]) if "title" in payload else _shortened(
+        ", ".join(f"{k}={v}" for k, v in payload.items() if isinstance(v, str | int | float)), 100)  # other catalogs
     return f"{rank:>3}. {hit.score:6.3f}  {hit.id:<12} {title}" + (f"  [{attributes}]" if attributes else "")
+
+
+def _shortened(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @main.command()
@@ -212,6 +219,9 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
         # catalog's own "id" or "score" field is kept
     elif not hits:
         click.echo("no results")
+        if booleans := [f"{f}={v}" for f, v in spec.items() if isinstance(v, str) and v.lower() in ("true", "false")]:
+            click.echo(f"note: --filter {booleans[0]} matches the text {booleans[0].partition('=')[2]!r}; a JSON "
+                       "boolean is filtered from code (filter={'field': True}) or with index --only", err=True)
     else:
         for rank, hit in enumerate(hits, start=1):
             click.echo(_hit_line(rank, hit))

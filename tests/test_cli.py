@@ -72,6 +72,8 @@ def test_field_mapping_options(run, catalog: Path) -> None:
     hits = json.loads(run("search", "red shirt", "--json").stdout)["hits"]
     assert hits[0]["id"].startswith("sku-") and hits[0]["payload"]["brand"] == "Acme"
     assert hits[0]["payload"]["id"] == "legacy" and hits[0]["payload"]["score"] == 4.5  # the catalog's own fields
+    line = run("search", "red shirt", "-k", "1").stdout  # no title field: the line shows the payload's fields
+    assert f"name={hits[0]['payload']['name']}" in line and "brand=Acme" in line
 
 
 def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
@@ -90,6 +92,13 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert {h["price"] for h in found("price=10.5")} == {10.5} and len(found("price=10.5")) == 15
     assert {h["size"] for h in found("size=41")} == {"41"} and len(found("size=41")) == 15
     assert len(found("year=2010,2012", "price=9.5")) == 10
+    booleans = run("search", "red shirt", "--filter", "in_stock=true")
+    assert booleans.exit_code == 0 and booleans.stdout == "no results\n"
+    assert "note: --filter in_stock=true matches the text 'true'; a JSON boolean" in booleans.stderr
+    twice = run("search", "red shirt", "--filter", "year=2010", "--filter", "year=2011")
+    assert twice.exit_code == 2 and "filter field 'year' is given twice" in twice.output
+    twice = run("index", str(catalog), "-q", "--only", "year=2010", "--only", "year=2011")
+    assert twice.exit_code == 2 and "'year' is given twice" in twice.output
 
 
 def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
