@@ -62,3 +62,20 @@ def test_retry_budget_for_milvus_does_not_break_qdrant_commands(tmp_path) -> Non
     result = CliRunner().invoke(main, ["count", "--uri", str(tmp_path / "s")], env={"SMAR_RETRY_SECONDS": "30"})
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "0"
+
+
+def test_an_unreachable_qdrant_server_is_one_line(tiny_model_dir) -> None:
+    """qdrant-client's version check warns from a thread of its own: the process must still print one line."""
+    import subprocess
+    import sys
+
+    from smar_qdrant import QdrantStore
+
+    result = subprocess.run([sys.executable, "-m", "smar_sdk", "search", "shoes", "--model", str(tiny_model_dir),
+                             "--uri", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("Error: checking the collection") and result.stderr.count("\n") == 1, result.stderr
+    with QdrantStore(uri="http://127.0.0.1:9") as store:  # a server's answer over several lines (a 401's body)
+        answer = RuntimeError("Unexpected Response: 401\nRaw response content:\nb'{}'")
+        message = str(store._failure("searching", answer))
+    assert "\n" not in message and "Unexpected Response: 401 Raw response content: b'{}'" in message

@@ -246,7 +246,7 @@ class MilvusStore:
         if self.is_server and (is_transient(exc) or is_not_loaded(exc)):
             return (f"; no answer after retrying for {time.monotonic() - started:.1f}s (retry_seconds="
                     f"{self.retry_seconds:g}): is the server running and the URI right? Start it, then re-run the "
-                    "same command: finished rows are skipped")
+                    "same command (an index run skips the rows it finished)")
         if self.is_server and connecting:
             return ("; is the server running, and are the URI (http(s)://host:port, gRPC port, default 19530) "
                     "and the API key/token right?")

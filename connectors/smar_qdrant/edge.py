@@ -185,7 +185,7 @@ class QdrantEdgeStore(QdrantStore):
             responses = [self._call("searching", lambda: self._shard.query(requests[0]))]
         else:
             responses = self._call("searching", lambda: self._shard.query_batch(q.QueryBatchRequest(requests)))
-        return [[to_hit(point, self._metric == "euclid") for point in points] for points in responses]
+        return [[to_hit(point, self.collection, self._metric == "euclid") for point in points] for points in responses]
 
     def count(self) -> int:
         if not self._exists():

@@ -31,6 +31,9 @@ from smar_sdk.store import (
 DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
 DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
+# qdrant-client checks a server's version in a thread of its own and warns (two lines on stderr) when the server does
+# not answer; an unreachable server is the connector's one-line StoreError at first use instead
+warnings.filterwarnings("ignore", message="Failed to obtain server version", category=UserWarning)
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
@@ -146,10 +149,8 @@ class QdrantStore:
         self._turns: AbstractContextManager[Any] = nullcontext() if self.is_server else threading.RLock()
         try:
             if self.is_server:
-                with warnings.catch_warnings():  # an unreachable server is our one-line StoreError at first use
-                    warnings.filterwarnings("ignore", message="Failed to obtain server version")
-                    self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
-                                               timeout=int(timeout))
+                self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
+                                           timeout=int(timeout))
             else:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
                 self.client = QdrantClient(path=self.uri)
@@ -171,8 +172,9 @@ class QdrantStore:
         """The one-line error for a failed call: what, on which collection, where, and what to check."""
         where = f"Qdrant server {safe_uri(self.uri)}" if self.is_server else f"embedded Qdrant at {self.uri}"
         hint = "; is the server running and the URL/API key right?" if self.is_server else ""
+        reason = " ".join(str(exc).split())  # one line: a server's answer can span several
         return StoreError(f"{action} (collection {self.collection!r}) failed at {where}: "
-                          f"{type(exc).__name__}: {exc}{hint}")
+                          f"{type(exc).__name__}: {reason}{hint}")
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         with self._turns, self._errors(action):
@@ -186,8 +188,12 @@ class QdrantStore:
         if self._dim is None and self._exists():
             info = self._call("reading the collection", lambda: self.client.get_collection(self.collection))
             params = info.config.params.vectors
-            self._dim = int(params.size) if isinstance(params, models.VectorParams) else None
-            self._metric = metric_name(params.distance.value) if isinstance(params, models.VectorParams) else None
+            if not isinstance(params, models.VectorParams):
+                raise StoreError(f"collection {self.collection!r} at {safe_uri(self.uri)} was not made by smar-sdk (it "
+                                 f"has named vectors {sorted(params or {})}, smar-sdk one unnamed vector): give "
+                                 "smar-sdk a collection of its own (--collection NAME)")
+            self._dim = int(params.size)
+            self._metric = metric_name(params.distance.value)
         return self._dim
 
     def _require_dim(self) -> int:
@@ -235,7 +241,8 @@ class QdrantStore:
         requests = [models.QueryRequest(query=v.tolist(), limit=k, filter=query_filter, with_payload=True)
                     for v in array]
         responses = self._call("searching", lambda: self.client.query_batch_points(self.collection, requests))
-        return [[to_hit(point, self._metric == "euclid") for point in response.points] for response in responses]
+        return [[to_hit(point, self.collection, self._metric == "euclid") for point in response.points]
+                for response in responses]
 
     def count(self) -> int:
         if not self._exists():
@@ -281,10 +288,15 @@ def metric_name(distance: str) -> str:
     return METRIC_NAMES.get(distance, distance.lower())
 
 
-def to_hit(point: Any, distance: bool = False) -> Hit:
+def to_hit(point: Any, collection: str, distance: bool = False) -> Hit:
     """A scored point of qdrant-client or Qdrant Edge as an SDK hit (original id, payload without bookkeeping);
-    ``distance``: the score is a Euclidean distance, negated so that higher is better, as the protocol says."""
+    ``distance``: the score is a Euclidean distance, negated so that higher is better, as the protocol says. A point
+    smar-sdk did not write (no original id in its payload) is a ``StoreError``: its collection is not the SDK's."""
     payload = dict(point.payload or {})
-    item_id = str(payload.pop(ID_PAYLOAD_KEY, point.id))
+    if ID_PAYLOAD_KEY not in payload:
+        raise StoreError(f"collection {collection!r} holds a point smar-sdk did not write (point id {point.id}, no "
+                         f"{ID_PAYLOAD_KEY!r} in its payload): give smar-sdk a collection of its own "
+                         "(--collection NAME)")
+    item_id = str(payload.pop(ID_PAYLOAD_KEY))
     payload.pop(HASH_PAYLOAD_KEY, None)
     return Hit(id=item_id, score=-float(point.score) if distance else float(point.score), payload=payload)

@@ -41,7 +41,7 @@ def test_retry_budget_bounds_an_unreachable_server() -> None:
     assert 2 <= waited < 10, f"retried for {waited:.1f}s with a 2 s budget"  # budget + a last timeout + slack for load
     message = str(caught.value)
     assert uri in message and "retry_seconds=2" in message and "re-run the same command" in message
-    assert "finished rows are skipped" in message and "\n" not in message
+    assert "an index run skips the rows it finished" in message and "\n" not in message
     started = time.monotonic()
     with pytest.raises(StoreError, match=r"retry_seconds=0\)"):
         MilvusStore(uri=uri, retry_seconds=0, timeout=3)
@@ -123,7 +123,7 @@ def test_server_down_past_the_budget_fails_clearly_then_rerun_completes(server: 
     assert process.returncode == 1, log.read_text()[-3000:]
     assert message.startswith("Error: ") and server.uri in message, message
     assert "no answer after retrying for" in message and "retry_seconds=3" in message, message
-    assert "re-run the same command: finished rows are skipped" in message, message
+    assert "re-run the same command (an index run skips the rows it finished)" in message, message
     server.start()
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=RUN_SECONDS)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -88,3 +88,21 @@ def test_boolean_filters_match_or_are_refused(tmp_path: Path, engine: str) -> No
         else:
             with pytest.raises(FilterError, match="'in_stock'.*cannot match boolean"):
                 search({"in_stock": True})
+
+
+def test_collections_smar_sdk_did_not_make_are_refused(tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient, models
+
+    uri = str(tmp_path / "theirs")
+    client = QdrantClient(path=uri)  # a folder another program filled through qdrant-client
+    cosine = models.VectorParams(size=4, distance=models.Distance.COSINE)
+    client.create_collection("products", vectors_config=cosine)
+    client.upsert("products", points=[models.PointStruct(id=1, vector=[1.0, 0, 0, 0], payload={"title": "theirs"})])
+    client.create_collection("named", vectors_config={"text": cosine})
+    client.close()
+    foreign_point = r"'products' holds a point smar-sdk did not write \(point id 1, .*--collection"
+    with QdrantStore(uri=uri) as store, pytest.raises(StoreError, match=foreign_point):
+        store.search(np.eye(4, dtype=np.float32)[:1], k=1)
+    named = r"'named' at .* was not made by smar-sdk \(it has named vectors \['text'\]"
+    with QdrantStore(uri=uri, collection="named") as store, pytest.raises(StoreError, match=named):
+        store.ensure_collection(4)
