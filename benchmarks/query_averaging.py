@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 from quality import Bench, rank_scores
-from view_blend import catalog_means, held_out_parser, held_out_views, stored_vectors
+from view_blend import catalog_means, held_out_results, held_out_views, stored_vectors
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
-from smar_sdk.features import DEFAULT_CACHE_DIR
 from smar_sdk.wording import QueryRewriter
 
 COUNTS = (0, 2, 4, 8)
@@ -66,10 +65,7 @@ def averaging_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float
 
 
 def main() -> None:
-    parser = held_out_parser(__doc__, "query_averaging.json")
-    args = parser.parse_args()
-    bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
-    results = {str(d): averaging_cells(bench, SMARModel.load(d).eval()) for d in args.models}
+    args, _, results = held_out_results(__doc__, "query_averaging.json", averaging_cells)
     print("| model | rule | mean of 8 | colour titles | no-colour titles |\n|---|---|---:|---:|---:|")
     for directory, cells in results.items():
         for rule in next(iter(cells.values())):

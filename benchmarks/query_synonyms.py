@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from quality import CATALOGS, Bench, rank_scores
-from view_blend import held_out_parser, held_out_slice, held_out_views, stored_vectors
+from view_blend import held_out_results, held_out_slice, held_out_views, stored_vectors
 
 from smar_sdk import QuerySynonyms, SMARModel
 from smar_sdk.evaluation import LabelledQuery, score_rankings
-from smar_sdk.features import DEFAULT_CACHE_DIR
 
 # The catalog's article type -> a shopper's word for it that the rewriter's lexicon does not hold.
 SHOPPER_WORDS = {
@@ -85,10 +84,7 @@ def zero_shot_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float
 
 
 def main() -> None:
-    parser = held_out_parser(__doc__, "query_synonyms.json")
-    args = parser.parse_args()
-    bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
-    results = {str(d): synonym_cells(bench, SMARModel.load(d).eval()) for d in args.models}
+    args, bench, results = held_out_results(__doc__, "query_synonyms.json", synonym_cells)
     results["MiniLM zero-shot"] = zero_shot_cells(bench, SMARModel.load(args.models[0]))
     print("\n| model | catalog | " + " | ".join(WAYS) + " |\n|---|---|" + "---:|" * len(WAYS))
     for directory, cells in results.items():

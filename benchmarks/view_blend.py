@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -177,6 +178,15 @@ def held_out_parser(doc: str, results: str) -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / results)
     return parser
+
+
+def held_out_results(doc: str, results: str, cells: Callable[[Bench, SMARModel], Any]) -> tuple[
+        argparse.Namespace, Bench, dict[str, Any]]:
+    """A held-out benchmark without options of its own: its arguments (``held_out_parser``), the bench, and
+    ``cells(bench, model)`` for each model directory."""
+    args = held_out_parser(doc, results).parse_args()
+    bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
+    return args, bench, {str(d): cells(bench, SMARModel.load(d).eval()) for d in args.models}
 
 
 def main() -> None:
