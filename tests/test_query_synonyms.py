@@ -83,6 +83,12 @@ def test_a_byte_order_mark_is_not_part_of_the_first_phrase(tmp_path: Path, text:
     assert QuerySynonyms.from_file(path).rewrite("black kicks for men") == "black casual shoes for men"
 
 
+def test_a_mark_at_one_end_only_is_part_of_the_phrase() -> None:
+    synonyms = QuerySynonyms([["tv 55 inch", 'tv 55"'], ["t-shirt", "tee (unisex)"]])
+    assert synonyms.rewrite('samsung TV 55"') == "samsung tv 55 inch"
+    assert synonyms.rewrite("black tee (unisex)") == "black t-shirt"
+
+
 def test_phrases_with_inner_apostrophes_are_not_quoted() -> None:
     synonyms = QuerySynonyms([["sneakers", "'90s trainers", "men's kicks"]])
     assert synonyms.rewrite("white '90s trainers") == "white sneakers"
