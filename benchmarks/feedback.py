@@ -18,11 +18,10 @@ import json
 
 import numpy as np
 from quality import Bench, rank_scores
-from view_blend import catalog_means, held_out_parser, held_out_views, stored_vectors
+from view_blend import held_out_results, held_out_views, rule_means, stored_vectors
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
-from smar_sdk.features import DEFAULT_CACHE_DIR
 
 DEPTHS = (3, 5, 10)
 FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -58,23 +57,11 @@ def held_out_feedback(bench: Bench, model: SMARModel) -> dict[str, dict[str, flo
     return cells
 
 
-def summary(cells: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Per rule: the mean nDCG@10 of all cells, of the colour-title cells and of the no-colour-title cells."""
-    return {rule: dict(zip(("mean", "colour titles", "no-colour titles"),
-                           (float(np.mean([scores[rule] for scores in cells.values()])), *catalog_means(cells, rule)),
-                           strict=True))
-            for rule in next(iter(cells.values()))}
-
-
 def main() -> None:
-    parser = held_out_parser(__doc__, "feedback.json")
-    args = parser.parse_args()
-    bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
-    results = {}
-    for directory in args.models:
-        cells = held_out_feedback(bench, SMARModel.load(directory).eval())
-        results[str(directory)] = {"cells": cells, "summary": summary(cells)}
-        best = sorted(results[str(directory)]["summary"].items(), key=lambda kv: kv[1]["mean"], reverse=True)
+    args, _, cells_of = held_out_results(__doc__, "feedback.json", held_out_feedback)
+    results = {directory: {"cells": cells, "summary": rule_means(cells)} for directory, cells in cells_of.items()}
+    for directory, result in results.items():
+        best = sorted(result["summary"].items(), key=lambda kv: kv[1]["mean"], reverse=True)
         print(f"\n{directory}: rule | mean | colour titles | no-colour titles")
         for rule, means in [r for r in best if r[0] == "none"] + best[:8]:
             print(f"  {rule} | {means['mean']:.4f} | {means['colour titles']:.4f} | {means['no-colour titles']:.4f}")

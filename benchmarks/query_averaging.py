@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from quality import Bench, rank_scores
-from view_blend import catalog_means, held_out_results, held_out_views, stored_vectors
+from view_blend import held_out_results, held_out_views, rule_means, stored_vectors
 
 from smar_sdk import SMARModel
 from smar_sdk.evaluation import score_rankings
@@ -55,12 +55,10 @@ def averaging_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float
         stored = stored_vectors(model, views, texts)
         for wording, labelled in wordings.items():
             rules = averaged_queries(model, [q.query for q in labelled])
-            cells[f"{prefix} / {wording}"] = {
-                rule: score_rankings(labelled, rank_scores(vectors @ stored.T, ids), ["ndcg@10"])["ndcg@10"]
-                for rule, vectors in rules.items()}
-            print(f"{prefix} / {wording}: " + ", ".join(f"{rule} {score:.4f}"
-                                                        for rule, score in cells[f"{prefix} / {wording}"].items()),
-                  flush=True)
+            cell = f"{prefix} / {wording}"
+            cells[cell] = {rule: score_rankings(labelled, rank_scores(vectors @ stored.T, ids), ["ndcg@10"])["ndcg@10"]
+                           for rule, vectors in rules.items()}
+            print(f"{cell}: " + ", ".join(f"{rule} {score:.4f}" for rule, score in cells[cell].items()), flush=True)
     return cells
 
 
@@ -68,10 +66,9 @@ def main() -> None:
     args, _, results = held_out_results(__doc__, "query_averaging.json", averaging_cells)
     print("| model | rule | mean of 8 | colour titles | no-colour titles |\n|---|---|---:|---:|---:|")
     for directory, cells in results.items():
-        for rule in next(iter(cells.values())):
-            colour, no_colour = catalog_means(cells, rule)
-            print(f"| {Path(directory).name} | {rule} | {np.mean([s[rule] for s in cells.values()]):.4f} | "
-                  f"{colour:.4f} | {no_colour:.4f} |")
+        for rule, means in rule_means(cells).items():
+            print(f"| {Path(directory).name} | {rule} | {means['mean']:.4f} | {means['colour titles']:.4f} | "
+                  f"{means['no-colour titles']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"counts": COUNTS, "self_weights": SELF_WEIGHTS, "cells": results},
                                    indent=2) + "\n")

@@ -83,6 +83,14 @@ def catalog_means(cells: dict[str, dict[str, float]], rule: str) -> list[float]:
             for catalog in CATALOGS]
 
 
+def rule_means(cells: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per rule: the mean nDCG@10 of all cells, of the colour-title cells and of the no-colour-title cells."""
+    return {rule: dict(zip(("mean", "colour titles", "no-colour titles"),
+                           (float(np.mean([scores[rule] for scores in cells.values()])), *catalog_means(cells, rule)),
+                           strict=True))
+            for rule in next(iter(cells.values()))}
+
+
 def colour_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list[str],
                    colours: list[str]) -> dict[str, np.ndarray]:
     """``colour check K``: the vectors the model stores with its own weights, except that an item whose title's
