@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from .cli_options import (
-    EXIT_INTERRUPTED,
     collection_exists,
     fail_cleanly,
     field_mapping,
@@ -146,9 +145,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
             report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
                               prune=prune, resume=not no_resume, replace_model=replace_model)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: the rows written so far stay indexed; run the same command again to resume "
-                       "(stored rows are skipped)", err=True)
-            raise SystemExit(EXIT_INTERRUPTED) from None
+            raise KeyboardInterrupt("the rows written so far stay indexed; run the same command again to resume "
+                                    "(stored rows are skipped)") from None
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -438,9 +436,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                                  cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: {out_dir / '.checkpoint'} keeps every finished epoch; run the same command again "
-                   "to resume after the last one", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise KeyboardInterrupt(f"{out_dir / '.checkpoint'} keeps every finished epoch; run the same command again "
+                                "to resume after the last one") from None
     click.echo(f"trained on {report.pairs} pairs ({report.query_wordings} query wordings, {report.skipped_pairs} "
                f"skipped) over {report.items} items: "
                f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "

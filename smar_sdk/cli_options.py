@@ -77,8 +77,8 @@ def fail_cleanly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except SMARError as exc:
             raise click.ClickException(str(exc)) from exc
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
+        except KeyboardInterrupt as exc:  # a command may re-raise it with what to do next as its message
+            click.echo(f"\ninterrupted: {exc}" if str(exc) else "\ninterrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
 
     return wrapper

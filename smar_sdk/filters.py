@@ -107,12 +107,13 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for pair in pairs:
         field, sep, value = pair.partition("=")
-        if not sep or not field.strip():
+        field = field.strip()
+        if not sep or not field:
             raise FilterError(f"filter {pair!r} must look like field=value (or field=a,b for several values)")
-        if field.strip() in spec:
-            raise FilterError(f"filter field {field.strip()!r} is given twice: give it once, with any of several "
-                              f"values as {field.strip()}=a,b")
-        spec[field.strip()] = typed_filter_value(value.split(","))
+        if field in spec:
+            raise FilterError(f"filter field {field!r} is given twice: give it once, with any of several values as "
+                              f"{field}=a,b")
+        spec[field] = typed_filter_value(value.split(","))
     return spec
 
 
