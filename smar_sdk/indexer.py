@@ -19,7 +19,7 @@ from .catalog import FieldMapping, Product, Rejection, only_as_text, read_catalo
 from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
-from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VectorStore, open_store
+from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store
 from .stored_models import check_index_model
 
 MAX_REPORTED_REJECTIONS = 1000
@@ -141,7 +141,7 @@ class SMARIndexer(StoreUser):
         started = time.perf_counter()
         self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
         if not replace_model:
-            check_index_model(self.model.fingerprint, self.store)
+            check_index_model(self.model.fingerprint, self.view, self.store)
         repeats = _repeated_ids(catalog, self.mapping, only)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
@@ -200,7 +200,8 @@ class SMARIndexer(StoreUser):
     def _write(self, prepared: _Prepared) -> None:
         products = prepared.products
         vectors = self.model.encode_item_inputs([p.text for p in products], prepared.pixels, self.view)
-        payloads = [{**p.payload, HASH_PAYLOAD_KEY: h, MODEL_PAYLOAD_KEY: self.model.fingerprint}
+        made_by = {MODEL_PAYLOAD_KEY: self.model.fingerprint, VIEW_PAYLOAD_KEY: self.view}
+        payloads = [{**p.payload, HASH_PAYLOAD_KEY: h, **made_by}
                     for p, h in zip(products, prepared.hashes, strict=True)]
         self.store.upsert([p.id for p in products], vectors, payloads)
 

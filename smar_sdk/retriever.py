@@ -11,8 +11,8 @@ from .filters import parse_filter
 from .indexer import StoreUser
 from .model import SMARModel
 from .query_synonyms import QuerySynonyms
-from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
-from .stored_models import check_models, sampled_model, stored_dimension
+from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, VIEW_PAYLOAD_KEY, Hit, VectorStore
+from .stored_models import check_models, check_views, sampled_model, stored_dimension
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
 
@@ -56,10 +56,11 @@ class SMARRetriever(StoreUser):
 
 
 def check_indexed_with(fingerprint: str, results: list[list[Hit]], collection: str) -> None:
-    """Stop when any hit was encoded by another model than the one encoding the queries: its scores would be
-    meaningless. Points written before the SDK recorded the model pass."""
-    check_models(fingerprint, {hit.payload.get(MODEL_PAYLOAD_KEY) for hits in results for hit in hits} - {None},
-                 collection)
+    """Stop when any hit was encoded by another model than the one encoding the queries, or the hits mix item views:
+    their scores would not rank together. Points written before the SDK recorded the model or view pass."""
+    hits = [hit for found in results for hit in found]
+    check_models(fingerprint, {hit.payload.get(MODEL_PAYLOAD_KEY) for hit in hits} - {None}, collection)
+    check_views({hit.payload.get(VIEW_PAYLOAD_KEY) for hit in hits} - {None}, collection)
 
 
 def check_store_serves(model: SMARModel, store: VectorStore) -> None:

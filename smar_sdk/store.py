@@ -19,7 +19,8 @@ ID_NAMESPACE = uuid.UUID("8f0b7a4e-3c51-4d8e-9a57-2f6f1b0de2a1")
 ID_PAYLOAD_KEY = "_smar_id"
 HASH_PAYLOAD_KEY = "_smar_hash"
 MODEL_PAYLOAD_KEY = "_smar_model"  # the fingerprint of the model files that encoded the point
-RESERVED_PAYLOAD_KEYS = (ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY)
+VIEW_PAYLOAD_KEY = "_smar_view"  # the item view stored: fused, text or image
+RESERVED_PAYLOAD_KEYS = (ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY)
 Metric = Literal["cosine", "dot", "euclid"]
 
 

@@ -1,11 +1,12 @@
-"""Which model encoded a collection's products: read from the fingerprint each stored point carries."""
+"""Which model and item view encoded a collection's products: read from the fingerprint and view each stored point
+carries."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import StoreError
-from .store import MODEL_PAYLOAD_KEY, VectorStore
+from .store import MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore
 
 
 def stored_dimension(store: VectorStore) -> int | None:
@@ -14,15 +15,20 @@ def stored_dimension(store: VectorStore) -> int | None:
     return dimension() if callable(dimension) else None
 
 
-def sampled_model(store: VectorStore) -> str | None:
-    """The files fingerprint of the model that encoded one stored product (found by a search with any vector), or
-    None for a missing or empty collection, a connector that cannot tell its vector size, or points written before
-    the SDK recorded the model."""
+def sampled_payload(store: VectorStore) -> dict:
+    """The payload of one stored product (found by a search with any vector); empty for a missing or empty
+    collection or a connector that cannot tell its vector size."""
     dim = stored_dimension(store)
     if not dim:
-        return None
+        return {}
     hits = store.search(np.full((1, dim), dim ** -0.5, dtype=np.float32), k=1)[0]
-    return hits[0].payload.get(MODEL_PAYLOAD_KEY) if hits else None
+    return hits[0].payload if hits else {}
+
+
+def sampled_model(store: VectorStore) -> str | None:
+    """The files fingerprint of the model that encoded one stored product, or None when there is none to sample
+    (:func:`sampled_payload`) or it was written before the SDK recorded the model."""
+    return sampled_payload(store).get(MODEL_PAYLOAD_KEY)
 
 
 def check_models(fingerprint: str, models: set[str], collection: str) -> None:
@@ -41,9 +47,27 @@ def check_models(fingerprint: str, models: set[str], collection: str) -> None:
                      "(--model), or index the catalog again with this one")
 
 
-def check_index_model(fingerprint: str, store: VectorStore) -> None:
-    """Stop before indexing with one model into a collection another model filled (one product sampled)."""
-    stored = sampled_model(store)
+def check_views(views: set[str], collection: str) -> None:
+    """Stop when ``views`` (item views of stored products a search found) are not all one: a title's text view and
+    its fused view score a query on different scales."""
+    if len(views) > 1:
+        first, second = sorted(views)[:2]
+        raise StoreError(f"collection {collection!r} holds products stored as two item views ({first} and {second}): "
+                         "a re-index with another view has not finished; run it again over the whole catalog with "
+                         "replace_model=True, prune=True (--replace-model --prune), or index into a new collection")
+
+
+def check_index_model(fingerprint: str, view: str, store: VectorStore) -> None:
+    """Stop before indexing with one model, or one item view, into a collection another model or view filled (one
+    product sampled)."""
+    payload = sampled_payload(store)
+    stored, stored_view = payload.get(MODEL_PAYLOAD_KEY), payload.get(VIEW_PAYLOAD_KEY)
+    if stored_view is not None and stored_view != view and stored in (None, fingerprint):
+        raise StoreError(f"collection {store.collection!r} holds products stored as the {stored_view} item view, and "
+                         f"this run stores the {view} view; one ranking cannot mix them. Index with "
+                         f"view={stored_view!r}, into a new collection (--collection NAME), or re-encode every "
+                         "product in place with --replace-model --prune (replace_model=True, prune=True; searches "
+                         "fail until every product is re-encoded)")
     if stored is not None and stored != fingerprint:
         raise StoreError(f"collection {store.collection!r} holds products indexed with another model (files "
                          f"{stored[:12]}) than this one ({fingerprint[:12]}); mixing them would break every search. "

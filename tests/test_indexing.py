@@ -145,6 +145,28 @@ def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product
         assert len(retriever.search("red shirt", k=30)) == 27
 
 
+def test_indexing_another_item_view_is_refused_unless_it_replaces_every_product(tiny_model_dir: Path, catalog: Path,
+                                                                                 tmp_path: Path) -> None:
+    model, uri = SMARModel.load(tiny_model_dir), str(tmp_path / "store")
+    with SMARIndexer(model, uri=uri, view="text") as indexer:
+        indexer.index(catalog, progress=False)
+    with SMARIndexer(model, uri=uri) as indexer:
+        with pytest.raises(StoreError, match="'products' holds products stored as the text item view, and this run "
+                                             "stores the fused view.*view='text'.*--replace-model --prune"):
+            indexer.index(catalog, progress=False)
+        assert indexer.index(catalog, progress=False, only={"colour": "red"}, replace_model=True).indexed == 5
+    with pytest.raises(StoreError, match=r"two item views \(fused and text\).*replace_model=True, prune=True"), \
+            SMARRetriever(model, uri=uri) as retriever:
+        retriever.search("red shirt", k=30)
+    with SMARIndexer(model, uri=uri) as indexer:
+        assert indexer.index(catalog, progress=False, replace_model=True).indexed == 25
+    with SMARRetriever(model, uri=uri) as retriever:
+        hits = retriever.search("red shirt", k=30)
+    assert len(hits) == 30 and not any(key.startswith("_smar") for hit in hits for key in hit.payload)
+    np.testing.assert_allclose(hits[0].score, float(model.encode_queries(["red shirt"])[0] @ model.encode_items(
+        [json.loads(row) for row in catalog.read_text().splitlines() if json.loads(row)["id"] == hits[0].id],
+        base_dir=catalog.parent)[0]), atol=1e-4)  # the fused view now
+
 def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     model = SMARModel.load(tiny_model_dir)
     uri = str(tmp_path / "store")
