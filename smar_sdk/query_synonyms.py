@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import CatalogError
-from .wording import read_synonym_lines
+from .wording import WRAPPED_HINT, read_synonym_lines, wrapped_phrase
 
 _WORD_EDGE = r"\w'’‘-"  # a phrase is matched only where none of these touches it (hyphens and apostrophes join words)
 
@@ -39,9 +39,8 @@ class QuerySynonyms:
             if len(phrases) < 2:
                 raise ValueError(f"{label} needs the catalog's phrase and one or more other phrases for it, "
                                  f"got {list(group)!r}")
-            if wrapped := [p for p in phrases if _wrapped(p)]:
-                raise ValueError(f"{label}: the phrase {wrapped[0]!r} is quoted or bracketed, so it would match only "
-                                 "a query typed with the same marks; write each phrase bare: heels, stilettos")
+            if wrapped := wrapped_phrase(phrases):
+                raise ValueError(f"{label}: the phrase {wrapped!r} {WRAPPED_HINT}")
             first, synonyms = phrases[0], phrases[1:]
             for phrase in synonyms:
                 if phrase in synonym_of and synonym_of[phrase][0] != first:
@@ -90,12 +89,3 @@ class QuerySynonyms:
     def __len__(self) -> int:
         """How many synonyms (phrases that are rewritten)."""
         return self._count
-
-
-_PAIRS = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»", "(": ")", "[": "]", "{": "}", "<": ">"}
-
-
-def _wrapped(phrase: str) -> bool:
-    """Whether ``phrase`` is wrapped in a pair of quotes or brackets (``"heels"``, ``(heels)``): it would then match
-    only a query typed with the same marks. A mark at one end only (``tv 55"``, ``tee (unisex)``) is part of it."""
-    return len(phrase) > 1 and _PAIRS.get(phrase[0]) == phrase[-1]

@@ -201,6 +201,18 @@ def _typo(word: str, rng: random.Random) -> str:
     return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 
+_PAIRS = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»", "(": ")", "[": "]", "{": "}", "<": ">"}
+WRAPPED_HINT = ("is quoted or bracketed, so it would match only a query typed with the same marks; write each phrase "
+                "bare: heels, stilettos")
+
+
+def wrapped_phrase(phrases: Sequence[str]) -> str | None:
+    """The first phrase wrapped in a pair of quotes or brackets (``"heels"``, ``(heels)``): it would match, or be
+    trained as, only a query typed with the same marks. A mark at one end only (``tv 55"``, ``tee (unisex)``) is
+    part of the phrase."""
+    return next((p for p in phrases if len(p) > 1 and _PAIRS.get(p[0]) == p[-1]), None)
+
+
 def read_synonyms(path: str | Path) -> list[list[str]]:
     """A lexicon file: one group of interchangeable phrases per line, comma-separated; ``#`` starts a comment."""
     return [phrases for _, phrases in read_synonym_lines(path)]
@@ -220,6 +232,8 @@ def read_synonym_lines(path: str | Path) -> list[tuple[int, list[str]]]:
         if len(phrases) == 1:
             raise CatalogError(f"synonyms file {path}, line {number}: a group needs two or more comma-separated "
                                f"phrases, got {phrases[0]!r}")
+        if wrapped := wrapped_phrase(phrases):
+            raise CatalogError(f"synonyms file {path}, line {number}: the phrase {wrapped!r} {WRAPPED_HINT}")
         if phrases:
             groups.append((number, phrases))
     if not groups:

@@ -66,6 +66,9 @@ def test_own_lexicon_replaces_the_fashion_one(tmp_path: Path) -> None:
         read_synonyms(lexicon)
     with pytest.raises(CatalogError, match="cannot read synonyms file"):
         read_synonyms(tmp_path / "missing.txt")
+    lexicon.write_text('sofa, couch\ntv 55", television\n"tee", t-shirt\n')  # training would learn the quotes
+    with pytest.raises(CatalogError, match="""line 3: the phrase '"tee"' is quoted or bracketed"""):
+        read_synonyms(lexicon)
 
 
 def test_training_on_rewordings_teaches_an_unseen_word(tiny_config, catalog: Path, tmp_path: Path) -> None:
