@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .checkpoint import CHECKPOINT_DIR
 from .cli_options import (
     collection_exists,
     fail_cleanly,
@@ -436,8 +437,11 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
         _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                                  cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"{out_dir / '.checkpoint'} keeps every finished epoch; run the same command again "
-                                "to resume after the last one") from None
+        checkpoint = out_dir / CHECKPOINT_DIR
+        hint = (f"{checkpoint} keeps every finished epoch; run the same command again to resume after the last one"
+                if (checkpoint / "state.pt").is_file() else
+                "no epoch had finished; run the same command again to start over (finished feature passes are cached)")
+        raise KeyboardInterrupt(hint) from None
     click.echo(f"trained on {report.pairs} pairs ({report.query_wordings} query wordings, {report.skipped_pairs} "
                f"skipped) over {report.items} items: "
                f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "

@@ -63,7 +63,8 @@ def read_queries(path: str | Path) -> list[LabelledQuery]:
     """Read ``{"query", "relevant": [ids]}`` lines."""
     queries = []
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is skipped
+        # a byte-order mark is skipped; only "\n" ends a line (JSON text may hold U+2028 or U+0085 unescaped)
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except OSError as exc:
         raise CatalogError(f"cannot read queries file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

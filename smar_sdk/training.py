@@ -120,6 +120,9 @@ class TrainConfig(BaseModel):
         if self.hard_negatives and not self.negative_fields:
             raise ValueError("hard_negatives needs negative_fields (e.g. gender, colour, article_type) to tell a "
                              "wrong item from a right one the pairs file does not list")
+        if not (self.text_weight or self.image_weight or self.fused_weight):
+            raise ValueError("text_weight, image_weight and fused_weight (--text-weight, --image-weight, "
+                             "--fused-weight) are all 0, so there is no loss to train: give one of them a weight")
         if self.fusion_image_dropout_colour_titles and not self.fusion_image_dropout:
             raise ValueError("fusion_image_dropout_colour_titles only narrows fusion_image_dropout: give that "
                              "fraction too (--fusion-image-dropout P)")
@@ -175,6 +178,18 @@ def _query_wordings(queries: list[str], cfg: TrainConfig) -> tuple[list[str], to
 def held_out(item_id: str, fraction: float) -> bool:
     """Whether ``item_id`` falls in the held-out ``fraction`` of products: a stable hash, the same in every run."""
     return int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) < fraction * 16**8
+
+
+def _last_row_of_each_id(catalog: str | Path, products: list[Product]) -> list[Product]:
+    """One product per id, its last valid row in that row's place, as the indexer keeps it (a warning counts the
+    rows dropped)."""
+    last: dict[str, Product] = {}
+    for product in reversed(products):
+        last.setdefault(product.id, product)
+    if len(last) < len(products):
+        logger.warning("catalog %s: %s repeated id(s); training keeps each id's last valid row, as indexing does",
+                       catalog, len(products) - len(last))
+    return list(reversed(last.values()))
 
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
@@ -300,12 +315,16 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     if cfg.train_stored_vector and not model_config.blends_views:
         raise ValueError("train_stored_vector trains the second stage's stored vector, but the model sets no "
                          "second-stage weight: give text_blend, other_text_blend or image_blend")
-    products = [r for r in read_catalog(catalog, mapping, cfg.only or None)
-                if isinstance(r, Product) and not held_out(r.id, cfg.holdout)]
+    products = _last_row_of_each_id(catalog, [r for r in read_catalog(catalog, mapping, cfg.only or None)
+                                              if isinstance(r, Product) and not held_out(r.id, cfg.holdout)])
     if not products:
         raise CatalogError(f"catalog {catalog} has no valid rows{' matching ' + str(cfg.only) if cfg.only else ''}")
     position = {p.id: i for i, p in enumerate(products)}
     pairs, skipped = read_pairs(pairs_path, set(position))
+    if len({item for _, item in pairs}) < 2:
+        raise CatalogError(f"pairs file {pairs_path}: every usable pair names the same item ({pairs[0][1]!r}), and "
+                           "contrastive training needs two or more (each pair's query learns against the other "
+                           "pairs' items); add pairs for other items, or check --only and --holdout")
 
     cache = FeatureCache(cache_dir)
     loader = ImageLoader(base_dir=Path(catalog).resolve().parent)

@@ -221,7 +221,8 @@ def read_synonyms(path: str | Path) -> list[list[str]]:
 def read_synonym_lines(path: str | Path) -> list[tuple[int, list[str]]]:
     """``read_synonyms`` with each group's line number."""
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark (Notepad) is dropped
+        # a byte-order mark (Notepad) is dropped; only "\n" ends a line, like the catalog's
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise CatalogError(f"cannot read synonyms file {path}: {reason}") from exc

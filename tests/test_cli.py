@@ -154,6 +154,10 @@ def test_queries_file_with_a_byte_order_mark_is_read_and_other_encodings_are_one
     path.write_bytes(b'{"query": "rouge \xe9t\xe9", "relevant": ["x"]}\n')
     with pytest.raises(CatalogError, match="is not UTF-8 text .*re-save it as UTF-8"):
         read_queries(path)
+    lines = [json.dumps({"query": f"red{mark}shoes", "relevant": ["x"]}, ensure_ascii=False)
+             for mark in ("\u2028", "\u2029", "\x85")]  # valid JSON text, unescaped; only "\n" ends a line
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert [q.query for q in read_queries(path)] == ["red\u2028shoes", "red\u2029shoes", "red\x85shoes"]
 
 
 @pytest.mark.parametrize(("option", "value", "setting"), [
@@ -178,9 +182,14 @@ def test_an_interrupted_train_says_how_to_resume(catalog: Path, pairs: Path, tmp
         raise KeyboardInterrupt
 
     monkeypatch.setattr("smar_sdk.training.train", interrupted)
-    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
-                                       str(tmp_path / "m"), "-q"])
+    command = ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out", str(tmp_path / "m"), "-q"]
+    result = CliRunner().invoke(main, command)  # before the first epoch finished
     assert result.exit_code == 130 and "Aborted!" not in result.output
+    assert "interrupted: no epoch had finished; run the same command again to start over" in result.output
+    (tmp_path / "m" / ".checkpoint").mkdir(parents=True)
+    (tmp_path / "m" / ".checkpoint" / "state.pt").write_bytes(b"")  # an epoch finished
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 130
     assert f"interrupted: {tmp_path / 'm' / '.checkpoint'} keeps every finished epoch" in result.output
 
 

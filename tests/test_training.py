@@ -230,6 +230,26 @@ def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_
     bad.write_text('{"query": "red", "item_id": "nope"}\nnot json\n')
     with pytest.raises(CatalogError, match="no usable"):
         train(catalog, bad, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
+    bad.write_text('{"query": "red shirt", "item_id": "sku-000"}\n{"query": "shirts", "item_id": "sku-000"}\n')
+    with pytest.raises(CatalogError, match="every usable pair names the same item .'sku-000'.*needs two or more"):
+        train(catalog, bad, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
+
+
+def test_a_repeated_catalog_id_trains_its_last_row_once(tiny_config, catalog: Path, pairs: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    rows = catalog.read_text().splitlines()
+    catalog.write_text(rows[3].replace('"title": "', '"title": "old ') + "\n" + "\n".join(rows) + "\n")
+    _, report = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
+    assert report.items == 30 and "1 repeated id(s); training keeps each id's last valid row" in caplog.text
+    plain = catalog.parent / "plain.jsonl"
+    plain.write_text("\n".join(rows) + "\n")
+    _, again = train(plain, pairs, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
+    assert (again.first_loss, again.last_loss) == (report.first_loss, report.last_loss)  # same products, same order
+
+
+def test_a_run_needs_a_loss_to_train() -> None:
+    with pytest.raises(ValueError, match="are all 0, so there is no loss to train"):
+        TrainConfig(text_weight=0, image_weight=0, fused_weight=0)
 
 
 def test_pairs_whose_query_or_id_is_not_text_are_skipped(tmp_path: Path) -> None:
