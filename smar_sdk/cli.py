@@ -109,8 +109,8 @@ def main() -> None:
 @click.option("--prune", is_flag=True,
               help="Afterwards delete stored products whose id is not in CATALOG (skipped if any row was rejected).")
 @click.option("--replace-model", is_flag=True,
-              help="Re-encode, in place, a collection another model filled (searches fail until the run finishes); "
-                   "without it such a collection is refused.")
+              help="Re-encode, in place, a collection another model filled (a search whose results meet both "
+                   "models fails until every product is re-encoded); without it such a collection is refused.")
 @click.option("--no-resume", is_flag=True,
               help="Re-encode every row, even those already stored unchanged (same content and model).")
 @click.option("--allow-outside-images", is_flag=True,
@@ -163,6 +163,11 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
         if report.prune_skipped:
             click.echo(f"not pruned: {report.prune_skipped}; nothing was deleted", err=True)
+        if report.not_replaced:
+            click.echo(f"warning: {report.not_replaced} stored products were not re-encoded by this run (rows it "
+                       f"rejected, or ids not in {catalog}{' or --only' if only_rows else ''}); if another model "
+                       "filled them, searches that reach them fail: fix the rejected rows and run again over the "
+                       "whole catalog with --replace-model --prune", err=True)
         elif not (report.indexed or report.unchanged or report.superseded or report.rejected):
             click.echo(f"warning: {catalog} has no rows{' matching --only' if only_rows else ''}; check the path"
                        f"{' and --only' if only_rows else ''}", err=True)

@@ -37,6 +37,10 @@ class IndexReport(BaseModel):
     rejected: int = 0
     pruned: int = 0
     prune_skipped: str | None = Field(None, description="why a requested prune did not run (nothing was deleted)")
+    not_replaced: int | None = Field(None, description="with replace_model: stored products this run did not "
+                                                       "re-encode (rows it rejected, ids outside the catalog or "
+                                                       "--only that were not pruned); None without replace_model or "
+                                                       "a connector that cannot list its ids")
     seconds: float = 0.0
     rejections: list[Rejection] = Field(default_factory=list, description="the first rejections, in order")
     rejects_file: str | None = None
@@ -138,6 +142,7 @@ class SMARIndexer(StoreUser):
         loader = ImageLoader(base_dir=base_dir, allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
+        rejected_ids: set[str | None] = set()
         started = time.perf_counter()
         self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
         if not replace_model:
@@ -149,10 +154,12 @@ class SMARIndexer(StoreUser):
             raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}") from exc
         try:
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
-                records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
+                records = self._track_ids(read_catalog(catalog, self.mapping, only),
+                                          seen if prune or replace_model else None)
                 for prepared in self._prepare(_grouped(records, repeats), loader, resume):
                     for rejection in prepared.rejections:
                         self._record(report, rejection, rejects)
+                        rejected_ids.add(rejection.id)
                     if prepared.products:
                         self._write(prepared)
                     report.indexed += prepared.good_rows
@@ -166,6 +173,9 @@ class SMARIndexer(StoreUser):
             elif prune:
                 report.prune_skipped = (f"{report.rejected} rows were rejected" if report.rejected
                                         else "the catalog had no rows (check the path and --only)")
+            if replace_model and callable(getattr(self.store, "ids", None)):
+                stored = self.store.ids()
+                report.not_replaced = len((stored - seen) | (stored & rejected_ids))
         finally:
             if rejects:
                 rejects.close()

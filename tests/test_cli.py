@@ -226,9 +226,13 @@ def test_index_with_another_model_needs_replace_model(run, catalog: Path, tiny_m
     refused = run("index", str(catalog), "-q", "--model", str(tmp_path / "other"), model=False)
     assert refused.exit_code == 1 and "holds products indexed with another model" in refused.output
     assert "--replace-model --prune" in refused.output
+    half = run("index", str(catalog), "-q", "--replace-model", "--only", "colour=red", "--model",
+               str(tmp_path / "other"), model=False)
+    assert half.exit_code == 0 and "indexed 5" in half.output
+    assert "warning: 25 stored products were not re-encoded by this run" in half.output
     replaced = run("index", str(catalog), "-q", "--replace-model", "--prune", "--model", str(tmp_path / "other"),
                    model=False)
-    assert replaced.exit_code == 0 and "indexed 30" in replaced.output
+    assert replaced.exit_code == 0 and "indexed 25" in replaced.output and "warning" not in replaced.output
     assert run("search", "red shirt", "--model", str(tmp_path / "other"), model=False).exit_code == 0
 
 

@@ -121,13 +121,13 @@ def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product
     other = SMARModel.load(tmp_path / "other")
     uri = str(tmp_path / "store")
     with SMARIndexer(SMARModel.load(tiny_model_dir), uri=uri) as indexer:
-        indexer.index(catalog, progress=False)
+        assert indexer.index(catalog, progress=False).not_replaced is None  # only a replace run counts them
     with SMARIndexer(other, uri=uri) as indexer:
         with pytest.raises(StoreError, match="'products' holds products indexed with another model .*--replace-model"):
             indexer.index(catalog, progress=False)
         assert {sampled_model(indexer.store)} == {SMARModel.load(tiny_model_dir).fingerprint}  # nothing written
         half = indexer.index(catalog, progress=False, only={"colour": "red"}, replace_model=True)
-        assert half.indexed == 5 and indexer.store.count() == 30
+        assert (half.indexed, half.not_replaced, indexer.store.count()) == (5, 25, 30)
     two_models = "holds products of two models .*--replace-model has not finished or left products .*--prune"
     with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
         retriever.search("red shirt", k=30)
@@ -135,12 +135,12 @@ def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product
     catalog.write_text("\n".join(rows[:-3]) + "\n")  # 3 products left the catalog meanwhile
     with SMARIndexer(other, uri=uri) as indexer:  # the re-index resumes: the red products stay as they are
         report = indexer.index(catalog, progress=False, replace_model=True)
-        assert (report.indexed, report.unchanged, indexer.store.count()) == (22, 5, 30)
+        assert (report.indexed, report.unchanged, report.not_replaced, indexer.store.count()) == (22, 5, 3, 30)
     with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
         retriever.search("red shirt", k=30)  # the 3 products that left still hold the first model's vectors
     with SMARIndexer(other, uri=uri) as indexer:
         report = indexer.index(catalog, progress=False, replace_model=True, prune=True)
-        assert (report.unchanged, report.pruned, indexer.store.count()) == (27, 3, 27)
+        assert (report.unchanged, report.pruned, report.not_replaced, indexer.store.count()) == (27, 3, 0, 27)
     with SMARRetriever(other, uri=uri) as retriever:
         assert len(retriever.search("red shirt", k=30)) == 27
 
