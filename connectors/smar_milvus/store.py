@@ -211,8 +211,9 @@ class MilvusStore:
 
     # ----- helpers -----
     def _missing_file(self) -> bool:
-        """Whether this is a Milvus Lite file that does not exist (yet)."""
-        return not self.is_server and not Path(self.uri).exists()
+        """Whether this is a Milvus Lite store that does not exist (yet): no such path, or an empty folder."""
+        path = Path(self.uri)
+        return not self.is_server and (not path.exists() or path.is_dir() and not any(path.iterdir()))
 
     def _connect(self) -> MilvusClient:
         if not self.is_server:

@@ -59,8 +59,8 @@ def test_bad_uri_and_collection_name(tmp_path: Path) -> None:
 
 
 def test_reading_a_missing_lite_file_creates_nothing(tmp_path: Path) -> None:
-    """count, search, delete and ids on a .db path that does not exist leave no file or folder behind; the first
-    write creates it."""
+    """count, search, delete and ids on a .db path that does not exist (or is an empty folder) leave no file or
+    folder behind; the first write creates it."""
     uri = tmp_path / "new" / "shop.db"
     with MilvusStore(uri=str(uri)) as store:
         assert store.dimension() is None and store.count() == 0 and store.ids() == set()
@@ -71,6 +71,9 @@ def test_reading_a_missing_lite_file_creates_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["count", "--store", "milvus", "--uri", str(uri)])
     assert result.exit_code == 1 and "does not exist" in result.output
     assert list(tmp_path.iterdir()) == []
+    uri.mkdir(parents=True)  # an empty folder made for it reads as missing too
+    result = CliRunner().invoke(main, ["count", "--store", "milvus", "--uri", str(uri)])
+    assert result.exit_code == 1 and "does not exist" in result.output and list(uri.iterdir()) == []
     with MilvusStore(uri=str(uri)) as store:
         store.ensure_collection(4)
         store.upsert(["a"], np.ones((1, 4), dtype=np.float32), [{}])
