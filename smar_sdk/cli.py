@@ -163,14 +163,14 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
         if report.prune_skipped:
             click.echo(f"not pruned: {report.prune_skipped}; nothing was deleted", err=True)
-        if report.not_replaced:
-            click.echo(f"warning: {report.not_replaced} stored products were not re-encoded by this run (rows it "
-                       f"rejected, or ids not in {catalog}{' or --only' if only_rows else ''}); if another model "
-                       "filled them, searches that reach them fail: fix the rejected rows and run again over the "
-                       "whole catalog with --replace-model --prune", err=True)
         elif not (report.indexed or report.unchanged or report.superseded or report.rejected):
             click.echo(f"warning: {catalog} has no rows{' matching --only' if only_rows else ''}; check the path"
                        f"{' and --only' if only_rows else ''}", err=True)
+        if report.not_replaced:
+            click.echo(f"warning: {report.not_replaced} stored products were not re-encoded by this run (rows it "
+                       f"rejected, or ids not in {catalog}{' or --only' if only_rows else ''}); if another model "
+                       "filled them, a search whose results meet both models fails: fix the rejected rows and run "
+                       "again over the whole catalog with --replace-model --prune", err=True)
     if report.rejected:
         sys.exit(EXIT_REJECTED_ROWS)
 
@@ -444,8 +444,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     except KeyboardInterrupt:
         checkpoint = out_dir / CHECKPOINT_DIR
         hint = (f"{checkpoint} keeps every finished epoch; run the same command again to resume after the last one"
-                if (checkpoint / "state.pt").is_file() else
-                "no epoch had finished; run the same command again to start over (finished feature passes are cached)")
+                if (checkpoint / "state.pt").is_file() else "no epoch had finished; run the same command again to "
+                f"start over{'' if no_cache else ' (finished feature passes are cached)'}")
         raise KeyboardInterrupt(hint) from None
     click.echo(f"trained on {report.pairs} pairs ({report.query_wordings} query wordings, {report.skipped_pairs} "
                f"skipped) over {report.items} items: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,8 @@ from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
 from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store
 from .stored_models import check_index_model
+
+logger = logging.getLogger(__name__)
 
 MAX_REPORTED_REJECTIONS = 1000
 MAX_HELD_ROWS = 10_000  # earlier rows of repeated ids held back at once, waiting for their id's last row
@@ -60,6 +63,7 @@ class _Prepared(BaseModel):
     rejections: list[Rejection]
     good_rows: int
     unchanged: int
+    settled: set[str]  # ids whose vector is now this run's: written or stored unchanged
     superseded: int
 
 
@@ -142,11 +146,11 @@ class SMARIndexer(StoreUser):
         loader = ImageLoader(base_dir=base_dir, allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
-        rejected_ids: set[str | None] = set()
+        settled: set[str] = set()
         started = time.perf_counter()
         self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
         if not replace_model:
-            check_index_model(self.model.fingerprint, self.view, self.store)
+            check_index_model(self.model.fingerprint, self.view, self.model.config.stored_view, self.store)
         repeats = _repeated_ids(catalog, self.mapping, only)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
@@ -154,12 +158,11 @@ class SMARIndexer(StoreUser):
             raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}") from exc
         try:
             with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
-                records = self._track_ids(read_catalog(catalog, self.mapping, only),
-                                          seen if prune or replace_model else None)
+                records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
                 for prepared in self._prepare(_grouped(records, repeats), loader, resume):
                     for rejection in prepared.rejections:
                         self._record(report, rejection, rejects)
-                        rejected_ids.add(rejection.id)
+                    settled.update(prepared.settled)
                     if prepared.products:
                         self._write(prepared)
                     report.indexed += prepared.good_rows
@@ -173,14 +176,24 @@ class SMARIndexer(StoreUser):
             elif prune:
                 report.prune_skipped = (f"{report.rejected} rows were rejected" if report.rejected
                                         else "the catalog had no rows (check the path and --only)")
-            if replace_model and callable(getattr(self.store, "ids", None)):
-                stored = self.store.ids()
-                report.not_replaced = len((stored - seen) | (stored & rejected_ids))
+            if replace_model:
+                report.not_replaced = self._not_replaced(settled)
         finally:
             if rejects:
                 rejects.close()
             report.seconds = time.perf_counter() - started
         return report
+
+    def _not_replaced(self, settled: set[str]) -> int | None:
+        """How many stored ids a replace run did not re-encode; None when the connector cannot list its ids or the
+        listing fails (every row is written by then, so the run still reports)."""
+        if not callable(getattr(self.store, "ids", None)):
+            return None
+        try:
+            return len(self.store.ids() - settled)
+        except StoreError as exc:
+            logger.warning("cannot count the products this --replace-model run left (%s)", exc)
+            return None
 
     def _prune(self, keep: set[str]) -> int:
         stale = sorted(self.store.ids() - keep)
@@ -293,7 +306,8 @@ class SMARIndexer(StoreUser):
         rejections.sort(key=lambda r: r.line)
         kept = sorted(latest.values(), key=lambda k: k[0].line)
         return _Prepared(products=[k[0] for k in kept], pixels=[k[1] for k in kept], hashes=[k[2] for k in kept],
-                         rejections=rejections, good_rows=good, unchanged=unchanged, superseded=superseded)
+                         rejections=rejections, good_rows=good, unchanged=unchanged, superseded=superseded,
+                         settled=settled)
 
     def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:
         try:

@@ -47,6 +47,15 @@ def check_models(fingerprint: str, models: set[str], collection: str) -> None:
                      "(--model), or index the catalog again with this one")
 
 
+def stored_view(payload: dict, fingerprint: str, default_view: str) -> str | None:
+    """The item view a stored product holds. Points written before the SDK recorded the view hold the model's
+    default view when this model wrote them (the command line always stored it); another model's are unknown."""
+    view = payload.get(VIEW_PAYLOAD_KEY)
+    if view is None and payload.get(MODEL_PAYLOAD_KEY) == fingerprint:
+        return default_view
+    return view
+
+
 def check_views(views: set[str], collection: str) -> None:
     """Stop when ``views`` (item views of stored products a search found) are not all one: a title's text view and
     its fused view score a query on different scales."""
@@ -57,20 +66,20 @@ def check_views(views: set[str], collection: str) -> None:
                          "replace_model=True, prune=True (--replace-model --prune), or index into a new collection")
 
 
-def check_index_model(fingerprint: str, view: str, store: VectorStore) -> None:
+def check_index_model(fingerprint: str, view: str, default_view: str, store: VectorStore) -> None:
     """Stop before indexing with one model, or one item view, into a collection another model or view filled (one
-    product sampled)."""
+    product sampled; ``default_view``: the model's own, see :func:`stored_view`)."""
     payload = sampled_payload(store)
-    stored, stored_view = payload.get(MODEL_PAYLOAD_KEY), payload.get(VIEW_PAYLOAD_KEY)
-    if stored_view is not None and stored_view != view and stored in (None, fingerprint):
-        raise StoreError(f"collection {store.collection!r} holds products stored as the {stored_view} item view, and "
+    stored, found_view = payload.get(MODEL_PAYLOAD_KEY), stored_view(payload, fingerprint, default_view)
+    if found_view is not None and found_view != view and stored in (None, fingerprint):
+        raise StoreError(f"collection {store.collection!r} holds products stored as the {found_view} item view, and "
                          f"this run stores the {view} view; one ranking cannot mix them. Index with "
-                         f"view={stored_view!r}, into a new collection (--collection NAME), or re-encode every "
-                         "product in place with --replace-model --prune (replace_model=True, prune=True; searches "
-                         "fail until every product is re-encoded)")
+                         f"view={found_view!r}, into a new collection (--collection NAME), or re-encode every "
+                         "product in place with --replace-model --prune (replace_model=True, prune=True; until "
+                         "every product is re-encoded, a search whose results meet both views fails)")
     if stored is not None and stored != fingerprint:
         raise StoreError(f"collection {store.collection!r} holds products indexed with another model (files "
                          f"{stored[:12]}) than this one ({fingerprint[:12]}); mixing them would break every search. "
                          "Index into a new collection (--collection NAME), or re-encode every product in place with "
-                         "--replace-model --prune (replace_model=True, prune=True; searches fail until every product "
-                         "is re-encoded)")
+                         "--replace-model --prune (replace_model=True, prune=True; until every product is re-encoded, "
+                         "a search whose results meet both models fails)")

@@ -40,7 +40,7 @@ from .labels import batch_positives, pair_keys, relevance_codes, relevance_posit
 from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel, file_digest
 from .train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors, without_images
-from .wording import FASHION_SYNONYMS, QueryRewriter
+from .wording import FASHION_SYNONYMS, WRAPPED_HINT, QueryRewriter, wrapped_phrase
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,8 @@ class TrainConfig(BaseModel):
         if not (self.text_weight or self.image_weight or self.fused_weight):
             raise ValueError("text_weight, image_weight and fused_weight (--text-weight, --image-weight, "
                              "--fused-weight) are all 0, so there is no loss to train: give one of them a weight")
+        if self.synonyms and (wrapped := wrapped_phrase([p for group in self.synonyms for p in group])):
+            raise ValueError(f"synonyms: the phrase {wrapped!r} {WRAPPED_HINT}")
         if self.fusion_image_dropout_colour_titles and not self.fusion_image_dropout:
             raise ValueError("fusion_image_dropout_colour_titles only narrows fusion_image_dropout: give that "
                              "fraction too (--fusion-image-dropout P)")
@@ -187,8 +189,8 @@ def _last_row_of_each_id(catalog: str | Path, products: list[Product]) -> list[P
     for product in reversed(products):
         last.setdefault(product.id, product)
     if len(last) < len(products):
-        logger.warning("catalog %s: %s repeated id(s); training keeps each id's last valid row, as indexing does",
-                       catalog, len(products) - len(last))
+        logger.warning("catalog %s: %s earlier row(s) of repeated ids dropped; training keeps each id's last valid "
+                       "row, as indexing does", catalog, len(products) - len(last))
     return list(reversed(last.values()))
 
 

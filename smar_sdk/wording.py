@@ -202,8 +202,8 @@ def _typo(word: str, rng: random.Random) -> str:
 
 
 _PAIRS = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»", "(": ")", "[": "]", "{": "}", "<": ">"}
-WRAPPED_HINT = ("is quoted or bracketed, so it would match only a query typed with the same marks; write each phrase "
-                "bare: heels, stilettos")
+WRAPPED_HINT = ("is quoted or bracketed, so it would match (or, in training, teach) only a query typed with the same "
+                "marks; write each phrase bare: heels, stilettos")
 
 
 def wrapped_phrase(phrases: Sequence[str]) -> str | None:

@@ -24,7 +24,8 @@ from smar_sdk.catalog import FieldMapping, Product, read_catalog
 from smar_sdk.filters import parse_filter
 from smar_sdk.images import ImageLoader
 from smar_sdk.indexer import _grouped, _repeated_ids
-from smar_sdk.stored_models import sampled_model
+from smar_sdk.store import VIEW_PAYLOAD_KEY
+from smar_sdk.stored_models import sampled_model, sampled_payload
 
 from .conftest import write_jpeg
 
@@ -166,6 +167,34 @@ def test_indexing_another_item_view_is_refused_unless_it_replaces_every_product(
     np.testing.assert_allclose(hits[0].score, float(model.encode_queries(["red shirt"])[0] @ model.encode_items(
         [json.loads(row) for row in catalog.read_text().splitlines() if json.loads(row)["id"] == hits[0].id],
         base_dir=catalog.parent)[0]), atol=1e-4)  # the fused view now
+
+
+def test_points_written_before_views_were_recorded_hold_the_models_own_view(
+        tiny_model_dir: Path, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, uri = SMARModel.load(tiny_model_dir), str(tmp_path / "store")
+    with SMARIndexer(model, uri=uri) as indexer:
+        upsert = indexer.store.upsert
+        monkeypatch.setattr(indexer.store, "upsert", lambda ids, vectors, payloads: upsert(
+            ids, vectors, [{k: v for k, v in p.items() if k != VIEW_PAYLOAD_KEY} for p in payloads]))
+        indexer.index(catalog, progress=False)  # as an SDK that did not record the view wrote them
+        assert VIEW_PAYLOAD_KEY not in sampled_payload(indexer.store)
+    with SMARIndexer(model, uri=uri, view="text") as indexer:
+        with pytest.raises(StoreError, match="holds products stored as the fused item view"):
+            indexer.index(catalog, progress=False)
+        indexer.index(catalog, progress=False, only={"colour": "red"}, replace_model=True)
+    with pytest.raises(StoreError, match=r"two item views \(fused and text\)"), \
+            SMARRetriever(model, uri=uri) as retriever:
+        retriever.search("red shirt", k=30)
+    rows = catalog.read_text().splitlines()
+    broken = json.loads(rows[3])
+    del broken["title"]
+    catalog.write_text(json.dumps(broken) + "\n" + "\n".join(rows) + "\n")  # then the id's good row
+    with SMARIndexer(model, uri=uri, view="text") as indexer:
+        report = indexer.index(catalog, progress=False, replace_model=True)
+    assert (report.rejected, report.indexed, report.unchanged, report.not_replaced) == (1, 25, 5, 0)
+    with SMARRetriever(model, uri=uri) as retriever:
+        assert len(retriever.search("red shirt", k=30)) == 30
+
 
 def test_rerun_skips_unchanged_and_prune_removes_stale(catalog: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     model = SMARModel.load(tiny_model_dir)

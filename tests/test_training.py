@@ -240,7 +240,7 @@ def test_a_repeated_catalog_id_trains_its_last_row_once(tiny_config, catalog: Pa
     rows = catalog.read_text().splitlines()
     catalog.write_text(rows[3].replace('"title": "', '"title": "old ') + "\n" + "\n".join(rows) + "\n")
     _, report = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
-    assert report.items == 30 and "1 repeated id(s); training keeps each id's last valid row" in caplog.text
+    assert report.items == 30 and "1 earlier row(s) of repeated ids dropped; training keeps" in caplog.text
     plain = catalog.parent / "plain.jsonl"
     plain.write_text("\n".join(rows) + "\n")
     _, again = train(plain, pairs, None, tiny_config, TrainConfig(epochs=1), cache_dir=None, progress=False)
@@ -250,6 +250,12 @@ def test_a_repeated_catalog_id_trains_its_last_row_once(tiny_config, catalog: Pa
 def test_a_run_needs_a_loss_to_train() -> None:
     with pytest.raises(ValueError, match="are all 0, so there is no loss to train"):
         TrainConfig(text_weight=0, image_weight=0, fused_weight=0)
+
+
+def test_training_synonyms_are_written_bare() -> None:
+    with pytest.raises(ValueError, match="""synonyms: the phrase '"tee"' is quoted or bracketed"""):
+        TrainConfig(query_variants=2, synonyms=[["t-shirt", '"tee"']])
+    assert TrainConfig(query_variants=2, synonyms=[['tv 55"', "television"]]).synonyms  # one mark is part of it
 
 
 def test_pairs_whose_query_or_id_is_not_text_are_skipped(tmp_path: Path) -> None:
