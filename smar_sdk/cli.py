@@ -497,13 +497,13 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
     """Show the model, the store, the collection, how many products it holds and whether this model indexed them."""
     from .model import DEFAULT_MODEL_DIR, SMARModel
     from .store import open_store, safe_uri
-    from .stored_models import sampled_model
+    from .stored_models import sampled_models
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         exists = collection_exists(vector_store)
         products = vector_store.count()
-        indexed_with = sampled_model(vector_store) if exists and products else None
+        indexed_with = sorted(sampled_models(vector_store)) if exists and products else []
     cfg = model.config
     details = {
         "model": str(model_dir or DEFAULT_MODEL_DIR), "model_files": model.fingerprint[:12], "dim": cfg.dim,
@@ -511,8 +511,9 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         "image_encoder": f"{cfg.image_encoder.kind}:{cfg.image_encoder.arch}",
         "text_fields": cfg.text_fields, "store": store, "uri": safe_uri(uri) if uri else "(connector default)",
         "collection": collection, "exists": exists, "count": products,
-        "indexed_with": indexed_with[:12] if indexed_with else None,  # a sampled product's model files
-        "indexed_with_this_model": indexed_with == model.fingerprint if indexed_with else None,
+        # the model files of sampled products: two in a collection a --replace-model run has not finished
+        "indexed_with": ", ".join(f[:12] for f in indexed_with) or None,
+        "indexed_with_this_model": indexed_with == [model.fingerprint] if indexed_with else None,
     }
     if as_json:
         click.echo(json.dumps(details, indent=2))

@@ -25,6 +25,18 @@ def sampled_payload(store: VectorStore) -> dict:
     return hits[0].payload if hits else {}
 
 
+def sampled_models(store: VectorStore, probes: int = 8, k: int = 16) -> set[str]:
+    """The files fingerprints of the models that encoded the products found by ``probes`` searches (``k`` hits each)
+    in spread-out directions: more than one means a half-replaced collection. Empty when there is none to sample."""
+    dim = stored_dimension(store)
+    if not dim:
+        return set()
+    directions = np.random.default_rng(0).standard_normal((probes, dim)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    hits = store.search(directions, k=k)
+    return {hit.payload[MODEL_PAYLOAD_KEY] for found in hits for hit in found if MODEL_PAYLOAD_KEY in hit.payload}
+
+
 def sampled_model(store: VectorStore) -> str | None:
     """The files fingerprint of the model that encoded one stored product, or None when there is none to sample
     (:func:`sampled_payload`) or it was written before the SDK recorded the model."""

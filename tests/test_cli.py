@@ -230,6 +230,8 @@ def test_index_with_another_model_needs_replace_model(run, catalog: Path, tiny_m
                str(tmp_path / "other"), model=False)
     assert half.exit_code == 0 and "indexed 5" in half.output
     assert "warning: 25 stored products were not re-encoded by this run" in half.output
+    info = json.loads(run("info", "--json", "--model", str(tmp_path / "other"), model=False).stdout)
+    assert info["indexed_with_this_model"] is False and len(info["indexed_with"].split(", ")) == 2  # both models
     replaced = run("index", str(catalog), "-q", "--replace-model", "--prune", "--model", str(tmp_path / "other"),
                    model=False)
     assert replaced.exit_code == 0 and "indexed 25" in replaced.output and "warning" not in replaced.output
