@@ -162,7 +162,8 @@ class SMARIndexer(StoreUser):
                 for prepared in self._prepare(_grouped(records, repeats), loader, resume):
                     for rejection in prepared.rejections:
                         self._record(report, rejection, rejects)
-                    settled.update(prepared.settled)
+                    if replace_model:  # only a replace run counts what it left; others keep no id set
+                        settled.update(prepared.settled)
                     if prepared.products:
                         self._write(prepared)
                     report.indexed += prepared.good_rows
