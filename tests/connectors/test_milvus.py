@@ -56,6 +56,10 @@ def test_bad_uri_and_collection_name(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(StoreError, match="cannot create the folder of Milvus Lite file .*a-file/x.db"):
         MilvusStore(uri=str(tmp_path / "a-file" / "x.db")).ensure_collection(4)
+    (tmp_path / "notes.db").write_text("not milvus")
+    with pytest.raises(StoreError, match="notes.db is a file, but Milvus Lite keeps its data in a folder"):
+        MilvusStore(uri=str(tmp_path / "notes.db"))
+    assert (tmp_path / "notes.db").read_text() == "not milvus"
 
 
 def test_reading_a_missing_lite_file_creates_nothing(tmp_path: Path) -> None:
