@@ -25,18 +25,31 @@ class EpochCheckpoint:
     only when its fingerprint (data and configuration) matches the run being resumed.
     """
 
-    def __init__(self, out_dir: str | Path | None, fingerprint: str, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, out_dir: str | Path | None, fingerprint: str) -> None:
         self.directory = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
         self.fingerprint = fingerprint
-        self.prefixes = prefixes
+
+    def _state(self) -> dict[str, Any] | None:
+        """The saved state, or None when there is none."""
+        if self.directory is None or not (self.directory / "state.pt").is_file():
+            return None
+        return torch.load(self.directory / "state.pt", map_location="cpu", weights_only=True)
+
+    def saved_epochs(self) -> int:
+        """Finished epochs of this run a re-run would resume after (0 when none, or the state is another run's)."""
+        try:
+            state = self._state()
+        except Exception:  # noqa: BLE001 - a damaged state resumes nothing (restore then says to delete it)
+            return 0
+        return int(state["epoch"]) if state and state.get("fingerprint") == self.fingerprint else 0
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                 generator: torch.Generator) -> tuple[int, list[float]]:
         """Load the last state if it belongs to this run; return (epochs done, losses so far)."""
-        if self.directory is None or not (self.directory / "state.pt").is_file():
-            return 0, []
         try:
-            state = torch.load(self.directory / "state.pt", map_location="cpu", weights_only=True)
+            state = self._state()
+            if state is None:
+                return 0, []
             if state.get("fingerprint") != self.fingerprint:
                 logger.warning("the training checkpoint in %s is from another run (its data, field mapping or "
                                "configuration differ): training starts from epoch 1 and replaces it", self.directory)
@@ -51,9 +64,10 @@ class EpochCheckpoint:
             raise ModelError(f"training checkpoint {self.directory} is unreadable ({exc}); "
                              "delete it to start over") from exc
 
-    def save(self, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-             generator: torch.Generator, losses: list[float]) -> None:
-        """Atomically replace the checkpoint with the state after ``epoch`` finished epochs."""
+    def save(self, epoch: int, model: torch.nn.Module, prefixes: tuple[str, ...], optimizer: torch.optim.Optimizer,
+             scheduler: Any, generator: torch.Generator, losses: list[float]) -> None:
+        """Atomically replace the checkpoint with the state after ``epoch`` finished epochs: the model's weights
+        whose names start with ``prefixes`` (the trained ones), the optimiser, scheduler and random states."""
         if self.directory is None:
             return
         staging = self.directory.with_name(CHECKPOINT_DIR + ".tmp")
@@ -61,7 +75,7 @@ class EpochCheckpoint:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()
-                       if k.startswith(self.prefixes)}
+                       if k.startswith(prefixes)}
             save_file(weights, str(staging / "weights.safetensors"))
             torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "losses": torch.tensor(losses),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

@@ -27,6 +27,7 @@ from .cli_options import (
 )
 from .config import IMAGE_BACKBONES
 from .demo.command import demo
+from .errors import TrainingInterrupted
 from .wording import read_synonyms
 
 EXIT_REJECTED_ROWS = 3
@@ -441,16 +442,23 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     try:
         _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,
                                  cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR), progress=not quiet)
-    except KeyboardInterrupt:
-        checkpoint = out_dir / CHECKPOINT_DIR
-        hint = (f"{checkpoint} keeps every finished epoch; run the same command again to resume after the last one"
-                if (checkpoint / "state.pt").is_file() else "no epoch had finished; run the same command again to "
-                f"start over{'' if no_cache else ' (finished feature passes are cached)'}")
-        raise KeyboardInterrupt(hint) from None
+    except TrainingInterrupted as exc:
+        raise KeyboardInterrupt(_resume_hint(exc, out_dir, cached=not no_cache)) from None
     click.echo(f"trained on {report.pairs} pairs ({report.query_wordings} query wordings, {report.skipped_pairs} "
                f"skipped) over {report.items} items: "
                f"loss {report.first_loss:.3f} -> {report.last_loss:.3f} in {report.steps} steps, "
                f"{report.seconds:.0f}s; saved to {out_dir}")
+
+
+def _resume_hint(exc: TrainingInterrupted, out_dir: Path, cached: bool) -> str:
+    """What a re-run of an interrupted ``train`` will do."""
+    if exc.epochs_saved:
+        return (f"{out_dir / CHECKPOINT_DIR} keeps epochs 1-{exc.epochs_saved} of this run; run the same command "
+                "again to resume after them")
+    cache = " (finished feature passes are cached)" if cached else ""
+    if exc.epochs_saved is None:
+        return f"run the same command again to resume (from this run's checkpoint in {out_dir}, if it has one){cache}"
+    return f"no epoch of this run had finished; run the same command again to start over{cache}"
 
 
 @main.command(name="eval")

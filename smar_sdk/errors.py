@@ -35,3 +35,14 @@ class VectorSizeError(StoreError):
 
 class FilterError(SMARError):
     """A search filter expression is malformed."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training. ``epochs_saved`` is how many finished epochs of this very run (same data and
+    settings) are checkpointed in the folder ``checkpoint``, which a re-run resumes after (0: none, it starts
+    over; None: interrupted while reading the data, before the run was known)."""
+
+    def __init__(self, epochs_saved: int | None, checkpoint: object | None) -> None:
+        super().__init__(epochs_saved, checkpoint)
+        self.epochs_saved = epochs_saved
+        self.checkpoint = checkpoint

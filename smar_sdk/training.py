@@ -33,7 +33,7 @@ from .attributes import AttributeHeads
 from .catalog import FieldMapping, Product, Rejection, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
-from .errors import CatalogError, ImageError, ModelError
+from .errors import CatalogError, ImageError, ModelError, TrainingInterrupted
 from .features import DEFAULT_CACHE_DIR, FeatureCache
 from .images import ImageLoader
 from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
@@ -303,8 +303,23 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
 
     With ``out_dir``, the state after every epoch is checkpointed there, and a re-run of the same
     training (same data and configuration) resumes after the last finished epoch. ``on_epoch`` is
-    called with (epochs done, mean loss of that epoch) after each checkpoint.
+    called with (epochs done, mean loss of that epoch) after each checkpoint. Ctrl-C raises
+    :class:`~smar_sdk.errors.TrainingInterrupted`, which says how many epochs a re-run resumes after.
     """
+    checkpoints: list[EpochCheckpoint] = []
+    try:
+        return _train(catalog, pairs_path, out_dir, model_config, train_config, mapping, cache_dir, progress,
+                      on_epoch, checkpoints.append)
+    except KeyboardInterrupt:
+        saved = checkpoints[0].saved_epochs() if checkpoints else None
+        raise TrainingInterrupted(saved, checkpoints[0].directory if checkpoints else None) from None
+
+
+def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | None, model_config: SMARConfig | None,
+           train_config: TrainConfig | None, mapping: FieldMapping | None, cache_dir: str | Path | None,
+           progress: bool, on_epoch: Callable[[int, float], None] | None,
+           made_checkpoint: Callable[[EpochCheckpoint], None]) -> tuple[SMARModel, TrainReport]:
+    """:func:`train`; ``made_checkpoint`` receives the run's checkpoint as soon as its data is known."""
     cfg = train_config or TrainConfig()
     set_seed(cfg.seed)
     model_config = (model_config or SMARConfig()).training_base()
@@ -328,8 +343,17 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                            "contrastive training needs two or more (each pair's query learns against the other "
                            "pairs' items); add pairs for other items, or check --only and --holdout")
 
-    cache = FeatureCache(cache_dir)
     loader = ImageLoader(base_dir=Path(catalog).resolve().parent)
+    image_fields = cfg.image_fields or [mapping.image_field]
+    data_files = [Path(catalog), Path(pairs_path), *map(Path, cfg.text_variant_catalogs)]
+    images = hashlib.sha256("\n".join(loader.identity(p.payload.get(field)) for field in image_fields
+                                      for p in products).encode()).hexdigest()[:24]  # a replaced photo too
+    fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), mapping.model_dump(),
+                              file_digest(*data_files), images, len(pairs), len(products)],
+                              sort_keys=True)  # the files' contents, not paths: edited data is another run
+    checkpoint = EpochCheckpoint(out_dir, fingerprint)
+    made_checkpoint(checkpoint)
+    cache = FeatureCache(cache_dir)
     queries = sorted({q for q, _ in pairs})
     query_index = {q: i for i, q in enumerate(queries)}
     wordings, wording_first, wording_count = _query_wordings(queries, cfg)
@@ -338,7 +362,6 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                                  progress)
     loaders = [loader, loader.mirrored()] if cfg.mirror_images else [loader]
     # text-only training (no image or fused loss) reads no image
-    image_fields = cfg.image_fields or [mapping.image_field]
     reads_images = bool(cfg.image_weight or cfg.fused_weight)
     if reads_images:
         check_image_files(products, image_fields, loader)
@@ -369,14 +392,8 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     weights = {"text": cfg.text_weight, "image": cfg.image_weight, "fused": cfg.fused_weight}
     mining_view = max(weights, key=weights.__getitem__)  # the view the trained method leans on most
     generator = torch.Generator().manual_seed(cfg.seed)
-    data_files = [Path(catalog), Path(pairs_path), *map(Path, cfg.text_variant_catalogs)]
-    images = hashlib.sha256("\n".join(loader.identity(p.payload.get(field)) for field in image_fields
-                                      for p in products).encode()).hexdigest()[:24]  # a replaced photo too
-    fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), mapping.model_dump(),
-                              file_digest(*data_files), images, len(pairs), len(products)],
-                              sort_keys=True)  # the files' contents, not paths: edited data is another run
     tuned_prefixes = (*query_inputs.tuned_prefixes, *text_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
-    checkpoint = EpochCheckpoint(out_dir, fingerprint, HEAD_PREFIXES + tuned_prefixes + attribute_prefixes)
+    trained_prefixes = HEAD_PREFIXES + tuned_prefixes + attribute_prefixes
     done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
     model.train()
     model.image_encoder.eval()  # tuned image blocks keep frozen batch-norm statistics: batches are too small for them
@@ -435,7 +452,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
                 losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / scale.item():.3f}", refresh=False)
-            checkpoint.save(epoch + 1, model, optimizer, scheduler, generator, losses)
+            checkpoint.save(epoch + 1, model, trained_prefixes, optimizer, scheduler, generator, losses)
             if on_epoch:
                 on_epoch(epoch + 1, float(np.mean(losses[-steps_per_epoch:])))
     model.eval()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from smar_sdk import CatalogError, FieldMapping, ImageError, SMARModel
+from smar_sdk import CatalogError, FieldMapping, ImageError, SMARModel, TrainingInterrupted
 from smar_sdk.config import DEFAULT_IMAGE_WEIGHTS, IMAGE_BACKBONES, ImageEncoderConfig, SMARConfig, image_backbone
 from smar_sdk.errors import ModelError
 from smar_sdk.indexer import SMARIndexer
@@ -377,6 +377,29 @@ def test_checkpoint_of_edited_data_is_not_resumed(tiny_config, catalog: Path, pa
     train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
           on_epoch=lambda epoch, loss: seen.append(epoch))
     assert seen == [1, 2] and "checkpoint" in caplog.text and "from another run" in caplog.text
+
+
+def test_an_interrupt_says_how_many_epochs_of_this_very_run_a_rerun_resumes_after(
+        tiny_config, catalog: Path, pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = TrainConfig(epochs=2, batch_size=16, seed=5)
+    with pytest.raises(TrainingInterrupted) as first:
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
+              on_epoch=crash_after_first_epoch)
+    assert first.value.epochs_saved == 1 and first.value.checkpoint == tmp_path / "m" / ".checkpoint"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("smar_sdk.training.QueryInputs", interrupted)  # Ctrl-C in the first feature pass
+    for run_config, saved in [(config.model_copy(update={"seed": 6}), 0),  # another run: the checkpoint is not its
+                              (config, 1)]:  # the same run: a re-run resumes after epoch 1
+        with pytest.raises(TrainingInterrupted) as again:
+            train(catalog, pairs, tmp_path / "m", tiny_config, run_config, cache_dir=None, progress=False)
+        assert again.value.epochs_saved == saved
+    monkeypatch.setattr("smar_sdk.training.read_catalog", interrupted)  # before the run is known
+    with pytest.raises(TrainingInterrupted) as early:
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False)
+    assert early.value.epochs_saved is None and early.value.checkpoint is None
 
 
 def test_query_tower_fine_tunes_its_own_top_layers(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
