@@ -172,35 +172,38 @@ class SMARIndexer(StoreUser):
                     bar.update(prepared.good_rows + prepared.unchanged + prepared.superseded
                                + len(prepared.rejections))
                     bar.set_postfix(rejected=report.rejected, unchanged=report.unchanged, refresh=False)
+            left: set[str] | None = None  # the stored ids after pruning, listed once
             if prune and report.rejected == 0 and seen:  # an empty catalog is a mistake, not "delete everything"
-                report.pruned = self._prune(seen)
+                left, report.pruned = self._prune(seen)
             elif prune:
                 report.prune_skipped = (f"{report.rejected} rows were rejected" if report.rejected
                                         else "the catalog had no rows (check the path and --only)")
             if replace_model:
-                report.not_replaced = self._not_replaced(settled)
+                report.not_replaced = self._not_replaced(settled, left)
         finally:
             if rejects:
                 rejects.close()
             report.seconds = time.perf_counter() - started
         return report
 
-    def _not_replaced(self, settled: set[str]) -> int | None:
-        """How many stored ids a replace run did not re-encode; None when the connector cannot list its ids or the
-        listing fails (every row is written by then, so the run still reports)."""
-        if not callable(getattr(self.store, "ids", None)):
+    def _not_replaced(self, settled: set[str], stored: set[str] | None = None) -> int | None:
+        """How many stored ids (``stored``, or listed now) a replace run did not re-encode; None when the connector
+        cannot list its ids or the listing fails (every row is written by then, so the run still reports)."""
+        if stored is None and not callable(getattr(self.store, "ids", None)):
             return None
         try:
-            return len(self.store.ids() - settled)
+            return len((self.store.ids() if stored is None else stored) - settled)
         except StoreError as exc:
             logger.warning("cannot count the products this --replace-model run left (%s)", exc)
             return None
 
-    def _prune(self, keep: set[str]) -> int:
-        stale = sorted(self.store.ids() - keep)
+    def _prune(self, keep: set[str]) -> tuple[set[str], int]:
+        """Delete the stored ids not in ``keep``; return the ids left and how many were deleted."""
+        stored = self.store.ids()
+        stale = sorted(stored - keep)
         for start in range(0, len(stale), 1000):
             self.store.delete(stale[start : start + 1000])
-        return len(stale)
+        return stored & keep, len(stale)
 
     @staticmethod
     def _track_ids(records: Iterable[Product | Rejection], seen: set[str] | None) -> Iterator[Product | Rejection]:

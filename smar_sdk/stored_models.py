@@ -15,26 +15,28 @@ def stored_dimension(store: VectorStore) -> int | None:
     return dimension() if callable(dimension) else None
 
 
-def sampled_payload(store: VectorStore) -> dict:
-    """The payload of one stored product (found by a search with any vector); empty for a missing or empty
-    collection or a connector that cannot tell its vector size."""
+def sampled_payloads(store: VectorStore, probes: int = 1, k: int = 1) -> list[dict]:
+    """Payloads of the stored products found by ``probes`` searches (``k`` hits each) in spread-out directions; empty
+    for a missing or empty collection or a connector that cannot tell its vector size."""
     dim = stored_dimension(store)
     if not dim:
-        return {}
-    hits = store.search(np.full((1, dim), dim ** -0.5, dtype=np.float32), k=1)[0]
-    return hits[0].payload if hits else {}
+        return []
+    directions = np.random.default_rng(0).standard_normal((probes, dim)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return [hit.payload for found in store.search(directions, k=k) for hit in found]
+
+
+def sampled_payload(store: VectorStore) -> dict:
+    """The payload of one stored product (:func:`sampled_payloads`), or an empty one when there is none."""
+    payloads = sampled_payloads(store)
+    return payloads[0] if payloads else {}
 
 
 def sampled_models(store: VectorStore, probes: int = 8, k: int = 16) -> set[str]:
-    """The files fingerprints of the models that encoded the products found by ``probes`` searches (``k`` hits each)
-    in spread-out directions: more than one means a half-replaced collection. Empty when there is none to sample."""
-    dim = stored_dimension(store)
-    if not dim:
-        return set()
-    directions = np.random.default_rng(0).standard_normal((probes, dim)).astype(np.float32)
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    hits = store.search(directions, k=k)
-    return {hit.payload[MODEL_PAYLOAD_KEY] for found in hits for hit in found if MODEL_PAYLOAD_KEY in hit.payload}
+    """The files fingerprints of the models that encoded the products ``probes`` searches found (``k`` hits each):
+    more than one means a half-replaced collection. Empty when there is none to sample."""
+    return {payload[MODEL_PAYLOAD_KEY] for payload in sampled_payloads(store, probes, k)
+            if MODEL_PAYLOAD_KEY in payload}
 
 
 def sampled_model(store: VectorStore) -> str | None:

@@ -140,8 +140,11 @@ def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product
     with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
         retriever.search("red shirt", k=30)  # the 3 products that left still hold the first model's vectors
     with SMARIndexer(other, uri=uri) as indexer:
+        listings, list_ids = [], indexer.store.ids
+        indexer.store.ids = lambda: listings.append(1) or list_ids()  # the ids are listed once, for both counts
         report = indexer.index(catalog, progress=False, replace_model=True, prune=True)
         assert (report.unchanged, report.pruned, report.not_replaced, indexer.store.count()) == (27, 3, 0, 27)
+        assert len(listings) == 1
     with SMARRetriever(other, uri=uri) as retriever:
         assert len(retriever.search("red shirt", k=30)) == 27
 
