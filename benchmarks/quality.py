@@ -350,6 +350,9 @@ def main() -> None:
                         help="training pairs per step of every trained method (its in-batch negatives)")
     parser.add_argument("--encoder-learning-rate", type=float, default=TrainConfig().encoder_learning_rate,
                         help="learning rate of the fine-tuned backbone layers of every trained method")
+    parser.add_argument("--average-last-epochs", type=int, default=0, metavar="N",
+                        help="every trained method saves the mean of its weights over the steps of its last N epochs "
+                             "(stochastic weight averaging; TrainConfig.average_last_epochs)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
@@ -384,6 +387,7 @@ def main() -> None:
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature, "batch_size": args.batch_size,
                    "encoder_learning_rate": args.encoder_learning_rate,
+                   "average_last_epochs": args.average_last_epochs,
                    "synonyms": [*map(list, FASHION_SYNONYMS), *read_synonyms(args.extra_synonyms)]
                    if args.extra_synonyms else None,
                    "attribute_fields": list(ATTRIBUTES) if args.attribute_loss else [],

@@ -44,30 +44,33 @@ class EpochCheckpoint:
         return int(state["epoch"]) if state and state.get("fingerprint") == self.fingerprint else 0
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                generator: torch.Generator) -> tuple[int, list[float]]:
-        """Load the last state if it belongs to this run; return (epochs done, losses so far)."""
+                generator: torch.Generator) -> tuple[int, list[float], dict[str, Any]]:
+        """Load the last state if it belongs to this run; return (epochs done, losses so far, the ``extra`` state
+        saved with it)."""
         try:
             state = self._state()
             if state is None:
-                return 0, []
+                return 0, [], {}
             if state.get("fingerprint") != self.fingerprint:
                 logger.warning("the training checkpoint in %s is from another run (its data, field mapping or "
                                "configuration differ): training starts from epoch 1 and replaces it", self.directory)
-                return 0, []
+                return 0, [], {}
             model.load_state_dict(load_file(str(self.directory / "weights.safetensors")), strict=False)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             generator.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
-            return int(state["epoch"]), [float(x) for x in state["losses"]]
+            return int(state["epoch"]), [float(x) for x in state["losses"]], state.get("extra") or {}
         except Exception as exc:
             raise ModelError(f"training checkpoint {self.directory} is unreadable ({exc}); "
                              "delete it to start over") from exc
 
     def save(self, epoch: int, model: torch.nn.Module, prefixes: tuple[str, ...], optimizer: torch.optim.Optimizer,
-             scheduler: Any, generator: torch.Generator, losses: list[float]) -> None:
+             scheduler: Any, generator: torch.Generator, losses: list[float],
+             extra: dict[str, Any] | None = None) -> None:
         """Atomically replace the checkpoint with the state after ``epoch`` finished epochs: the model's weights
-        whose names start with ``prefixes`` (the trained ones), the optimiser, scheduler and random states."""
+        whose names start with ``prefixes`` (the trained ones), the optimiser, scheduler and random states, and
+        ``extra`` (tensors, lists and dicts of them only)."""
         if self.directory is None:
             return
         staging = self.directory.with_name(CHECKPOINT_DIR + ".tmp")
@@ -79,7 +82,8 @@ class EpochCheckpoint:
             save_file(weights, str(staging / "weights.safetensors"))
             torch.save({"fingerprint": self.fingerprint, "epoch": epoch, "losses": torch.tensor(losses),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                        "extra": extra or {}},
                        staging / "state.pt")
             shutil.rmtree(self.directory, ignore_errors=True)
             staging.rename(self.directory)

@@ -40,6 +40,7 @@ from .labels import batch_positives, pair_keys, relevance_codes, relevance_posit
 from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel, file_digest
 from .train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors, without_images
+from .weight_average import WeightAverage
 from .wording import FASHION_SYNONYMS, WRAPPED_HINT, QueryRewriter, wrapped_phrase
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,9 @@ class TrainConfig(BaseModel):
                     "classify, with a linear head per field that exists only while training (smar_sdk.attributes)")
     attribute_weight: float = Field(0.2, ge=0, description="weight of the attribute classification loss, per view, "
                                                            "times that view's loss weight")
+    average_last_epochs: int = Field(
+        0, ge=0, description="the saved weights are the mean of the trained weights after every step of this many last "
+                             "epochs (stochastic weight averaging); 0 keeps the last step's")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -125,6 +129,9 @@ class TrainConfig(BaseModel):
                              "--fused-weight) are all 0, so there is no loss to train: give one of them a weight")
         if self.synonyms and (wrapped := wrapped_phrase([p for group in self.synonyms for p in group])):
             raise ValueError(f"synonyms: the phrase {wrapped!r} {WRAPPED_HINT}")
+        if self.average_last_epochs > self.epochs:
+            raise ValueError(f"average_last_epochs ({self.average_last_epochs}) is more than the {self.epochs} epochs "
+                             "of the run: average at most all of them")
         if self.fusion_image_dropout_colour_titles and not self.fusion_image_dropout:
             raise ValueError("fusion_image_dropout_colour_titles only narrows fusion_image_dropout: give that "
                              "fraction too (--fusion-image-dropout P)")
@@ -394,7 +401,11 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     generator = torch.Generator().manual_seed(cfg.seed)
     tuned_prefixes = (*query_inputs.tuned_prefixes, *text_inputs.tuned_prefixes, *image_inputs.tuned_prefixes)
     trained_prefixes = HEAD_PREFIXES + tuned_prefixes + attribute_prefixes
-    done, losses = checkpoint.restore(model, optimizer, scheduler, generator)
+    average = WeightAverage([p for group in optimizer.param_groups for p in group["params"]]) \
+        if cfg.average_last_epochs else None
+    done, losses, averaged = checkpoint.restore(model, optimizer, scheduler, generator)
+    if average and averaged:
+        average.load(averaged)
     model.train()
     model.image_encoder.eval()  # tuned image blocks keep frozen batch-norm statistics: batches are too small for them
     with tqdm(total=total, initial=done * steps_per_epoch, desc="training", unit="step",
@@ -449,12 +460,17 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+                if average and epoch >= cfg.epochs - cfg.average_last_epochs:
+                    average.add()
                 losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / scale.item():.3f}", refresh=False)
-            checkpoint.save(epoch + 1, model, trained_prefixes, optimizer, scheduler, generator, losses)
+            checkpoint.save(epoch + 1, model, trained_prefixes, optimizer, scheduler, generator, losses,
+                            average.state() if average else None)
             if on_epoch:
                 on_epoch(epoch + 1, float(np.mean(losses[-steps_per_epoch:])))
+    if average:
+        average.apply()
     model.eval()
     if attribute_prefixes:
         del model.attribute_heads
