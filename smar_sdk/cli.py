@@ -339,6 +339,9 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--encoder-lr", "encoder_learning_rate", default=1e-4, show_default=True,
               help="Learning rate of fine-tuned backbone layers (--query-tuned-layers, --item-text-tuned-layers, "
                    "--image-tuned-blocks).")
+@click.option("--average-last-epochs", default=0, show_default=True, type=click.IntRange(0),
+              help="Save the mean of the trained weights over every step of this many last epochs (stochastic "
+                   "weight averaging) instead of the last step's.")
 @click.option("--text-encoder", default=None,
               help="sentence-transformers model: hub name, local folder or package:<module>/<path>.")
 @click.option("--image-backbone", type=click.Choice(list(IMAGE_BACKBONES)), default=None,
@@ -375,7 +378,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           text_blend: float | None,
           other_text_blend: float | None, image_blend: float | None, train_stored_vector: bool,
           fusion_image_dropout: float, fusion_image_dropout_colour_titles: bool,
-          encoder_learning_rate: float, text_encoder: str | None, image_backbone: str | None,
+          encoder_learning_rate: float, average_last_epochs: int, text_encoder: str | None, image_backbone: str | None,
           image_kind: str | None, image_arch: str | None,
           image_weights: str | None, colour_features: bool | None, foreground_colour: bool | None, holdout: float,
           seed: int,
@@ -437,7 +440,8 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
             attribute_fields=list(attribute_fields), attribute_weight=attribute_weight,
             train_stored_vector=train_stored_vector,
             fusion_image_dropout=fusion_image_dropout,
-            fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles)
+            fusion_image_dropout_colour_titles=fusion_image_dropout_colour_titles,
+            average_last_epochs=average_last_epochs)
     mapping = FieldMapping(id_field=id_field, text_fields=fields, image_field=image_field)
     try:
         _, report = run_training(catalog, pairs_path, out_dir, config, train_config, mapping,

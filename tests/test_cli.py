@@ -264,7 +264,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
                  "--negative-field", "colour", "--mirror-images", "--train-stored-vector",
                  "--fusion-image-dropout", "0.25", "--fusion-image-dropout-colour-titles", "--item-text-tuned-layers",
                  "1", "--attribute-field", "colour", "--attribute-field", "gender", "--attribute-weight", "0.2",
-                 model=False, store=False)
+                 "--average-last-epochs", "2", model=False, store=False)
     assert result.exit_code == 0, result.output
     assert "trained on 90 pairs (" in result.output and (out / "model.safetensors").is_file()
     unique_queries = len({json.loads(line)["query"] for line in pairs.read_text().splitlines()})
@@ -281,7 +281,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert saved["training"]["mirror_images"] and saved["training"]["train_stored_vector"]
     assert saved["training"]["fusion_image_dropout"] == 0.25 and saved["training"]["fusion_image_dropout_colour_titles"]
     assert saved["training"]["attribute_fields"] == ["colour", "gender"]
-    assert saved["training"]["attribute_weight"] == 0.2
+    assert saved["training"]["attribute_weight"] == 0.2 and saved["training"]["average_last_epochs"] == 2
     assert saved["item_text_tuned_layers"] == 1 and any(p.startswith("text_encoder.")
                                                         for p in saved["trained_backbone_prefixes"])
     queries = tmp_path / "queries.jsonl"

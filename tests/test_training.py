@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from smar_sdk.config import DEFAULT_IMAGE_WEIGHTS, IMAGE_BACKBONES, ImageEncoder
 from smar_sdk.errors import ModelError
 from smar_sdk.indexer import SMARIndexer
 from smar_sdk.training import TrainConfig, contrastive_loss, train
+from smar_sdk.weight_average import WeightAverage
 
 from .conftest import COLOURS, write_jpeg
 
@@ -318,10 +320,15 @@ def test_text_variants_and_image_fields_are_sampled(tiny_config, catalog: Path, 
     assert len([p for p in (tmp_path / "cache").iterdir() if p.name.startswith("itemtext")]) == 2
 
 
-def crash_after_first_epoch(epoch: int, loss: float) -> None:
-    """An ``on_epoch`` callback that stops training like Ctrl-C once the first epoch is checkpointed."""
-    if epoch == 1:
-        raise KeyboardInterrupt
+def crash_after_epoch(last: int) -> Callable[[int, float], None]:
+    """An ``on_epoch`` callback that stops training like Ctrl-C once epoch ``last`` is checkpointed."""
+    def crash(epoch: int, loss: float) -> None:
+        if epoch == last:
+            raise KeyboardInterrupt
+    return crash
+
+
+crash_after_first_epoch = crash_after_epoch(1)
 
 
 @pytest.mark.parametrize("tuned_text", [False, True], ids=["frozen-text", "tuned-text"])
@@ -350,6 +357,42 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_config, catalog: Pa
     assert straight_state.keys() == resumed_state.keys()
     for name, tensor in straight_state.items():
         torch.testing.assert_close(resumed_state[name], tensor, atol=1e-5, rtol=0, msg=name)
+
+
+def test_weight_average_is_the_mean_of_the_counted_steps() -> None:
+    weight = torch.nn.Parameter(torch.zeros(3))
+    average = WeightAverage([weight])
+    average.apply()  # nothing counted: the weights stay
+    assert torch.equal(weight.data, torch.zeros(3))
+    for value in (1.0, 2.0, 6.0):
+        weight.data.fill_(value)
+        average.add()
+    resumed = WeightAverage([weight])
+    resumed.load(average.state())
+    resumed.apply()
+    assert torch.allclose(weight.data, torch.full((3,), 3.0))
+    with pytest.raises(ValueError, match="averages 1 weights, this run 2"):
+        WeightAverage([weight, torch.nn.Parameter(torch.zeros(1))]).load(average.state())
+
+
+def test_averaged_weights_are_saved_and_resume_to_the_same_model(tiny_config, catalog: Path, pairs: Path,
+                                                                  tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="average_last_epochs .4. is more than the 3 epochs"):
+        TrainConfig(epochs=3, average_last_epochs=4)
+    config = TrainConfig(epochs=3, batch_size=16, seed=5, average_last_epochs=2)
+    last, _ = train(catalog, pairs, None, tiny_config, config.model_copy(update={"average_last_epochs": 0}),
+                    cache_dir=None, progress=False)
+    straight, _ = train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # the running sums of epoch 2 go into the checkpoint of epoch 2
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
+              on_epoch=crash_after_epoch(2))
+    resumed, _ = train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False)
+    assert resumed.config.training["average_last_epochs"] == 2
+    queries = ["red shirt", "blue bag"]
+    np.testing.assert_allclose(resumed.encode_queries(queries), straight.encode_queries(queries), atol=1e-5)
+    for name, tensor in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], tensor, atol=1e-5, rtol=0, msg=name)
+    assert not np.allclose(straight.encode_queries(queries), last.encode_queries(queries), atol=1e-4)
 
 
 def replace_first_photo(catalog: Path) -> None:
