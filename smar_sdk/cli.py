@@ -34,9 +34,10 @@ EXIT_REJECTED_ROWS = 3
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``("split=test", "gender = Women")`` -> ``{"split": "test", "gender": "Women"}`` (spaces around each dropped)."""
     result = {}
     for value in values:
-        key, sep, val = value.partition("=")
+        key, sep, val = (part.strip() for part in value.partition("="))
         if not sep or not key:
             raise click.BadParameter(f"{value!r} must look like FIELD=VALUE", param_hint=option)
         if key in result:

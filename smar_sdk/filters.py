@@ -103,7 +103,7 @@ def cli_values(text: str) -> list[Scalar]:
 def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """``("gender=Women", "colour=Red,Black", "year=2011")`` ->
     ``{"gender": "Women", "colour": ["Red", "Black"], "year": ["2011", 2011]}``: a value that reads as a number also
-    matches payloads that store it as one."""
+    matches payloads that store it as one. Spaces around the field and each value are dropped."""
     spec: dict[str, Any] = {}
     for pair in pairs:
         field, sep, value = pair.partition("=")
@@ -113,7 +113,7 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
         if field in spec:
             raise FilterError(f"filter field {field!r} is given twice: give it once, with any of several values as "
                               f"{field}=a,b")
-        spec[field] = typed_filter_value(value.split(","))
+        spec[field] = typed_filter_value([token.strip() for token in value.split(",")])  # "Men, Women" = "Men,Women"
     return spec
 
 

@@ -92,6 +92,7 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert {h["price"] for h in found("price=10.5")} == {10.5} and len(found("price=10.5")) == 15
     assert {h["size"] for h in found("size=41")} == {"41"} and len(found("size=41")) == 15
     assert len(found("year=2010,2012", "price=9.5")) == 10
+    assert found(" year = 2010, 2012", "price= 9.5 ") == found("year=2010,2012", "price=9.5")  # spaces dropped
     booleans = run("search", "red shirt", "--filter", "in_stock=true")
     assert booleans.exit_code == 0 and booleans.stdout == "no results\n"
     assert "note: --filter in_stock=true matches the text 'true', not a JSON boolean" in booleans.stderr
@@ -99,6 +100,8 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert twice.exit_code == 2 and "filter field 'year' is given twice" in twice.output
     twice = run("index", str(catalog), "-q", "--only", "year=2010", "--only", "year=2011")
     assert twice.exit_code == 2 and "'year' is given twice" in twice.output
+    spaced = json.loads(run("index", str(catalog), "-q", "--json", "--only", "year = 2011").stdout)
+    assert spaced["indexed"] + spaced["unchanged"] == 10
 
 
 def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
