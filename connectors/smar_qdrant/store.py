@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -78,6 +79,9 @@ def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None
     return build_filter(conditions, models, models.Range)
 
 
+SERVER_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|[\w.-]+:\d+(/|$)")  # another scheme, or host:port
+
+
 def folder_engine(uri: str | None) -> Engine | None:
     """The engine whose files an embedded folder holds (local mode writes ``meta.json``), or None if neither."""
     folder = Path(uri or DEFAULT_PATH)
@@ -95,6 +99,9 @@ def select_engine(uri: str | None, engine: Engine | None = None) -> Engine | Non
         if engine is not None:
             raise StoreError(f"engine={engine!r} is for embedded folders, not for the server {uri}")
         return None
+    if uri and SERVER_LIKE.match(uri) and not Path(uri).exists():
+        raise StoreError(f"--uri {uri!r} looks like a server address, but a Qdrant server takes an http(s):// URL "
+                         "(e.g. http://localhost:6333) and an embedded store a folder path; write the one you mean")
     if engine is not None and engine not in ("local", "edge"):
         raise StoreError(f"unknown Qdrant engine {engine!r}; choose 'local' or 'edge'")
     found = folder_engine(uri)

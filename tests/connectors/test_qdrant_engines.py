@@ -53,6 +53,17 @@ def test_engine_is_for_folders_only() -> None:
         QdrantStore(uri="somewhere", engine="rocks")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("uri", ["localhost:6333", "qdrant.internal:6334/", "ftp://host/x", "grpc://host:6334"])
+def test_a_server_address_without_http_is_refused_not_made_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    uri: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=f"--uri '{uri}' looks like a server address.*http://localhost:6333"):
+        QdrantStore(uri=uri)
+    assert list(tmp_path.iterdir()) == []  # no folder named after it
+    (tmp_path / "shop:1").mkdir()  # an existing folder of that look is a folder
+    QdrantStore(uri="shop:1").close()
+
+
 def test_edge_options_and_optimize(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 8)).astype(np.float32)
