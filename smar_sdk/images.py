@@ -100,7 +100,7 @@ class ImageLoader:
         resolved = (self.base_dir / path).resolve()
         if not self.allow_outside and not resolved.is_relative_to(self.base_dir):
             raise ImageError(f"image path {reference!r} leaves the catalog folder {self.base_dir}; "
-                             "pass allow_outside (--allow-outside-images) if that is intended")
+                             "if that is intended, pass allow_outside_images=True (--allow-outside-images)")
         return resolved
 
     def _local_file(self, reference: str) -> Path:

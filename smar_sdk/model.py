@@ -170,15 +170,17 @@ class SMARModel(nn.Module):
         return _to_numpy([views[view]], self.dim)
 
     def encode_items(self, rows: Iterable[dict], batch_size: int = 32, view: ItemView = "fused",
-                     image_field: str = "image", base_dir: str | Path | None = None) -> np.ndarray:
-        """Encode catalog rows (dicts with the text fields and an image path, URL or PIL image)."""
+                     image_field: str = "image", base_dir: str | Path | None = None,
+                     allow_outside_images: bool = False) -> np.ndarray:
+        """Encode catalog rows (dicts with the text fields and an image path, URL or PIL image). Relative image paths
+        resolve against ``base_dir`` and may not leave it unless ``allow_outside_images``."""
         from .images import ImageLoader
 
         check_view(view)
         check_count("batch_size", batch_size)
         if isinstance(rows, dict):
             raise TypeError("encode_items takes a list of rows, not one dict: use [row]")
-        loader = ImageLoader(base_dir=base_dir)
+        loader = ImageLoader(base_dir=base_dir, allow_outside=allow_outside_images)
         chunks: list[np.ndarray] = []
         batch: list[tuple[int, dict]] = []
         for number, row in enumerate([*rows, None]):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from smar_sdk import ModelError, SMARConfig, SMARModel
+from smar_sdk import ImageError, ModelError, SMARConfig, SMARModel
 
 
 def test_encode_queries_are_unit_float32(tiny_model: SMARModel) -> None:
@@ -32,6 +32,18 @@ def test_encode_items_views_differ_and_depend_on_image(tiny_model: SMARModel, ca
     t = tiny_model.encode_items([{"title": "shirt", "image": red}, {"title": "shirt", "image": blue}], view="text")
     assert not np.allclose(a[0], a[1])
     np.testing.assert_allclose(t[0], t[1], atol=1e-6)
+
+
+def test_encode_items_keeps_relative_images_in_base_dir_unless_allowed(tiny_model: SMARModel, catalog: Path) -> None:
+    row = json.loads(catalog.read_text().splitlines()[0])
+    inside = tiny_model.encode_items([row], base_dir=catalog.parent)
+    elsewhere = catalog.parent / "elsewhere"  # a sibling of the images folder
+    elsewhere.mkdir()
+    outside = {**row, "image": f"../{row['image']}"}
+    with pytest.raises(ImageError, match="leaves the catalog folder .*allow_outside_images=True"):
+        tiny_model.encode_items([outside], base_dir=elsewhere)
+    allowed = tiny_model.encode_items([outside], base_dir=elsewhere, allow_outside_images=True)
+    np.testing.assert_allclose(allowed, inside, atol=1e-6)
 
 
 def test_encode_items_batches_match_single(tiny_model: SMARModel, catalog: Path) -> None:
