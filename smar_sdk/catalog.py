@@ -202,6 +202,37 @@ def refuse_utf16(handle: io.BufferedReader, path: Path) -> None:
         raise CatalogError(f"catalog {path} is UTF-16 text; catalogs are UTF-8 JSON Lines: re-save it as UTF-8")
 
 
+MAPPING_OPTIONS = {"id_field": "--id-field", "text_fields": "--text-fields", "image_field": "--image-field"}
+
+
+def check_mapping(path: str | Path, mapping: FieldMapping, sample: int = 100) -> None:
+    """Stop before any work when none of the first ``sample`` JSON objects of a catalog file has a field the mapping
+    names (a mistyped ``--image-field`` would otherwise reject every row, one by one). A pipe, or a file without a
+    JSON object up front, is left to :func:`read_catalog`."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    rows: list[dict] = []
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                row = json.loads(raw.removeprefix(codecs.BOM_UTF8))
+            except ValueError:  # not JSON or not UTF-8: that row's own rejection says so
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+            if len(rows) == sample:
+                break
+    seen = ", ".join(map(repr, sorted({key for row in rows for key in row})[:20]))
+    for setting, option in MAPPING_OPTIONS.items():
+        value = getattr(mapping, setting)
+        for field in value if isinstance(value, list) else [value]:
+            if rows and not any(field in row for row in rows):
+                raise CatalogError(f"catalog {path}: none of its first {len(rows)} rows has the field {field!r} "
+                                   f"({option}, FieldMapping.{setting}); its rows have {seen}: "
+                                   f"name one of them with {option}")
+
+
 def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
                  only: dict[str, Any] | None = None) -> Iterator[Product | Rejection]:
     """Yield a ``Product`` or a ``Rejection`` for every non-blank line, streaming (constant memory).

@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tqdm.auto import tqdm
 
-from .catalog import FieldMapping, Product, Rejection, only_as_text, read_catalog, refuse_utf16
+from .catalog import FieldMapping, Product, Rejection, check_mapping, only_as_text, read_catalog, refuse_utf16
 from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
@@ -135,6 +135,7 @@ class SMARIndexer(StoreUser):
         catalog = Path(catalog)
         only = only_as_text(only)  # a wrong type fails here, before anything is created
         _check_paths(catalog, rejects_path)
+        check_mapping(catalog, self.mapping)
         if prune and only:
             raise ValueError("prune with only would delete every stored product outside the only= subset; prune with "
                              "a run over the whole catalog")

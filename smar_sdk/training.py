@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from .attributes import AttributeHeads
-from .catalog import FieldMapping, Product, Rejection, item_id_text, read_catalog
+from .catalog import FieldMapping, Product, Rejection, check_mapping, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
 from .errors import CatalogError, ImageError, ModelError, TrainingInterrupted
@@ -339,6 +339,7 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     if cfg.train_stored_vector and not model_config.blends_views:
         raise ValueError("train_stored_vector trains the second stage's stored vector, but the model sets no "
                          "second-stage weight: give text_blend, other_text_blend or image_blend")
+    check_mapping(catalog, mapping)
     products = _last_row_of_each_id(catalog, [r for r in read_catalog(catalog, mapping, cfg.only or None)
                                               if isinstance(r, Product) and not held_out(r.id, cfg.holdout)])
     if not products:

@@ -60,12 +60,20 @@ def test_rejected_rows_give_nonzero_exit_and_report(run, catalog: Path, tmp_path
     assert json.loads(rejects.read_text())["line"] == 31
 
 
-def test_field_mapping_options(run, catalog: Path) -> None:
+def test_field_mapping_options(run, catalog: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     renamed = catalog.parent / "renamed.jsonl"
     renamed.write_text("".join(json.dumps({"sku": r["id"], "name": r["title"], "brand": "Acme", "pic": r["image"],
                                            "gender": r["gender"], "id": "legacy", "score": 4.5}) + "\n"
                                for r in rows))
+    for option, value in [("--image-field", "picture"), ("--id-field", "SKU"), ("--text-fields", "brand,title")]:
+        mapping = {"--id-field": "sku", "--text-fields": "brand,name", "--image-field": "pic", option: value}
+        result = run("index", str(renamed), "-q", *(arg for pair in mapping.items() for arg in pair))
+        missing = value.split(",")[-1]
+        assert result.exit_code == 1
+        assert f"none of its first 30 rows has the field {missing!r} ({option}" in result.output
+        assert "'brand', 'gender', 'id', 'name', 'pic', 'score', 'sku'" in result.output
+        assert not (tmp_path / "store").exists()  # refused before the collection is created
     result = run("index", str(renamed), "-q", "--id-field", "sku", "--text-fields", "brand,name",
                  "--image-field", "pic")
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from smar_sdk import SMARIndexer, SMARModel, open_store
+from smar_sdk import CatalogError, FieldMapping, SMARIndexer, SMARModel, open_store
 from smar_sdk.demo.app import create_app
 from smar_sdk.demo.command import demo
 from smar_sdk.demo.images import CatalogImages
@@ -149,6 +149,8 @@ def test_images_are_served_by_id_and_confined(client: TestClient, catalog: Path,
     assert [images.path(i) for i in ("up", "abs", "link", "txt")] == [None] * 4
     assert images.path("ok") == (catalog.parent / "images" / "000.jpg").resolve()
     outside.unlink()
+    with pytest.raises(CatalogError, match="none of its first 35 rows has the field 'pic' .--image-field"):
+        CatalogImages(catalog, FieldMapping(image_field="pic"))  # a mistyped field would serve no image at all
 
 
 def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_path: Path,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..catalog import FieldMapping, Product, read_catalog
+from ..catalog import FieldMapping, Product, check_mapping, read_catalog
 from ..store import Hit
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
@@ -34,6 +34,7 @@ class CatalogImages:
         self.catalog = Path(catalog)
         self.folder = self.catalog.resolve().parent
         self.image_field = (mapping or FieldMapping()).image_field
+        check_mapping(self.catalog, mapping or FieldMapping())
         self._references: dict[str, str] = {}
         for record in read_catalog(self.catalog, mapping):
             if isinstance(record, Product):
