@@ -205,8 +205,9 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
            as_json: bool) -> None:
     """Find the K products that best answer the text QUERY."""
     from .errors import FilterError
-    from .filters import parse_cli_filters, parse_filter
+    from .filters import empty_filter_hint, parse_cli_filters, parse_filter
     from .retriever import SMARRetriever
+    from .stored_models import sampled_payloads
 
     if not query.strip():
         raise click.BadParameter("the query is blank; type what the shopper is looking for", param_hint="QUERY")
@@ -220,6 +221,8 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     with SMARRetriever(model, synonyms=synonyms,
                        **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
+        if not hits and spec and (hint := empty_filter_hint(spec, sampled_payloads(retriever.store, 8, 16))):
+            click.echo(f"note: --filter: {hint}", err=True)
     if as_json:
         click.echo(json.dumps({"hits": [h.model_dump() for h in hits]}, ensure_ascii=False))  # payload nested: a
         # catalog's own "id" or "score" field is kept

@@ -101,6 +101,13 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert {h["size"] for h in found("size=41")} == {"41"} and len(found("size=41")) == 15
     assert len(found("year=2010,2012", "price=9.5")) == 10
     assert found(" year = 2010, 2012", "price= 9.5 ") == found("year=2010,2012", "price=9.5")  # spaces dropped
+    for spec, note in [("gendr=Men", "no stored product sampled has the field 'gendr' (field names match exactly); "
+                                     "did you mean 'gender'?"),
+                       ("Gender=Men", "has the field 'Gender' (field names match exactly); did you mean 'gender'?"),
+                       ("gender=women,nobody", "'gender' holds 'Women', and values match exactly, case included")]:
+        result = run("search", "red shirt", "--filter", spec)
+        assert result.exit_code == 0 and result.stdout == "no results\n" and note in result.stderr
+    assert "note" not in run("search", "red shirt", "--filter", "gender=Nobody").stderr  # nothing to suggest
     booleans = run("search", "red shirt", "--filter", "in_stock=true")
     assert booleans.exit_code == 0 and booleans.stdout == "no results\n"
     assert "note: --filter in_stock=true matches the text 'true', not a JSON boolean" in booleans.stderr
