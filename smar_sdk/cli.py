@@ -513,23 +513,26 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
     """Show the model, the store, the collection, how many products it holds and whether this model indexed them."""
     from .model import DEFAULT_MODEL_DIR, SMARModel
     from .store import open_store, safe_uri
-    from .stored_models import sampled_models
+    from .stored_models import sampled_models, stored_dimension
 
     model = SMARModel.load(model_dir)
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         exists = collection_exists(vector_store)
         products = vector_store.count()
+        collection_dim = stored_dimension(vector_store) if exists else None
         indexed_with = sorted(sampled_models(vector_store)) if exists and products else []
+    other_size = collection_dim is not None and collection_dim != model.dim
     cfg = model.config
     details = {
         "model": str(model_dir or DEFAULT_MODEL_DIR), "model_files": model.fingerprint[:12], "dim": cfg.dim,
         "text_encoder": cfg.text_encoder.name_or_path,
         "image_encoder": f"{cfg.image_encoder.kind}:{cfg.image_encoder.arch}",
         "text_fields": cfg.text_fields, "store": store, "uri": safe_uri(uri) if uri else "(connector default)",
-        "collection": collection, "exists": exists, "count": products,
+        "collection": collection, "exists": exists, "count": products, "collection_dim": collection_dim,
         # the model files of sampled products: two in a collection a --replace-model run has not finished
         "indexed_with": ", ".join(f[:12] for f in indexed_with) or None,
-        "indexed_with_this_model": indexed_with == [model.fingerprint] if indexed_with else None,
+        "indexed_with_this_model": False if other_size else indexed_with == [model.fingerprint] if indexed_with
+        else None,
     }
     if as_json:
         click.echo(json.dumps(details, indent=2))
@@ -537,6 +540,10 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         width = max(map(len, details))
         for key, value in details.items():
             click.echo(f"{key:>{width}}: {value}")
+    if other_size:
+        click.echo(f"warning: collection {collection!r} holds {collection_dim}-d vectors and this model makes "
+                   f"{model.dim}-d ones: search it with the model that indexed it (--model), or index into another "
+                   "--collection", err=True)
 
 
 main.add_command(demo)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from smar_sdk import CatalogError, SMARModel, TrainingInterrupted
+from smar_sdk import CatalogError, SMARModel, TrainingInterrupted, open_store
 from smar_sdk.cli import EXIT_REJECTED_ROWS, main
 
 
@@ -24,7 +25,7 @@ def run(tmp_path: Path, tiny_model_dir: Path):
     return invoke
 
 
-def test_index_search_count_delete_info(run, catalog: Path) -> None:
+def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> None:
     result = run("index", str(catalog), "-q")
     assert result.exit_code == 0, result.output
     assert "indexed 30, rejected 0" in result.output
@@ -49,6 +50,14 @@ def test_index_search_count_delete_info(run, catalog: Path) -> None:
     missing = json.loads(run("info", "--json", "--collection", "prodcuts").stdout)
     assert not missing["exists"] and missing["indexed_with"] is None and missing["indexed_with_this_model"] is None
     assert run("count", model=False).output.strip() == "29"
+    assert info["collection_dim"] == 16 and missing["collection_dim"] is None
+    with open_store("qdrant", uri=str(tmp_path / "store"), collection="wide") as wide:  # written by another tool
+        wide.ensure_collection(32)
+        wide.upsert(["a"], np.ones((1, 32), dtype=np.float32), [{"title": "red shirt"}])
+    result = run("info", "--json", "--collection", "wide")
+    other = json.loads(result.stdout)
+    assert other["collection_dim"] == 32 and other["indexed_with_this_model"] is False
+    assert "warning: collection 'wide' holds 32-d vectors and this model makes 16-d ones" in result.stderr
 
 
 def test_rejected_rows_give_nonzero_exit_and_report(run, catalog: Path, tmp_path: Path) -> None:
