@@ -331,8 +331,8 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert nothing.exit_code == 1 and "nothing to score" in nothing.output and "gender" in nothing.output
     wrong_field = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                             str(out), "-q", "--id-field", "sku"])
-    assert wrong_field.exit_code == 1 and "30 rejected; the first, line 1: id field 'sku' is missing" in \
-        wrong_field.output
+    assert wrong_field.exit_code == 1 and "none of its first 30 rows has the field 'sku' (--id-field" in \
+        wrong_field.output  # stopped before indexing anything
 
 
 def test_eval_warns_about_rejected_rows_with_the_first_reason(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
