@@ -205,32 +205,39 @@ def refuse_utf16(handle: io.BufferedReader, path: Path) -> None:
 MAPPING_OPTIONS = {"id_field": "--id-field", "text_fields": "--text-fields", "image_field": "--image-field"}
 
 
-def check_mapping(path: str | Path, mapping: FieldMapping, sample: int = 100) -> None:
-    """Stop before any work when none of the first ``sample`` JSON objects of a catalog file has a field the mapping
-    names (a mistyped ``--image-field`` would otherwise reject every row, one by one). A pipe, or a file without a
-    JSON object up front, is left to :func:`read_catalog`."""
+def check_mapping(path: str | Path, mapping: FieldMapping) -> None:
+    """Stop before any work when no row of a catalog file has a field the mapping names (a mistyped ``--image-field``
+    would otherwise reject every row, one by one). Reading stops once every mapped field was seen: at the first row
+    when the mapping is right. A pipe, or a file without a JSON object, is left to :func:`read_catalog`."""
     path = Path(path)
     if not path.is_file():
         return
-    rows: list[dict] = []
+    missing: dict[str, str] = {}  # field -> the mapping setting that names it
+    for setting in MAPPING_OPTIONS:
+        value = getattr(mapping, setting)
+        missing.update(dict.fromkeys(value if isinstance(value, list) else [value], setting))
+    names: set[str] = set()
+    rows = 0
     with path.open("rb") as handle:
         for raw in handle:
             try:
                 row = json.loads(raw.removeprefix(codecs.BOM_UTF8))
             except ValueError:  # not JSON or not UTF-8: that row's own rejection says so
                 continue
-            if isinstance(row, dict):
-                rows.append(row)
-            if len(rows) == sample:
-                break
-    seen = ", ".join(map(repr, sorted({key for row in rows for key in row})[:20]))
-    for setting, option in MAPPING_OPTIONS.items():
-        value = getattr(mapping, setting)
-        for field in value if isinstance(value, list) else [value]:
-            if rows and not any(field in row for row in rows):
-                raise CatalogError(f"catalog {path}: none of its first {len(rows)} rows has the field {field!r} "
-                                   f"({option}, FieldMapping.{setting}); its rows have {seen}: "
-                                   f"name one of them with {option}")
+            if not isinstance(row, dict):
+                continue
+            rows += 1
+            if rows <= 100:  # the field names to suggest
+                names.update(row)
+            missing = {field: setting for field, setting in missing.items() if field not in row}
+            if not missing:
+                return
+    if rows and missing:
+        field, setting = next(iter(missing.items()))
+        option = MAPPING_OPTIONS[setting]
+        raise CatalogError(f"catalog {path}: none of its {rows} rows has the field {field!r} ({option}, "
+                           f"FieldMapping.{setting}); its rows have {', '.join(map(repr, sorted(names)[:20]))}: name "
+                           f"one of them with {option}")
 
 
 def read_catalog(path: str | Path, mapping: FieldMapping | None = None,

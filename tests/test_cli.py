@@ -80,7 +80,7 @@ def test_field_mapping_options(run, catalog: Path, tmp_path: Path) -> None:
         result = run("index", str(renamed), "-q", *(arg for pair in mapping.items() for arg in pair))
         missing = value.split(",")[-1]
         assert result.exit_code == 1
-        assert f"none of its first 30 rows has the field {missing!r} ({option}" in result.output
+        assert f"none of its 30 rows has the field {missing!r} ({option}" in result.output
         assert "'brand', 'gender', 'id', 'name', 'pic', 'score', 'sku'" in result.output
         assert not (tmp_path / "store").exists()  # refused before the collection is created
     result = run("index", str(renamed), "-q", "--id-field", "sku", "--text-fields", "brand,name",
@@ -331,7 +331,7 @@ def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path:
     assert nothing.exit_code == 1 and "nothing to score" in nothing.output and "gender" in nothing.output
     wrong_field = CliRunner().invoke(main, ["eval", "--catalog", str(catalog), "--queries", str(queries), "--model",
                                             str(out), "-q", "--id-field", "sku"])
-    assert wrong_field.exit_code == 1 and "none of its first 30 rows has the field 'sku' (--id-field" in \
+    assert wrong_field.exit_code == 1 and "none of its 30 rows has the field 'sku' (--id-field" in \
         wrong_field.output  # stopped before indexing anything
 
 

@@ -149,8 +149,11 @@ def test_images_are_served_by_id_and_confined(client: TestClient, catalog: Path,
     assert [images.path(i) for i in ("up", "abs", "link", "txt")] == [None] * 4
     assert images.path("ok") == (catalog.parent / "images" / "000.jpg").resolve()
     outside.unlink()
-    with pytest.raises(CatalogError, match="none of its first 35 rows has the field 'pic' .--image-field"):
+    with pytest.raises(CatalogError, match="none of its 35 rows has the field 'pic' .--image-field"):
         CatalogImages(catalog, FieldMapping(image_field="pic"))  # a mistyped field would serve no image at all
+    rows = catalog.read_text().splitlines()
+    catalog.write_text("\n".join([*rows[:-1], rows[-1].replace('"image"', '"pic"')]) + "\n")  # the last row only
+    assert len(CatalogImages(catalog, FieldMapping(image_field="pic"))) == 1  # one row has it: the others are rejects
 
 
 def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_path: Path,
