@@ -207,6 +207,7 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     from .errors import FilterError
     from .filters import empty_filter_hint, parse_cli_filters, parse_filter
     from .retriever import SMARRetriever
+    from .store import RESERVED_PAYLOAD_KEYS
     from .stored_models import sampled_payloads
 
     if not query.strip():
@@ -221,8 +222,11 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     with SMARRetriever(model, synonyms=synonyms,
                        **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
-        if not hits and spec and (hint := empty_filter_hint(spec, sampled_payloads(retriever.store, 8, 16))):
-            click.echo(f"note: --filter: {hint}", err=True)
+        if not hits and spec:
+            payloads = [{key: value for key, value in payload.items() if key not in RESERVED_PAYLOAD_KEYS}
+                        for payload in sampled_payloads(retriever.store, 8, 16)]
+            if hint := empty_filter_hint(spec, payloads):
+                click.echo(f"note: --filter: {hint}", err=True)
     if as_json:
         click.echo(json.dumps({"hits": [h.model_dump() for h in hits]}, ensure_ascii=False))  # payload nested: a
         # catalog's own "id" or "score" field is kept
@@ -522,6 +526,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         collection_dim = stored_dimension(vector_store) if exists else None
         indexed_with = sorted(sampled_models(vector_store)) if exists and products else []
     other_size = collection_dim is not None and collection_dim != model.dim
+    this_model = False if other_size else (indexed_with == [model.fingerprint] if indexed_with else None)
     cfg = model.config
     details = {
         "model": str(model_dir or DEFAULT_MODEL_DIR), "model_files": model.fingerprint[:12], "dim": cfg.dim,
@@ -531,8 +536,7 @@ def info(model_dir: Path | None, store: str, uri: str | None, collection: str, a
         "collection": collection, "exists": exists, "count": products, "collection_dim": collection_dim,
         # the model files of sampled products: two in a collection a --replace-model run has not finished
         "indexed_with": ", ".join(f[:12] for f in indexed_with) or None,
-        "indexed_with_this_model": False if other_size else indexed_with == [model.fingerprint] if indexed_with
-        else None,
+        "indexed_with_this_model": this_model,
     }
     if as_json:
         click.echo(json.dumps(details, indent=2))

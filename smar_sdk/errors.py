@@ -1,5 +1,9 @@
 """One exception hierarchy for the whole SDK: catch ``SMARError`` to catch them all."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class SMARError(Exception):
     """Base class of every error the SDK raises on purpose."""
@@ -42,7 +46,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     settings) are checkpointed in the folder ``checkpoint``, which a re-run resumes after (0: none, it starts
     over; None: interrupted while reading the data, before the run was known)."""
 
-    def __init__(self, epochs_saved: int | None, checkpoint: object | None) -> None:
+    def __init__(self, epochs_saved: int | None, checkpoint: Path | None) -> None:
         super().__init__(epochs_saved, checkpoint)
         self.epochs_saved = epochs_saved
         self.checkpoint = checkpoint

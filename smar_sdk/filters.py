@@ -146,9 +146,10 @@ def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> 
 
 
 def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> str | None:
-    """Why a filtered search may have found nothing, judged from ``payloads`` sampled from the collection: a field no
-    sampled product has, or a text value that matches a stored one only when case is ignored."""
-    fields = {key for payload in payloads for key in payload if not key.startswith("_smar")}
+    """Why a filtered search may have found nothing, judged from catalog ``payloads`` sampled from the collection (the
+    SDK's own keys dropped): a field no sampled product has, or a text value that matches a stored one only when case
+    is ignored."""
+    fields = {key for payload in payloads for key in payload}
     if not fields:
         return None
     for field, wanted in spec.items():
@@ -156,10 +157,11 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
             close = [f for f in fields if f.lower() == field.lower()] or difflib.get_close_matches(field, fields, 1)
             guess = f"; did you mean {close[0]!r}?" if close else f"; they have {', '.join(map(repr, sorted(fields)))}"
             return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
-        stored = {str(p[field]).lower(): p[field] for p in payloads if isinstance(p.get(field), str)}
         texts = [v for v in (wanted if isinstance(wanted, list) else [wanted]) if isinstance(v, str)]
-        if texts and not any(t in stored.values() for t in texts) and (found := [stored[t.lower()] for t in texts
-                                                                                  if t.lower() in stored]):
+        stored = {p[field] for p in payloads if isinstance(p.get(field), str)}
+        if any(text in stored for text in texts):
+            continue
+        by_case = {value.lower(): value for value in stored}
+        if found := [by_case[text.lower()] for text in texts if text.lower() in by_case]:
             return f"{field!r} holds {found[0]!r}, and values match exactly, case included"
     return None
-

@@ -216,11 +216,11 @@ class MilvusStore:
         return not self.is_server and (not path.exists() or path.is_dir() and not any(path.iterdir()))
 
     def _connect(self) -> MilvusClient:
-        if not self.is_server and Path(self.uri).is_file():
-            raise StoreError(f"{self.uri} is a file, but Milvus Lite keeps its data in a folder of that name, so this "
-                             "is not a Milvus Lite store (another program's file?); use another --uri, or move the "
-                             "file away")
         if not self.is_server:
+            if Path(self.uri).is_file():
+                raise StoreError(f"{self.uri} is a file, but Milvus Lite keeps its data in a folder of that name, so "
+                                 "this is not a Milvus Lite store (another program's file?); use another --uri, or "
+                                 "move the file away")
             try:
                 Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -33,8 +33,9 @@ class CatalogImages:
     def __init__(self, catalog: str | Path, mapping: FieldMapping | None = None) -> None:
         self.catalog = Path(catalog)
         self.folder = self.catalog.resolve().parent
-        self.image_field = (mapping or FieldMapping()).image_field
-        check_mapping(self.catalog, mapping or FieldMapping())
+        mapping = mapping or FieldMapping()
+        self.image_field = mapping.image_field
+        check_mapping(self.catalog, mapping)
         self._references: dict[str, str] = {}
         for record in read_catalog(self.catalog, mapping):
             if isinstance(record, Product):
