@@ -10,6 +10,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
@@ -17,6 +18,7 @@ from .errors import ImageError
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 URL_TIMEOUT_SECONDS = 10.0
+SIXTEEN_BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 class ImageLoader:
@@ -49,7 +51,7 @@ class ImageLoader:
 
     def _load(self, reference: object) -> Image.Image:
         if isinstance(reference, Image.Image):
-            return reference.convert("RGB")
+            return as_rgb(reference)
         reference = _reference_text(reference)
         if "://" in reference:
             return self._decode(self._download(reference), reference)
@@ -167,13 +169,24 @@ class ImageLoader:
                     raise ImageError(f"image {reference} is {image.width}x{image.height} pixels, over the "
                                      f"{self.max_pixels}-pixel limit (possible decompression bomb)")
                 image.load()
-                return ImageOps.exif_transpose(image).convert("RGB")  # upright, as a browser shows it
+                return as_rgb(ImageOps.exif_transpose(image))  # upright, as a browser shows it
             except ImageError:
                 raise
             except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
                     Image.DecompressionBombError) as exc:
                 why = "not an image format Pillow reads" if isinstance(exc, UnidentifiedImageError) else exc
                 raise ImageError(f"image {reference} cannot be decoded: {why}") from exc
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in 8-bit RGB as a shop page shows it: transparent pixels over white, 16-bit greys scaled to 8 bits
+    (Pillow's own conversion would drop the alpha, leaving what it hid, often black, or clip the greys to white)."""
+    if image.mode in SIXTEEN_BIT_GREY_MODES:
+        image = Image.fromarray((np.asarray(image, dtype=np.int64).clip(0, 65535) // 257).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def _reference_text(reference: object) -> str:

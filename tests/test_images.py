@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -127,3 +128,34 @@ def _huge_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("1", (4000, 4000)).save(buffer, "PNG")  # 16 MP, a few KB on disk
     return buffer.getvalue()
+
+
+def _saved(tmp_path: Path, name: str, image: Image.Image) -> str:
+    image.save(tmp_path / name)
+    return name
+
+
+@pytest.mark.parametrize("transparent", [
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)),  # the common export: transparent black
+    Image.new("LA", (8, 8), (0, 0)),
+    Image.new("P", (8, 8), 0),  # a palette image whose index 0 is transparent (set below)
+])
+def test_transparent_pixels_show_over_white_as_on_a_shop_page(tmp_path: Path, transparent: Image.Image) -> None:
+    """A cut-out product photo's background is white, not the black its transparent pixels happen to hold."""
+    image = transparent.copy()
+    if image.mode == "P":
+        image.putpalette([0, 0, 0] * 256)
+        image.info["transparency"] = 0
+    image.paste({"RGBA": (200, 10, 10, 255), "LA": (90, 255), "P": 0}[image.mode], (2, 2, 6, 6))
+    loaded = ImageLoader(base_dir=tmp_path).load(_saved(tmp_path, "cut-out.png", image))
+    assert loaded.mode == "RGB"
+    assert loaded.getpixel((0, 0)) == (255, 255, 255)
+    assert loaded.getpixel((4, 4)) == {"RGBA": (200, 10, 10), "LA": (90, 90, 90), "P": (255, 255, 255)}[image.mode]
+    assert ImageLoader().load(image).getpixel((0, 0)) == (255, 255, 255)  # an in-memory image too
+
+
+def test_sixteen_bit_greys_keep_their_shades(tmp_path: Path) -> None:
+    """Pillow clips 16-bit greys to white when it converts them; the loader scales them to 8 bits instead."""
+    shades = np.array([[0, 64], [128, 255]], dtype=np.uint16) * 257
+    loaded = ImageLoader(base_dir=tmp_path).load(_saved(tmp_path, "grey16.png", Image.fromarray(shades)))
+    assert np.asarray(loaded)[..., 0].tolist() == [[0, 64], [128, 255]]

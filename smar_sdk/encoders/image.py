@@ -14,6 +14,7 @@ from torchvision import transforms
 
 from ..config import ImageEncoderConfig
 from ..errors import ModelError
+from ..images import as_rgb
 from ..sources import resolve_source
 from .colour import with_colour
 
@@ -217,7 +218,7 @@ class ImageEncoder(nn.Module):
         return self.backbone.top(grid, blocks)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return self.transform(image.convert("RGB"))
+        return self.transform(as_rgb(image))
 
     def unnormalise(self, pixels: torch.Tensor) -> torch.Tensor:
         """Preprocessed pixels back to RGB in [0, 1]."""
