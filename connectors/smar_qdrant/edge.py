@@ -1,7 +1,8 @@
 """``QdrantEdgeStore``: the smar-sdk store protocol on Qdrant Edge (``qdrant-edge-py``), Qdrant's in-process engine.
 
 Each collection is one Edge shard in ``<folder>/edge/<collection>/`` with an HNSW index; the index is built by
-``optimize()``, which ``close()`` runs after writes (segments below the indexing threshold stay brute-force).
+``optimize()``, which ``close()`` runs in a store that was written to or readied for writing (segments below the
+indexing threshold stay brute-force).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from smar_sdk.store import (
     point_uuid,
 )
 
-from .store import QdrantStore, build_filter, metric_name, to_hit
+from .store import ONE_OPENER_HINT, QdrantStore, build_filter, metric_name, to_hit
 
 EDGE_DIR = "edge"
 CONFIG_FILE = "edge_config.json"
@@ -63,7 +64,8 @@ def to_edge_filter(conditions: list[Condition] | None) -> Any:
 class QdrantEdgeStore(QdrantStore):
     """A collection in an embedded Qdrant Edge shard under ``uri`` (a folder, default ``./smar_data``).
 
-    ``hnsw_m``, ``hnsw_ef_construct`` and ``full_scan_threshold`` set the HNSW index of new collections;
+    ``hnsw_m``, ``hnsw_ef_construct`` and ``full_scan_threshold`` set the HNSW index of new collections, and
+    ``indexing_threshold_kb`` the segment size (KB of vectors) from which ``optimize()`` indexes one (None: Qdrant's);
     ``hnsw_ef`` the search beam (None: Qdrant's default); ``exact`` searches brute force (recall 1, slower);
     ``search_threads`` caps the search pool;
     ``on_disk`` keeps vectors memory-mapped from disk instead of cached in RAM.
@@ -76,7 +78,8 @@ class QdrantEdgeStore(QdrantStore):
                  replication_factor: int | None = None, write_consistency_factor: int | None = None,
                  on_disk: bool = False, engine: str | None = "edge", *, hnsw_m: int | None = None,
                  hnsw_ef_construct: int | None = None, full_scan_threshold: int | None = None,
-                 hnsw_ef: int | None = None, exact: bool = False, search_threads: int | None = None) -> None:
+                 hnsw_ef: int | None = None, exact: bool = False, search_threads: int | None = None,
+                 indexing_threshold_kb: int | None = None) -> None:
         from .store import DEFAULT_PATH, folder_engine
 
         self.uri = uri or DEFAULT_PATH
@@ -88,22 +91,22 @@ class QdrantEdgeStore(QdrantStore):
         self.folder = edge_folder(self.uri, collection)
         given = {"m": hnsw_m, "ef_construct": hnsw_ef_construct, "full_scan_threshold": full_scan_threshold}
         self._hnsw = {**HNSW_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        self._indexing_threshold_kb = indexing_threshold_kb
         self.hnsw_ef = hnsw_ef
         self.exact = exact
         self._search_threads = search_threads
         self._on_disk = on_disk
         self._dim: int | None = None
         self._metric: str | None = None  # read with the size; "euclid" scores are distances
-        self._dirty = False
+        self._optimize_on_close = False
         self._shard: Any = None  # None: the collection does not exist (yet)
         self._closed = False
         self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
-        if (self.folder / CONFIG_FILE).exists():
-            self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
+        self._load()
 
     # ----- helpers -----
     def _failure(self, action: str, exc: Exception) -> StoreError:
-        hint = "; an embedded store folder can be open in one process at a time" if "WAL" in str(exc) else ""
+        hint = ONE_OPENER_HINT if "WAL" in str(exc) else ""
         return StoreError(f"{action} (collection {self.collection!r}) failed in the Qdrant Edge store at "
                           f"{self.uri}: {type(exc).__name__}: {exc}{hint}")
 
@@ -111,15 +114,23 @@ class QdrantEdgeStore(QdrantStore):
         return self._live() is not None
 
     def _live(self) -> Any:
-        """The open shard (None when the collection does not exist); a closed store is a StoreError."""
+        """The open shard (None when the collection does not exist); a closed store is a StoreError. A collection
+        another process created since this store opened is opened now, so a service started before the first index
+        run finds the products once that run has finished."""
         if self._closed:
             raise StoreError(f"the Qdrant Edge store at {self.uri} (collection {self.collection!r}) is closed; open "
                              "it again (open_store, a new SMARIndexer or SMARRetriever) to use it")
+        if self._shard is None:
+            self._load()
         return self._shard
+
+    def _load(self) -> None:
+        if (self.folder / CONFIG_FILE).exists():
+            self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
     def dimension(self) -> int | None:
         """The collection's vector size, or None when it does not exist yet."""
-        if self._dim is None and self._shard is not None:
+        if self._dim is None and self._live() is not None:
             vectors = json.loads((self.folder / CONFIG_FILE).read_text())["vectors"][""]
             self._dim, self._metric = int(vectors["size"]), metric_name(str(vectors.get("distance", "Cosine")))
         return self._dim
@@ -138,13 +149,18 @@ class QdrantEdgeStore(QdrantStore):
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
         check_metric(metric)
         self._live()
+        # a writer builds the index when it closes, even if it writes nothing: a run killed before its close left
+        # the segments unindexed, the re-run that resumes it finds every row unchanged, and optimize costs nothing
+        # when there is nothing to build
+        self._optimize_on_close = True
         if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
             return
         q = _edge()
         distance = {"cosine": q.Distance.Cosine, "dot": q.Distance.Dot, "euclid": q.Distance.Euclid}[metric]
         memory = q.Memory.Cold if self._on_disk else None
         config = q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=distance, memory=memory),
-                              hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads)
+                              hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads,
+                              optimizers=q.EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb))
         self._shard = self._call("creating the collection", lambda: q.EdgeShard.create(str(self.folder), config))
         self._dim, self._metric = dim, metric
 
@@ -160,7 +176,7 @@ class QdrantEdgeStore(QdrantStore):
                       zip(ids[start:start + BATCH], rows[start:start + BATCH], payloads[start:start + BATCH],
                           strict=True)]
             self._call("upserting", lambda ps=points: self._shard.update(q.UpdateOperation.upsert_points(ps)))
-        self._dirty = True
+        self._optimize_on_close = True
 
     def delete(self, ids: list[str]) -> None:
         check_ids(ids)
@@ -171,7 +187,7 @@ class QdrantEdgeStore(QdrantStore):
         for start in range(0, len(uuids), BATCH):
             chunk = uuids[start:start + BATCH]
             self._call("deleting", lambda c=chunk: self._shard.update(q.UpdateOperation.delete_points(c)))
-        self._dirty = True
+        self._optimize_on_close = True
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
         self._live()
@@ -220,7 +236,7 @@ class QdrantEdgeStore(QdrantStore):
         if not self._exists():
             return False
         changed = bool(self._call("optimizing", self._shard.optimize))
-        self._dirty = False
+        self._optimize_on_close = False
         return changed
 
     def close(self) -> None:
@@ -230,7 +246,7 @@ class QdrantEdgeStore(QdrantStore):
         shard, self._shard = self._shard, None
         try:
             with self._errors("closing"):
-                if self._dirty:
+                if self._optimize_on_close:
                     shard.optimize()
                 shard.flush()
         finally:

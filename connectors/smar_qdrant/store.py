@@ -38,6 +38,8 @@ warnings.filterwarnings("ignore", message="Failed to obtain server version", cat
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
+ONE_OPENER_HINT = ("; an embedded store folder can be open by one store at a time: stop the other process using it, "
+                   "or, in one process, open the store once and share it (SMARIndexer / SMARRetriever store=...)")
 
 
 def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, booleans: bool = True) -> Any:
@@ -162,8 +164,7 @@ class QdrantStore:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
                 self.client = QdrantClient(path=self.uri)
         except (RuntimeError, OSError, ValueError) as exc:
-            raise StoreError(f"cannot open Qdrant at {self.uri}: {exc}; an embedded store folder can be open "
-                             "in one process at a time") from exc
+            raise StoreError(f"cannot open Qdrant at {self.uri}: {exc}{ONE_OPENER_HINT}") from exc
 
     # ----- helpers -----
     @contextmanager

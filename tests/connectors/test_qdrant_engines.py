@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,47 @@ def test_edge_options_and_optimize(tmp_path: Path) -> None:
         expected = np.argsort(-(queries / np.linalg.norm(queries, axis=1, keepdims=True))
                               @ (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).T, axis=1)[:, :10]
         assert [[int(h.id) for h in hits] for hits in store.search(queries, k=10)] == expected.tolist()
+
+
+def test_a_store_opened_before_the_collection_existed_finds_it_once_written(tmp_path: Path) -> None:
+    """A search service started before the first index run answers from it once that run has closed."""
+    uri = str(tmp_path / "store")
+    with QdrantEdgeStore(uri=uri) as service:
+        assert service.count() == 0
+        fill(QdrantEdgeStore(uri=uri))  # the index run (another process in production)
+        assert service.count() == 2
+        assert service.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
+
+
+def test_a_second_open_names_both_ways_out(tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    fill(QdrantEdgeStore(uri=uri))
+    with QdrantEdgeStore(uri=uri), pytest.raises(StoreError, match="one store at a time: stop the other process using "
+                                                                   "it, or, in one process, open the store once"):
+        QdrantEdgeStore(uri=uri)
+
+
+KILLED_WRITER = """
+import os, numpy as np
+from smar_qdrant.edge import QdrantEdgeStore
+store = QdrantEdgeStore(uri={uri!r}, indexing_threshold_kb=1)
+store.ensure_collection(8)
+vectors = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+store.upsert([str(i) for i in range(300)], vectors, [{{}}] * 300)
+os._exit(0)  # killed before close(), which would have built the index
+"""
+
+
+def test_a_writer_builds_the_index_a_killed_run_left_unbuilt(tmp_path: Path) -> None:
+    """The re-run of a killed index run finds every row unchanged and writes nothing; it still builds the index."""
+    uri = str(tmp_path / "store")
+    subprocess.run([sys.executable, "-c", KILLED_WRITER.format(uri=uri)], check=True)
+    with QdrantEdgeStore(uri=uri) as reader:  # a reader leaves the store as it is
+        assert reader.count() == 300 and reader._live().info().indexed_vectors_count == 0
+    with QdrantEdgeStore(uri=uri) as rerun:
+        rerun.ensure_collection(8)  # what SMARIndexer does first
+    with QdrantEdgeStore(uri=uri) as reader:
+        assert reader._live().info().indexed_vectors_count == 300
 
 
 @pytest.mark.parametrize("engine", ["local", "edge"])
