@@ -12,7 +12,7 @@ from .indexer import StoreUser
 from .model import SMARModel
 from .query_synonyms import QuerySynonyms
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
-from .stored_models import check_models, check_views, sampled_model, stored_dimension, stored_view
+from .stored_models import check_store_models, check_views, sampled_model, stored_dimension, stored_view
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
 
@@ -51,17 +51,17 @@ class SMARRetriever(StoreUser):
         if self.synonyms is not None:
             queries = [self.synonyms.rewrite(query) for query in queries]
         results = self.store.search(self.model.encode_queries(queries), k=k, conditions=conditions)
-        check_indexed_with(self.model, results, self.store.collection)
+        check_indexed_with(self.model, results, self.store)
         return [[_public(hit) for hit in hits] for hits in results]
 
 
-def check_indexed_with(model: SMARModel, results: list[list[Hit]], collection: str) -> None:
+def check_indexed_with(model: SMARModel, results: list[list[Hit]], store: VectorStore) -> None:
     """Stop when any hit was encoded by another model than the one encoding the queries, or the hits mix item views:
     their scores would not rank together. Points written before the SDK recorded the model pass."""
     hits = [hit for found in results for hit in found]
     fingerprint, default_view = model.fingerprint, model.config.stored_view
-    check_models(fingerprint, {hit.payload.get(MODEL_PAYLOAD_KEY) for hit in hits} - {None}, collection)
-    check_views({stored_view(hit.payload, fingerprint, default_view) for hit in hits} - {None}, collection)
+    check_store_models(fingerprint, {hit.payload.get(MODEL_PAYLOAD_KEY) for hit in hits} - {None}, store)
+    check_views({stored_view(hit.payload, fingerprint, default_view) for hit in hits} - {None}, store.collection)
 
 
 def check_store_serves(model: SMARModel, store: VectorStore) -> None:
@@ -71,7 +71,7 @@ def check_store_serves(model: SMARModel, store: VectorStore) -> None:
     if dim is not None and dim != model.dim:
         raise VectorSizeError(f"collection {store.collection!r} holds {dim}-d vectors but the model makes "
                               f"{model.dim}-d ones: use the model the collection was indexed with (--model)")
-    check_models(model.fingerprint, {sampled_model(store)} - {None}, store.collection)
+    check_store_models(model.fingerprint, {sampled_model(store)} - {None}, store)
 
 
 def _public(hit: Hit) -> Hit:

@@ -61,6 +61,15 @@ def check_models(fingerprint: str, models: set[str], collection: str) -> None:
                      "(--model), or index the catalog again with this one")
 
 
+def check_store_models(fingerprint: str, found: set[str], store: VectorStore) -> None:
+    """:func:`check_models` on the models of the products a search ``found``. When none of them is this model's, a
+    wider sample of the collection (:func:`sampled_models`) tells a half-replaced collection, whose advice is to
+    finish the re-index, from one another model filled, whose advice is ``--model``."""
+    if found and fingerprint not in found:
+        found = found | sampled_models(store)
+    check_models(fingerprint, found, store.collection)
+
+
 def stored_view(payload: dict, fingerprint: str, default_view: str) -> str | None:
     """The item view a stored product holds. Points written before the SDK recorded the view hold the model's
     default view when this model wrote them (the command line always stored it); another model's are unknown."""

@@ -132,6 +132,8 @@ def test_indexing_with_another_model_is_refused_unless_it_replaces_every_product
     two_models = "holds products of two models .*--replace-model has not finished or left products .*--prune"
     with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
         retriever.search("red shirt", k=30)
+    with pytest.raises(StoreError, match=two_models), SMARRetriever(other, uri=uri) as retriever:
+        retriever.search("red shirt", k=3, filter={"colour": "blue"})  # every hit one the re-index has not reached
     rows = catalog.read_text().splitlines()
     catalog.write_text("\n".join(rows[:-3]) + "\n")  # 3 products left the catalog meanwhile
     with SMARIndexer(other, uri=uri) as indexer:  # the re-index resumes: the red products stay as they are

@@ -93,7 +93,7 @@ class DemoSearch:
         with self._lock:
             vector = self.model.encode_queries([searched_as])
             unfiltered = self.store.search(vector, k=max(self.pool, k))[0]
-            check_indexed_with(self.model, [unfiltered], self.store.collection)
+            check_indexed_with(self.model, [unfiltered], self.store)
             if mode == "fused":
                 hits = (self.store.search(vector, k=k, conditions=conditions)[0] if conditions
                         else unfiltered[:k])
