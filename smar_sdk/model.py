@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save
 from torch import nn
 
+from .catalog import MAX_TEXT_CHARS
 from .config import FORMAT_VERSION, ItemView, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
 from .errors import ModelError, RowError
@@ -194,7 +195,8 @@ class SMARModel(nn.Module):
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
 
     def _check_row(self, number: int, row: Any, image_field: str) -> None:
-        """The row checks ``read_catalog`` makes, so encode_items and the indexer agree on what is encodable."""
+        """The checks ``read_catalog`` makes on what is encoded (the text fields and the image), so encode_items and
+        the indexer agree on what is encodable. Ids and payload fields are checked where they are stored."""
         if not isinstance(row, dict):
             raise RowError(f"row {number} must be a dict, got {type(row).__name__}")
         if row.get(image_field) is None:
@@ -202,8 +204,11 @@ class SMARModel(nn.Module):
         for field in self.config.text_fields:
             if row.get(field) is not None and not isinstance(row[field], str):
                 raise RowError(f"row {number}: field {field!r} must be a string, got {type(row[field]).__name__}")
-        if not self.item_text(row).strip():
+        if not (text := self.item_text(row)).strip():
             raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
+        if len(text) > MAX_TEXT_CHARS:
+            raise RowError(f"row {number}: the text fields {self.config.text_fields} hold {len(text)} characters, "
+                           f"over the {MAX_TEXT_CHARS} a catalog row may have")
 
     @property
     def content_fingerprint(self) -> str:

@@ -233,6 +233,8 @@ def test_encoding_api_refuses_bad_arguments_by_name(tiny_model: SMARModel, catal
     for bad, message in [("not a dict", "row 1 must be a dict"), ({"title": "t"}, "row 1 has no image field"),
                          ({**row, "title": None}, "row 1 has none of the text fields"),
                          ({**row, "title": ["a", "b"]}, "row 1: field 'title' must be a string, got list"),
+                         ({**row, "title": "blue jeans " * 400}, "row 1: the text fields .* hold 4400 characters, "
+                                                                "over the 4000"),
                          ({**row, "image": "images/missing.jpg"}, "row 1: image file .*missing.jpg not found")]:
         with pytest.raises(RowError, match=message):
             tiny_model.encode_items([row, bad], base_dir=catalog.parent)
