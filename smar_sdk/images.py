@@ -182,7 +182,10 @@ def as_rgb(image: Image.Image) -> Image.Image:
     """``image`` in 8-bit RGB as a shop page shows it: transparent pixels over white, 16-bit greys scaled to 8 bits
     (Pillow's own conversion would drop the alpha, leaving what it hid, often black, or clip the greys to white)."""
     if image.mode in SIXTEEN_BIT_GREY_MODES:
-        image = Image.fromarray((np.asarray(image, dtype=np.int64).clip(0, 65535) // 257).astype(np.uint8), "L")
+        grey = np.asarray(image, dtype=np.int64)
+        if image.mode != "I" or grey.max(initial=0) > 255:  # 32-bit "I" images may hold 8-bit greys too
+            grey = grey.clip(0, 65535) // 257
+        image = Image.fromarray(grey.clip(0, 255).astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")

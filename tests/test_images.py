@@ -159,3 +159,7 @@ def test_sixteen_bit_greys_keep_their_shades(tmp_path: Path) -> None:
     shades = np.array([[0, 64], [128, 255]], dtype=np.uint16) * 257
     loaded = ImageLoader(base_dir=tmp_path).load(_saved(tmp_path, "grey16.png", Image.fromarray(shades)))
     assert np.asarray(loaded)[..., 0].tolist() == [[0, 64], [128, 255]]
+    as_int = Image.fromarray(shades.astype(np.int32))  # mode "I": 16-bit greys, or 8-bit ones kept as they are
+    assert np.asarray(ImageLoader().load(as_int))[..., 0].tolist() == [[0, 64], [128, 255]]
+    assert np.asarray(ImageLoader().load(Image.fromarray(shades.astype(np.int32) // 257)))[..., 0].tolist() == \
+        [[0, 64], [128, 255]]
