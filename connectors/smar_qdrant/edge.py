@@ -8,6 +8,7 @@ indexing threshold stay brute-force).
 from __future__ import annotations
 
 import json
+import threading
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,6 +103,7 @@ class QdrantEdgeStore(QdrantStore):
         self._shard: Any = None  # None: the collection does not exist (yet)
         self._closed = False
         self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
+        self._opening = threading.Lock()
         self._load()
 
     # ----- helpers -----
@@ -125,8 +127,9 @@ class QdrantEdgeStore(QdrantStore):
         return self._shard
 
     def _load(self) -> None:
-        if (self.folder / CONFIG_FILE).exists():
-            self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
+        with self._opening:  # threads sharing the store open the shard once: a second open would find it locked
+            if self._shard is None and (self.folder / CONFIG_FILE).exists():
+                self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
     def dimension(self) -> int | None:
         """The collection's vector size, or None when it does not exist yet."""

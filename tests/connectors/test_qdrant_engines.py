@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +91,14 @@ def test_a_store_opened_before_the_collection_existed_finds_it_once_written(tmp_
     with QdrantEdgeStore(uri=uri) as service:
         assert service.count() == 0
         fill(QdrantEdgeStore(uri=uri))  # the index run (another process in production)
-        assert service.count() == 2
+        start = threading.Barrier(8)  # the service's threads all meet the new collection at once, and open it once
+
+        def count() -> int:
+            start.wait()
+            return service.count()
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(lambda _: count(), range(8))) == [2] * 8
         assert service.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
 
 
