@@ -128,7 +128,7 @@ class QdrantEdgeStore(QdrantStore):
 
     def _load(self) -> None:
         with self._opening:  # threads sharing the store open the shard once: a second open would find it locked
-            if self._shard is None and (self.folder / CONFIG_FILE).exists():
+            if self._shard is None and not self._closed and (self.folder / CONFIG_FILE).exists():
                 self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
     def dimension(self) -> int | None:
@@ -243,10 +243,11 @@ class QdrantEdgeStore(QdrantStore):
         return changed
 
     def close(self) -> None:
-        self._closed = True
-        if self._shard is None:
+        with self._opening:  # no thread opens the shard again once it is taken here
+            self._closed = True
+            shard, self._shard = self._shard, None
+        if shard is None:
             return
-        shard, self._shard = self._shard, None
         try:
             with self._errors("closing"):
                 if self._optimize_on_close:
