@@ -8,7 +8,9 @@ indexing threshold stay brute-force).
 from __future__ import annotations
 
 import json
+import shutil
 import threading
+import uuid
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,7 +105,7 @@ class QdrantEdgeStore(QdrantStore):
         self._shard: Any = None  # None: the collection does not exist (yet)
         self._closed = False
         self._turns = nullcontext()  # a shard takes concurrent searches and updates (tests/connectors/test_soak.py)
-        self._opening = threading.Lock()
+        self._opening = threading.RLock()  # held to open, create or close the shard
         self._load()
 
     # ----- helpers -----
@@ -116,24 +118,28 @@ class QdrantEdgeStore(QdrantStore):
         return self._live() is not None
 
     def _live(self) -> Any:
-        """The open shard (None when the collection does not exist); a closed store is a StoreError. A collection
-        another process created since this store opened is opened now, so a service started before the first index
-        run finds the products once that run has finished."""
+        """The open shard (None when the collection does not exist); a closed store is a StoreError."""
         if self._closed:
             raise StoreError(f"the Qdrant Edge store at {self.uri} (collection {self.collection!r}) is closed; open "
                              "it again (open_store, a new SMARIndexer or SMARRetriever) to use it")
-        if self._shard is None:
-            self._load()
         return self._shard
 
     def _load(self) -> None:
-        with self._opening:  # threads sharing the store open the shard once: a second open would find it locked
+        """Open the collection if its folder holds one (a reader never opens one another process made later: the
+        first to open a folder locks it, and an index run must not find it taken by a searching service)."""
+        with self._opening:
             if self._shard is None and not self._closed and (self.folder / CONFIG_FILE).exists():
                 self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
+    def _require_dim(self) -> int:
+        if self._live() is None and (self.folder / CONFIG_FILE).exists():
+            raise StoreError(f"collection {self.collection!r} at {self.uri} was created by another process after this "
+                             "store opened: open the store again (a new SMARRetriever, open_store) to search it")
+        return super()._require_dim()
+
     def dimension(self) -> int | None:
         """The collection's vector size, or None when it does not exist yet."""
-        if self._dim is None and self._live() is not None:
+        if self._dim is None and self._shard is not None:
             vectors = json.loads((self.folder / CONFIG_FILE).read_text())["vectors"][""]
             self._dim, self._metric = int(vectors["size"]), metric_name(str(vectors.get("distance", "Cosine")))
         return self._dim
@@ -156,16 +162,31 @@ class QdrantEdgeStore(QdrantStore):
         # the segments unindexed, the re-run that resumes it finds every row unchanged, and optimize costs nothing
         # when there is nothing to build
         self._optimize_on_close = True
-        if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
-            return
-        q = _edge()
-        distance = {"cosine": q.Distance.Cosine, "dot": q.Distance.Dot, "euclid": q.Distance.Euclid}[metric]
-        memory = q.Memory.Cold if self._on_disk else None
-        config = q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=distance, memory=memory),
-                              hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads,
-                              optimizers=q.EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb))
-        self._shard = self._call("creating the collection", lambda: q.EdgeShard.create(str(self.folder), config))
-        self._dim, self._metric = dim, metric
+        with self._opening:  # threads sharing the store open or create it once
+            self._load()  # another process may have made it since this store opened
+            if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
+                return
+            q = _edge()
+            distance = {"cosine": q.Distance.Cosine, "dot": q.Distance.Dot, "euclid": q.Distance.Euclid}[metric]
+            memory = q.Memory.Cold if self._on_disk else None
+            config = q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=distance, memory=memory),
+                                  hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads,
+                                  optimizers=q.EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb))
+            self._shard = self._call("creating the collection", lambda: self._create(config))
+            self._dim, self._metric = dim, metric
+
+    def _create(self, config: Any) -> Any:
+        """A new shard, built in a staging folder and renamed into place: a store in another process, which opens a
+        collection once its folder appears, never opens one half built."""
+        staging = self.folder.with_name(f".creating-{self.folder.name}-{uuid.uuid4().hex}")
+        _edge().EdgeShard.create(str(staging), config).close()
+        try:
+            staging.rename(self.folder)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(f"collection {self.collection!r} at {self.uri} was created by another process at the same "
+                             "time; run again to use it") from exc
+        return _edge().EdgeShard.load(str(self.folder))
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:

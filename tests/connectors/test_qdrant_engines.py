@@ -85,21 +85,39 @@ def test_edge_options_and_optimize(tmp_path: Path) -> None:
         assert [[int(h.id) for h in hits] for hits in store.search(queries, k=10)] == expected.tolist()
 
 
-def test_a_store_opened_before_the_collection_existed_finds_it_once_written(tmp_path: Path) -> None:
-    """A search service started before the first index run answers from it once that run has closed."""
+def test_a_store_opened_before_the_collection_existed_is_told_to_open_it_again(tmp_path: Path) -> None:
+    """A reader never opens what another process made later (the first opener locks the folder); it says what to do."""
     uri = str(tmp_path / "store")
     with QdrantEdgeStore(uri=uri) as service:
         assert service.count() == 0
         fill(QdrantEdgeStore(uri=uri))  # the index run (another process in production)
-        start = threading.Barrier(8)  # the service's threads all meet the new collection at once, and open it once
+        with pytest.raises(StoreError, match="created by another process after this store opened: open the store "
+                                             "again"):
+            service.search(np.eye(4, dtype=np.float32)[1], k=1)
+    with QdrantEdgeStore(uri=uri) as reopened:
+        assert reopened.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
 
-        def count() -> int:
+
+def test_an_indexer_opened_before_another_made_the_collection_uses_it(tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    with QdrantEdgeStore(uri=uri) as indexer:
+        fill(QdrantEdgeStore(uri=uri))
+        indexer.ensure_collection(4)  # once "path already contains segment data"
+        assert indexer.count() == 2
+
+
+def test_threads_sharing_a_store_create_its_collection_once(tmp_path: Path) -> None:
+    with QdrantEdgeStore(uri=str(tmp_path / "store")) as store:
+        start = threading.Barrier(8)
+
+        def create(_: int) -> int:
             start.wait()
-            return service.count()
+            store.ensure_collection(4)
+            return store.count()
 
         with ThreadPoolExecutor(8) as pool:
-            assert list(pool.map(lambda _: count(), range(8))) == [2] * 8
-        assert service.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
+            assert list(pool.map(create, range(8))) == [0] * 8
+    assert [p.name for p in (tmp_path / "store" / "edge").iterdir()] == ["products"]  # no staging folder left
 
 
 def test_a_second_open_names_both_ways_out(tmp_path: Path) -> None:
