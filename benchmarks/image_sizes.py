@@ -25,6 +25,7 @@ from smar_sdk import SMARModel
 from smar_sdk.catalog import Product
 from smar_sdk.evaluation import score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
+from smar_sdk.images import ImageLoader
 
 AS_THEY_ARE = ("photo", "thumbnail")
 
@@ -32,7 +33,7 @@ AS_THEY_ARE = ("photo", "thumbnail")
 def picture(data: Path, product: Product, size: str) -> Image.Image:
     """``product``'s photo, its thumbnail, or its photo downscaled to ``size x size`` pixels."""
     field = "thumbnail" if size == "thumbnail" else "image"
-    image = Image.open(data / product.payload[field]).convert("RGB")
+    image = ImageLoader(base_dir=data).load(product.payload[field])  # the indexer's decoding
     return image if size in AS_THEY_ARE else image.resize((int(size), int(size)), Image.Resampling.BICUBIC)
 
 

@@ -18,7 +18,7 @@ from .errors import ImageError
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 URL_TIMEOUT_SECONDS = 10.0
-SIXTEEN_BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+SIXTEEN_BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 class ImageLoader:
@@ -179,13 +179,15 @@ class ImageLoader:
 
 
 def as_rgb(image: Image.Image) -> Image.Image:
-    """``image`` in 8-bit RGB as a shop page shows it: transparent pixels over white, 16-bit greys scaled to 8 bits
-    (Pillow's own conversion would drop the alpha, leaving what it hid, often black, or clip the greys to white)."""
+    """``image`` in 8-bit RGB as a shop page shows it: transparent pixels over white, 16-bit greys (``I;16`` modes)
+    scaled to 8 bits (Pillow's own conversion would drop the alpha, leaving what it hid, often black, or clip the
+    greys to white)."""
     if image.mode in SIXTEEN_BIT_GREY_MODES:
-        grey = np.asarray(image, dtype=np.int64)
-        if image.mode != "I" or grey.max(initial=0) > 255:  # 32-bit "I" images may hold 8-bit greys too
-            grey = grey.clip(0, 65535) // 257
-        image = Image.fromarray(grey.clip(0, 255).astype(np.uint8), "L")
+        grey = np.asarray(image).astype(np.uint16)  # native byte order, whatever the mode's
+        eight = Image.fromarray((grey >> 8).astype(np.uint8))
+        hidden = image.info.get("transparency")
+        image = eight if hidden is None else Image.merge(
+            "LA", [eight, Image.fromarray(np.where(grey == hidden, 0, 255).astype(np.uint8))])
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
