@@ -176,16 +176,17 @@ class QdrantEdgeStore(QdrantStore):
             self._dim, self._metric = dim, metric
 
     def _create(self, config: Any) -> Any:
-        """A new shard, built in a staging folder and renamed into place: a store in another process, which opens a
-        collection once its folder appears, never opens one half built."""
+        """A new shard, built in a staging folder and renamed into place: a store opening the folder meanwhile (another
+        index run, a new retriever) never finds one half built."""
         staging = self.folder.with_name(f".creating-{self.folder.name}-{uuid.uuid4().hex}")
         _edge().EdgeShard.create(str(staging), config).close()
         try:
             staging.rename(self.folder)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise StoreError(f"collection {self.collection!r} at {self.uri} was created by another process at the same "
-                             "time; run again to use it") from exc
+            raise StoreError(f"the folder {self.folder} of collection {self.collection!r} appeared while this store "
+                             "created it, or holds an unfinished one: run again (another process may have just made "
+                             "it), or delete that folder if no process is using it") from exc
         return _edge().EdgeShard.load(str(self.folder))
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:

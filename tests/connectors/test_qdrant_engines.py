@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from smar_qdrant import QdrantStore
-from smar_qdrant.edge import QdrantEdgeStore  # imports qdrant_edge lazily
+from smar_qdrant.edge import QdrantEdgeStore, edge_folder  # imports qdrant_edge lazily
 from smar_qdrant.store import select_engine
 
 from smar_sdk.errors import StoreError
@@ -104,6 +104,15 @@ def test_an_indexer_opened_before_another_made_the_collection_uses_it(tmp_path: 
         fill(QdrantEdgeStore(uri=uri))
         indexer.ensure_collection(4)  # once "path already contains segment data"
         assert indexer.count() == 2
+
+
+def test_a_collection_folder_without_a_finished_collection_is_named(tmp_path: Path) -> None:
+    unfinished = edge_folder(tmp_path / "store", "products")
+    (unfinished / "segments").mkdir(parents=True)  # what a creation killed before staging folders left
+    with QdrantEdgeStore(uri=str(tmp_path / "store")) as store, \
+            pytest.raises(StoreError, match="holds an unfinished one: run again .* or delete that folder"):
+        store.ensure_collection(4)
+    assert [p.name for p in unfinished.parent.iterdir()] == ["products"]  # the staging folder is removed
 
 
 def test_threads_sharing_a_store_create_its_collection_once(tmp_path: Path) -> None:
