@@ -207,7 +207,7 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     from .errors import FilterError
     from .filters import empty_filter_hint, parse_cli_filters, parse_filter
     from .retriever import SMARRetriever
-    from .store import RESERVED_PAYLOAD_KEYS
+    from .store import catalog_payload
     from .stored_models import sampled_payloads
 
     if not query.strip():
@@ -223,8 +223,7 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
                        **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
         hits = retriever.search(query, k=k, filter=spec or None)
         if not hits and spec:
-            payloads = [{key: value for key, value in payload.items() if key not in RESERVED_PAYLOAD_KEYS}
-                        for payload in sampled_payloads(retriever.store, 8, 16)]
+            payloads = [catalog_payload(payload) for payload in sampled_payloads(retriever.store, 8, 16)]
             if hint := empty_filter_hint(spec, payloads):
                 click.echo(f"note: --filter: {hint}", err=True)
     if as_json:

@@ -11,7 +11,7 @@ from .filters import parse_filter
 from .indexer import StoreUser
 from .model import SMARModel
 from .query_synonyms import QuerySynonyms
-from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore
+from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore, catalog_payload
 from .stored_models import check_store_models, check_views, sampled_model, stored_dimension, stored_view
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
@@ -77,6 +77,5 @@ def check_store_serves(model: SMARModel, store: VectorStore) -> None:
 def _public(hit: Hit) -> Hit:
     """Drop the SDK's bookkeeping fields from a hit's payload."""
     if any(key in hit.payload for key in RESERVED_PAYLOAD_KEYS):
-        payload = {k: v for k, v in hit.payload.items() if k not in RESERVED_PAYLOAD_KEYS}
-        return hit.model_copy(update={"payload": payload})
+        return hit.model_copy(update={"payload": catalog_payload(hit.payload)})
     return hit

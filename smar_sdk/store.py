@@ -24,6 +24,11 @@ RESERVED_PAYLOAD_KEYS = (ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VI
 Metric = Literal["cosine", "dot", "euclid"]
 
 
+def catalog_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A stored payload without the SDK's bookkeeping keys (``RESERVED_PAYLOAD_KEYS``): the catalog row's fields."""
+    return {key: value for key, value in payload.items() if key not in RESERVED_PAYLOAD_KEYS}
+
+
 class Hit(BaseModel):
     """One search result: the item's original id, its score (higher is better) and its payload."""
 
