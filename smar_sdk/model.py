@@ -204,9 +204,9 @@ class SMARModel(nn.Module):
         for field in self.config.text_fields:
             if row.get(field) is not None and not isinstance(row[field], str):
                 raise RowError(f"row {number}: field {field!r} must be a string, got {type(row[field]).__name__}")
-        if not self.item_text(row).strip():
-            raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
         text = " ".join(row[f].strip() for f in self.config.text_fields if row.get(f))  # measured as the catalog does
+        if not text.strip():
+            raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
         if len(text) > MAX_TEXT_CHARS:
             raise RowError(f"row {number}: the text fields {self.config.text_fields} hold {len(text)} characters, "
                            f"over the {MAX_TEXT_CHARS} a catalog row may have")
