@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -13,13 +14,19 @@ MYNTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra"
 ATTRIBUTES = ("gender", "article_type", "colour")
 
 
-def myntra_file(name: str) -> Path:
-    """A file of the shared Myntra data set, with a clear message when it is not there."""
-    path = MYNTRA / name
+def myntra_file(name: str, data: Path | None = None) -> Path:
+    """A file of the Myntra-shaped data folder ``data`` (default: the shared one), with a clear message when absent."""
+    path = (data or MYNTRA) / name
     if not path.is_file():
-        raise SystemExit(f"{path} not found: these examples use the shared Myntra data (../shared/data/myntra), "
-                         "or pass --catalog to use your own")
+        raise SystemExit(f"{path} not found: these examples use the shared Myntra data (../shared/data/myntra); "
+                         "pass --data with a folder shaped like it, or --catalog where the example takes one")
     return path
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """``--data DIR``: a folder shaped like the shared Myntra data (catalogs with a ``split`` field, query files)."""
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"folder with the Myntra-shaped files (default: {MYNTRA})")
 
 
 def subset_catalog(catalog: Path, out: Path, limit: int | None = None, split: str | None = None,

@@ -14,6 +14,7 @@ images), 4 to 10 minutes for the whole test split (``--limit 0``, 1,924 products
     python examples/compare_modalities.py
     python examples/compare_modalities.py --no-colour --paraphrased
     python examples/compare_modalities.py --query "green kurta for women" --query "white sports shoes"
+    python examples/compare_modalities.py --data my-data/   # a folder shaped like ../shared/data/myntra
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from _common import myntra_file, subset_catalog
+from _common import add_data_option, myntra_file, subset_catalog
 
 from smar_sdk import Hit, SMARIndexer, SMARModel, SMARRetriever
 from smar_sdk.evaluation import LabelledQuery, read_queries, score_rankings
@@ -60,10 +61,12 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=3, help="labelled queries shown side by side")
     parser.add_argument("-k", type=int, default=5, help="results shown per query")
     parser.add_argument("--model", default=None, help="trained model directory (default: the shipped model)")
+    add_data_option(parser)
     args = parser.parse_args()
 
-    catalog = myntra_file("catalog_no_colour.jsonl" if args.no_colour else "catalog.jsonl")
-    queries_file = myntra_file("test_queries_paraphrased.jsonl" if args.paraphrased else "test_queries.jsonl")
+    catalog = myntra_file("catalog_no_colour.jsonl" if args.no_colour else "catalog.jsonl", args.data)
+    queries_file = myntra_file("test_queries_paraphrased.jsonl" if args.paraphrased else "test_queries.jsonl",
+                               args.data)
     model = SMARModel.load(args.model)
     with tempfile.TemporaryDirectory(prefix="smar-compare-") as tmp:
         subset = subset_catalog(catalog, Path(tmp) / "catalog.jsonl", args.limit or None, split="test")

@@ -18,6 +18,10 @@ thumbnails, see the README). ``--limit 400 --eval-limit 200 --epochs 2 --batch-s
     python examples/train_your_own.py
     python examples/train_your_own.py --epochs 5 --fused-weight 1 --text-weight 0.5 --image-weight 0.5 --out my-model
     smar-sdk index catalog.jsonl --model my-model --collection my_products   # a collection of its own
+    python examples/train_your_own.py --data my-data/ --model-config base.json   # your files, your encoders
+
+``--data`` is a folder shaped like the shared Myntra data (``catalog.jsonl`` with a ``split`` field,
+``train_pairs.jsonl``, ``test_queries.jsonl``); ``--model-config`` a SMAR ``config.json`` to start from.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from _common import myntra_file, subset_catalog
+from _common import add_data_option, myntra_file, subset_catalog
 
 from smar_sdk import SMARConfig, SMARModel
 from smar_sdk.evaluation import EvalReport, evaluate_model, read_queries
@@ -59,10 +63,14 @@ def main() -> None:
                         help="rewordings of each training query (0: train on the pairs' wording only)")
     parser.add_argument("--paraphrased", action="store_true", help="evaluate on the paraphrased test queries")
     parser.add_argument("--out", type=Path, default=None, help="keep the trained model here (default: discard)")
+    parser.add_argument("--model-config", type=Path, default=None,
+                        help="a SMAR config.json to start from (its encoders and sizes; default: SMARConfig())")
+    add_data_option(parser)
     args = parser.parse_args()
 
-    catalog, pairs = myntra_file("catalog.jsonl"), myntra_file("train_pairs.jsonl")
-    queries = myntra_file("test_queries_paraphrased.jsonl" if args.paraphrased else "test_queries.jsonl")
+    catalog, pairs = myntra_file("catalog.jsonl", args.data), myntra_file("train_pairs.jsonl", args.data)
+    queries = myntra_file("test_queries_paraphrased.jsonl" if args.paraphrased else "test_queries.jsonl", args.data)
+    base = SMARConfig.model_validate_json(args.model_config.read_text()) if args.model_config else SMARConfig()
     with tempfile.TemporaryDirectory(prefix="smar-train-") as tmp:
         work = Path(tmp)
         subset = subset_catalog(catalog, work / "catalog.jsonl",
@@ -73,7 +81,7 @@ def main() -> None:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, text_weight=args.text_weight,
                              image_weight=args.image_weight, fused_weight=args.fused_weight, only={"split": "train"},
                              query_variants=args.query_variants)
-        model, report = train(subset, pairs, args.out, SMARConfig(), config)
+        model, report = train(subset, pairs, args.out, base, config)
         print(f"trained on {report.pairs} pairs over {report.items} products: loss {report.first_loss:.3f} -> "
               f"{report.last_loss:.3f} in {report.steps} steps, {report.seconds:.0f}s"
               + (f"; saved to {args.out}" if args.out else ""))
