@@ -17,6 +17,8 @@ the embedded store returns).
     python benchmarks/quality.py --markdown --plot docs/quality.png --out benchmarks/results/quality.json
 
 Writes JSON with one row per (method, catalog, image field, query file); `--markdown` prints the tables.
+``--model-config CONFIG_JSON`` starts every method from other encoders (``--data`` any folder shaped like the
+Myntra one); ``tests/test_quality_benchmark.py`` runs the whole protocol that way on tiny models.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Bench:
         self.holdout, self.smar_loss_weights = holdout, smar_loss_weights
         self.train_options = train_options or {}  # more TrainConfig fields, the same for every trained method
         self.cache_dir = cache_dir
-        self.base = SMARModel(SMARConfig())  # frozen backbones: states are shared by every trained head
+        self.base = SMARModel(self.model_config)  # its frozen backbones: the zero-shot method
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
 
     def products(self, catalog: str, split: str) -> list[Product]:
@@ -105,9 +107,13 @@ class Bench:
         """Backbone states of ``products`` through ``model``'s encoders, tuned layers included (default: a new
         model's frozen ones)."""
         model = model or self.base
-        text = item_text_states(model, [p.text for p in products], self.cache)
         image = item_image_states(model, products, image_field, ImageLoader(self.data), self.cache)
-        return TextStates(text.tokens, text.mask, text.pooled), ImageStates(image.tokens, image.pooled)
+        return self.text_states(products, model), ImageStates(image.tokens, image.pooled)
+
+    def text_states(self, products: list[Product], model: SMARModel | None = None) -> TextStates:
+        """Text backbone states of ``products``' titles through ``model``'s text encoder (default: the frozen one)."""
+        text = item_text_states(model or self.base, [p.text for p in products], self.cache)
+        return TextStates(text.tokens, text.mask, text.pooled)
 
     def mirrored(self, products: list[Product], image_field: str, model: SMARModel) -> ImageStates | None:
         """States of the products' mirrored images, for a model that averages both (``mirror_average``)."""
@@ -134,7 +140,7 @@ class Bench:
             retriever = bm25s.BM25()
             retriever.index(bm25s.tokenize([p.text for p in test], show_progress=False), show_progress=False)
             docs, scores = retriever.retrieve(bm25s.tokenize([q.query for q in queries], show_progress=False),
-                                              k=SEARCH_DEPTH, show_progress=False)
+                                              k=min(SEARCH_DEPTH, len(test)), show_progress=False)
             return [[(ids[d], float(s)) for d, s in zip(drow, srow, strict=True) if s > 0]
                     for drow, srow in zip(docs, scores, strict=True)]
 
@@ -147,8 +153,7 @@ class Bench:
 
     def zero_shot(self, catalog: str) -> list[dict]:
         def score(test, ids, image_field, queries):
-            text, _ = self.states(test, "image")
-            items = torch.nn.functional.normalize(text.pooled, dim=-1).numpy()
+            items = torch.nn.functional.normalize(self.text_states(test).pooled, dim=-1).numpy()
             return rank(self.zero_shot_vectors([q.query for q in queries]), items, ids)
 
         return self.evaluate("MiniLM zero-shot", catalog, score)
@@ -289,9 +294,32 @@ def plot(rows: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+MODEL_OPTIONS = ("query_tuned_layers", "item_text_tuned_layers", "image_tuned_blocks", "text_blend",
+                 "other_text_blend", "image_blend", "fusion_dim", "fusion_heads")  # SMARConfig fields set by options
+
+
+def model_config(args: argparse.Namespace) -> SMARConfig:
+    """The SMAR config every trained method starts from: ``--model-config`` (default ``SMARConfig()``) with the
+    options given on the command line; the image backbone is ``--image-backbone``'s (default MobileNetV2 with colour
+    features) unless a ``--model-config`` names its own."""
+    base = SMARConfig.model_validate_json(args.model_config.read_text()) if args.model_config else SMARConfig()
+    fields: dict[str, object] = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
+    if args.mirror_average:
+        fields["mirror_average"] = True
+    if args.image_backbone or not args.model_config:
+        fields["image_encoder"] = image_backbone(args.image_backbone or "mobilenet_v2", colour_features=True,
+                                                 foreground_colour=args.foreground_colour)
+    elif args.foreground_colour:
+        fields["image_encoder"] = base.image_encoder.model_copy(update={"foreground_colour": True})
+    return SMARConfig.model_validate({**base.model_dump(exclude={"training"}), **fields})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model-config", type=Path, default=None, metavar="CONFIG_JSON",
+                        help="a SMAR config.json (encoders, sizes) that every method starts from, the options below "
+                             "overriding it (default: all-MiniLM-L6-v2 and ImageNet MobileNetV2)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--query-variants", type=int, default=0,
@@ -302,18 +330,18 @@ def main() -> None:
                         help="save every trained model in this folder, one sub-folder per method (e.g. text-only)")
     parser.add_argument("--methods", nargs="+", default=list(RUN_ORDER), choices=RUN_ORDER, metavar="METHOD",
                         help="trained methods to (re)run; rows of the others are kept from --out")
-    parser.add_argument("--query-tuned-layers", type=int, default=0,
+    parser.add_argument("--query-tuned-layers", type=int, default=None,
                         help="fine-tune this many top layers of the query tower's own text encoder")
-    parser.add_argument("--item-text-tuned-layers", type=int, default=0,
+    parser.add_argument("--item-text-tuned-layers", type=int, default=None,
                         help="fine-tune this many top layers of the items' text encoder (with --query-tuned-layers)")
-    parser.add_argument("--image-tuned-blocks", type=int, default=0,
+    parser.add_argument("--image-tuned-blocks", type=int, default=None,
                         help="fine-tune this many top blocks of the image backbone (over cached feature maps)")
-    parser.add_argument("--text-blend", type=float, default=0.0,
+    parser.add_argument("--text-blend", type=float, default=None,
                         help="SMAR's second stage: store items whose title names a colour as fused + W * text "
                              "(W from benchmarks/view_blend.py)")
-    parser.add_argument("--other-text-blend", type=float, default=0.0,
+    parser.add_argument("--other-text-blend", type=float, default=None,
                         help="the --text-blend of items whose title names no colour")
-    parser.add_argument("--image-blend", type=float, default=0.0,
+    parser.add_argument("--image-blend", type=float, default=None,
                         help="SMAR's second stage: add B * image to every item's stored vector")
     parser.add_argument("--score-smar", type=Path, default=None, metavar="MODEL_DIR",
                         help="re-score a saved SMAR model (e.g. after changing its second-stage weights) instead of "
@@ -355,14 +383,15 @@ def main() -> None:
                              "(stochastic weight averaging; TrainConfig.average_last_epochs)")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
-    parser.add_argument("--image-backbone", default="mobilenet_v2", choices=list(IMAGE_BACKBONES),
-                        help="the image backbone of every trained method (offline ImageNet weights)")
+    parser.add_argument("--image-backbone", default=None, choices=list(IMAGE_BACKBONES),
+                        help="the image backbone of every trained method (offline ImageNet weights; default "
+                             "mobilenet_v2, or --model-config's)")
     parser.add_argument("--foreground-colour", action="store_true",
                         help="the image tower's colour features also describe the product's own pixels, not the "
                              "background (ImageEncoderConfig.foreground_colour)")
-    parser.add_argument("--fusion-dim", type=int, default=SMARConfig().fusion_dim,
+    parser.add_argument("--fusion-dim", type=int, default=None,
                         help="width of the cross-attention fusion (SMARConfig.fusion_dim)")
-    parser.add_argument("--fusion-heads", type=int, default=SMARConfig().fusion_heads,
+    parser.add_argument("--fusion-heads", type=int, default=None,
                         help="attention heads of the fusion (SMARConfig.fusion_heads)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="leave this fraction of train-split products out of training (for validation.py "
@@ -377,13 +406,7 @@ def main() -> None:
             plot(rows, args.plot)
         return
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
-                  SMARConfig(query_tuned_layers=args.query_tuned_layers, image_tuned_blocks=args.image_tuned_blocks,
-                             item_text_tuned_layers=args.item_text_tuned_layers,
-                             text_blend=args.text_blend, other_text_blend=args.other_text_blend,
-                             image_blend=args.image_blend, mirror_average=args.mirror_average,
-                             fusion_dim=args.fusion_dim, fusion_heads=args.fusion_heads,
-                             image_encoder=image_backbone(args.image_backbone, colour_features=True,
-                                                          foreground_colour=args.foreground_colour)),
+                  model_config(args),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
                   {"temperature": args.temperature, "batch_size": args.batch_size,
                    "encoder_learning_rate": args.encoder_learning_rate,

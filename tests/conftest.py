@@ -90,3 +90,32 @@ def pairs(catalog: Path) -> Path:
     path = catalog.parent / "pairs.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture()
+def myntra_like(tmp_path: Path) -> Path:
+    return write_myntra_like(tmp_path / "myntra")
+
+
+def write_myntra_like(folder: Path) -> Path:
+    """A folder shaped like ``../shared/data/myntra``: 30 products (every third one in the test split) with photos
+    and thumbnails, both catalogs, both test query files and training pairs, in the tiny models' words."""
+    rows = [{**row, "split": "test" if i % 3 == 0 else "train", "thumbnail": row["image"].replace("images", "thumbs")}
+            for i, row in enumerate(product_rows())]
+    for row in rows:
+        write_jpeg(folder / row["image"], COLOURS[row["colour"]])
+        write_jpeg(folder / row["thumbnail"], COLOURS[row["colour"]], size=(30, 40))
+    no_colour = [{**row, "title": row["article_type"]} for row in rows]
+    tests = [row for row in rows if row["split"] == "test"]
+    queries = {f"{row['colour']} {row['article_type']}": [row["id"]] for row in tests}
+    files = {
+        "catalog.jsonl": rows,
+        "catalog_no_colour.jsonl": no_colour,
+        "test_queries.jsonl": [{"query": q, "relevant": ids} for q, ids in queries.items()],
+        "test_queries_paraphrased.jsonl": [{"query": f"nice {q}", "relevant": ids} for q, ids in queries.items()],
+        "train_pairs.jsonl": [{"query": f"{row['colour']} {row['article_type']}", "item_id": row["id"]}
+                              for row in rows if row["split"] == "train"],
+    }
+    for name, lines in files.items():
+        (folder / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import COLOURS, product_rows, write_jpeg
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture()
-def myntra_like(tmp_path: Path) -> Path:
-    """A folder shaped like ``../shared/data/myntra``: 30 products (every third one in the test split), both
-    catalogs, both test query files and training pairs, in the tiny models' words."""
-    folder = tmp_path / "myntra"
-    rows = [{**row, "split": "test" if i % 3 == 0 else "train"} for i, row in enumerate(product_rows())]
-    for row in rows:
-        write_jpeg(folder / row["image"], COLOURS[row["colour"]])
-    no_colour = [{**row, "title": row["article_type"]} for row in rows]
-    tests = [row for row in rows if row["split"] == "test"]
-    queries = {f"{row['colour']} {row['article_type']}": [row["id"]] for row in tests}
-    files = {
-        "catalog.jsonl": rows,
-        "catalog_no_colour.jsonl": no_colour,
-        "test_queries.jsonl": [{"query": q, "relevant": ids} for q, ids in queries.items()],
-        "test_queries_paraphrased.jsonl": [{"query": f"nice {q}", "relevant": ids} for q, ids in queries.items()],
-        "train_pairs.jsonl": [{"query": f"{row['colour']} {row['article_type']}", "item_id": row["id"]}
-                              for row in rows if row["split"] == "train"],
-    }
-    for name, lines in files.items():
-        (folder / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return folder
 
 
 def run_example(script: str, *args: str | Path, home: Path) -> str:
