@@ -37,6 +37,7 @@ from smar_sdk.encoders import ImageStates, TextStates
 from smar_sdk.evaluation import SEARCH_DEPTH, LabelledQuery, read_queries, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states
 from smar_sdk.images import ImageLoader
+from smar_sdk.model import read_config
 from smar_sdk.training import TrainConfig, held_out, train
 from smar_sdk.wording import FASHION_SYNONYMS, read_synonyms
 
@@ -95,7 +96,9 @@ class Bench:
         self.holdout, self.smar_loss_weights = holdout, smar_loss_weights
         self.train_options = train_options or {}  # more TrainConfig fields, the same for every trained method
         self.cache_dir = cache_dir
-        self.base = SMARModel(self.model_config)  # its frozen backbones: the zero-shot method
+        # its frozen backbones, for the zero-shot method (no query tower copy, item layers untuned)
+        self.base = SMARModel(self.model_config.model_copy(update={"query_tuned_layers": 0,
+                                                                   "item_text_tuned_layers": 0}))
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
 
     def products(self, catalog: str, split: str) -> list[Product]:
@@ -302,7 +305,7 @@ def model_config(args: argparse.Namespace) -> SMARConfig:
     """The SMAR config every trained method starts from: ``--model-config`` (default ``SMARConfig()``) with the
     options given on the command line; the image backbone is ``--image-backbone``'s (default MobileNetV2 with colour
     features) unless a ``--model-config`` names its own."""
-    base = SMARConfig.model_validate_json(args.model_config.read_text()) if args.model_config else SMARConfig()
+    base = read_config(args.model_config) if args.model_config else SMARConfig()
     fields: dict[str, object] = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
     if args.mirror_average:
         fields["mirror_average"] = True
@@ -310,11 +313,12 @@ def model_config(args: argparse.Namespace) -> SMARConfig:
         fields["image_encoder"] = image_backbone(args.image_backbone or "mobilenet_v2", colour_features=True,
                                                  foreground_colour=args.foreground_colour)
     elif args.foreground_colour:
-        fields["image_encoder"] = base.image_encoder.model_copy(update={"foreground_colour": True})
+        fields["image_encoder"] = base.image_encoder.model_copy(update={"colour_features": True,
+                                                                        "foreground_colour": True})
     return SMARConfig.model_validate({**base.model_dump(exclude={"training"}), **fields})
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--model-config", type=Path, default=None, metavar="CONFIG_JSON",
@@ -398,7 +402,11 @@ def main() -> None:
                              "--holdout); the test rows are then not those of the main table")
     parser.add_argument("--markdown", action="store_true", help="print the table of an existing --out file")
     parser.add_argument("--plot", type=Path, default=None, help="also draw nDCG@10 per method into this PNG")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.markdown:
         rows = json.loads(args.out.read_text())
         print(markdown(rows))

@@ -19,7 +19,8 @@ def myntra_file(name: str, data: Path | None = None) -> Path:
     path = (data or MYNTRA) / name
     if not path.is_file():
         raise SystemExit(f"{path} not found: these examples use the shared Myntra data (../shared/data/myntra); "
-                         "pass --data with a folder shaped like it, or --catalog where the example takes one")
+                         "pass --catalog (quickstart.py, milvus_server.py) or --data, a folder shaped like it "
+                         "(compare_modalities.py, train_your_own.py)")
     return path
 
 

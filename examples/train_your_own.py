@@ -35,7 +35,7 @@ from _common import add_data_option, myntra_file, subset_catalog
 
 from smar_sdk import SMARConfig, SMARModel
 from smar_sdk.evaluation import EvalReport, evaluate_model, read_queries
-from smar_sdk.model import DEFAULT_MODEL_DIR
+from smar_sdk.model import DEFAULT_MODEL_DIR, read_config
 from smar_sdk.training import TrainConfig, train
 
 
@@ -70,7 +70,7 @@ def main() -> None:
 
     catalog, pairs = myntra_file("catalog.jsonl", args.data), myntra_file("train_pairs.jsonl", args.data)
     queries = myntra_file("test_queries_paraphrased.jsonl" if args.paraphrased else "test_queries.jsonl", args.data)
-    base = SMARConfig.model_validate_json(args.model_config.read_text()) if args.model_config else SMARConfig()
+    base = read_config(args.model_config) if args.model_config else SMARConfig()
     with tempfile.TemporaryDirectory(prefix="smar-train-") as tmp:
         work = Path(tmp)
         subset = subset_catalog(catalog, work / "catalog.jsonl",

@@ -52,18 +52,6 @@ def _load_model(model_dir: Path | None):
     return SMARModel.load(model_dir)
 
 
-def _read_config(path: Path):
-    from pydantic import ValidationError
-
-    from .config import SMARConfig
-    from .errors import ModelError
-
-    try:
-        return SMARConfig.model_validate_json(path.read_text())
-    except (OSError, ValidationError) as exc:
-        raise ModelError(f"--model-config {path}: not a readable SMAR config ({exc})") from exc
-
-
 @contextmanager
 def _options_checked(what: str) -> Iterator[None]:
     """Turn a validation error of the options into a usage error naming the first bad setting."""
@@ -401,6 +389,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     from .config import ImageEncoderConfig, SMARConfig
     from .config import image_backbone as image_encoder_config
     from .features import DEFAULT_CACHE_DIR
+    from .model import read_config
     from .training import TrainConfig
     from .training import train as run_training
 
@@ -409,7 +398,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
                                "wrong item from a right one that no pair names")
     if synonyms_path and not query_variants:
         raise click.UsageError("--synonyms only shapes the rewordings of --query-variants N; give N > 0 as well")
-    base = _read_config(model_config) if model_config else SMARConfig()
+    base = read_config(model_config) if model_config else SMARConfig()
     fields = text_field_names(text_fields) if text_fields else base.text_fields
     base_image = base.image_encoder.model_dump()
     if image_backbone:  # the named backbone replaces the base's, which keeps its colour features choice

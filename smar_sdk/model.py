@@ -254,7 +254,7 @@ class SMARModel(nn.Module):
             pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
             why = f"; refusing pickle files {pickles}, convert them to safetensors" if pickles else ""
             raise ModelError(f"model directory {directory} has no {WEIGHTS_FILE}{why}")
-        config = _read_config(config_path)
+        config = read_config(config_path)
         model = cls(config)
         try:
             state = load_file(str(weights_path))
@@ -272,12 +272,16 @@ class SMARModel(nn.Module):
         return model.eval()
 
 
-def _read_config(path: Path) -> SMARConfig:
-    """A model directory's config, with one clear ModelError for a missing, unreadable, newer or invalid file."""
+def read_config(path: str | Path) -> SMARConfig:
+    """A SMAR config file (a model directory's, or one to train from), with one clear ModelError for a missing,
+    unreadable, newer or invalid file."""
+    path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ModelError(f"model directory {path.parent} has no {CONFIG_FILE}") from exc
+        missing = f"model directory {path.parent} has no {CONFIG_FILE}" if path.name == CONFIG_FILE else \
+            f"{path} not found"
+        raise ModelError(missing) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path} cannot be read as UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:

@@ -203,6 +203,23 @@ def test_train_options_out_of_range_are_usage_errors(tiny_config, catalog: Path,
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "base-config.json not found"),
+    ('{"dim": "wide"}', "base-config.json is not a valid SMAR config"),
+    ("{not json", "base-config.json is not a valid SMAR config"),
+])
+def test_a_bad_model_config_is_named(catalog: Path, pairs: Path, tmp_path: Path, content: str | None,
+                                     says: str) -> None:
+    base = tmp_path / "base-config.json"
+    if content is not None:
+        base.write_text(content)
+    result = CliRunner().invoke(main, ["train", "--catalog", str(catalog), "--pairs", str(pairs), "--out",
+                                       str(tmp_path / "m"), "--model-config", str(base), "--no-cache", "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert says in result.output
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize(("saved", "says"), [
     (0, "interrupted: no epoch of this run had finished; run the same command again to start over (finished feature "
         "passes are cached)"),

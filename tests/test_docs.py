@@ -1,4 +1,4 @@
-"""The Python examples in README.md and docs/model.md run as written, with the shipped model, on a real catalog."""
+"""README.md's quick start and docs/model.md's examples run as written, with the shipped model, on a real catalog."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from smar_sdk import SMARModel
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -72,7 +74,7 @@ def test_train_your_own_trains_saves_and_compares_with_the_shipped_model(myntra_
     loss = r"\d+\.\d{3}"
     assert re.search(rf"trained on 20 pairs over 20 products: loss {loss} -> {loss} in {steps} steps", output)
     assert f"saved to {out}" in output
-    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert SMARModel.load(out).config.text_encoder == SMARModel.load(tiny_model_dir).config.text_encoder
     assert "10 labelled queries (test_queries.jsonl) over 10 held-out products" in output
     assert re.search(r"^\s+your model(\s+\d\.\d{3}){4}$", output, flags=re.MULTILINE)
     assert re.search(r"^\s+shipped model(\s+\d\.\d{3}){4}$", output, flags=re.MULTILINE)

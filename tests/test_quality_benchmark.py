@@ -20,7 +20,10 @@ METHODS = ["BM25 (titles)", "MiniLM zero-shot", "text-only trained (DPSR)", "ima
 CELLS = [(c, f, q) for c in ("catalog.jsonl", "catalog_no_colour.jsonl") for f in ("image", "thumbnail")
          for q in ("test_queries.jsonl", "test_queries_paraphrased.jsonl")]
 METRICS = ("ndcg@10", "recall@10", "recall@50", "mrr@10")
-EPOCHS = "30"
+# the shipped recipe's options, scaled to 20 training pairs and the tiny models
+RECIPE = ["--epochs", "30", "--batch-size", "8", "--query-variants", "2", "--query-tuned-layers", "1",
+          "--image-tuned-blocks", "2", "--hard-negatives", "4", "--mirror-images", "--text-blend", "0.5",
+          "--other-text-blend", "0.1", "--image-blend", "0.2"]
 
 
 def run(*args: str | Path, cwd: Path) -> str:
@@ -42,14 +45,55 @@ def table(myntra_like: Path, tiny_model_dir: Path, tmp_path_factory: pytest.Temp
     work = tmp_path_factory.mktemp("quality")
     out, smar = work / "quality.json", work / "smar"
     run(ROOT / "benchmarks" / "quality.py", "--data", myntra_like, "--model-config", tiny_model_dir / "config.json",
-        "--epochs", EPOCHS, "--batch-size", "8", "--text-blend", "0.5", "--other-text-blend", "0.1",
-        "--image-blend", "0.2", "--cache-dir", work / "cache", "--out", out, "--save-smar", smar,
-        cwd=work)
+        *RECIPE, "--cache-dir", work / "cache", "--out", out, "--save-smar", smar, cwd=work)
     return json.loads(out.read_text()), smar
 
 
 def cell_rows(rows: list[dict], method: str) -> dict[tuple[str, str, str], dict]:
     return {(r["catalog"], r["image_field"], r["queries"]): r for r in rows if r["method"] == method}
+
+
+def test_the_default_recipe_is_unchanged_by_the_model_config_option() -> None:
+    from benchmarks.quality import build_parser, model_config
+    from smar_sdk import SMARConfig
+    from smar_sdk.config import image_backbone
+
+    mobilenet = image_backbone("mobilenet_v2", colour_features=True)
+    assert model_config(build_parser().parse_args([])) == SMARConfig(image_encoder=mobilenet)
+    shipped = build_parser().parse_args(["--query-tuned-layers", "2", "--image-tuned-blocks", "3", "--text-blend",
+                                         "0.75", "--other-text-blend", "0.1", "--image-blend", "0.2"])
+    assert model_config(shipped) == SMARConfig(query_tuned_layers=2, image_tuned_blocks=3, text_blend=0.75,
+                                               other_text_blend=0.1, image_blend=0.2, image_encoder=mobilenet)
+
+
+def test_a_model_config_is_the_base_that_options_override(tiny_model_dir: Path) -> None:
+    from benchmarks.quality import build_parser, model_config
+    from smar_sdk import SMARModel
+
+    tiny = SMARModel.load(tiny_model_dir).config
+    args = build_parser().parse_args(["--model-config", str(tiny_model_dir / "config.json"), "--fusion-heads", "4",
+                                      "--foreground-colour"])
+    config = model_config(args)
+    assert (config.dim, config.fusion_dim, config.fusion_heads, config.text_encoder) == \
+        (tiny.dim, tiny.fusion_dim, 4, tiny.text_encoder)
+    assert config.image_encoder == tiny.image_encoder.model_copy(update={"colour_features": True,
+                                                                         "foreground_colour": True})
+    assert config.training == {}
+
+
+def test_every_method_is_trained_from_the_model_config_with_the_recipe(table: tuple[list[dict], Path],
+                                                                      tiny_model_dir: Path) -> None:
+    from smar_sdk import SMARModel
+
+    _, smar = table
+    tiny, trained = SMARModel.load(tiny_model_dir).config, SMARModel.load(smar).config
+    assert (trained.dim, trained.text_encoder) == (tiny.dim, tiny.text_encoder)
+    # a saved model keeps the image trunk's weights itself, not the path it started from
+    assert trained.image_encoder.model_dump(exclude={"weights"}) == tiny.image_encoder.model_dump(exclude={"weights"})
+    assert (trained.query_tuned_layers, trained.image_tuned_blocks) == (1, 2)
+    recipe = trained.training
+    assert (recipe["epochs"], recipe["query_variants"], recipe["hard_negatives"], recipe["mirror_images"]) == \
+        (30, 2, 4, True)
 
 
 def test_every_method_is_scored_in_every_cell(table: tuple[list[dict], Path]) -> None:
@@ -114,7 +158,8 @@ def test_the_table_scores_the_vectors_the_sdk_stores(table: tuple[list[dict], Pa
 def test_smar_sdk_eval_reproduces_the_smar_rows(table: tuple[list[dict], Path], myntra_like: Path,
                                                 tmp_path: Path) -> None:
     """Up to the order of near-tied items: a tiny model scores some items within 1e-5 of each other, and float
-    rounding may swap them (the shipped model's rows agree within 0.0001 nDCG@10, BENCHMARKS.md)."""
+    rounding may swap them; one swap at rank 1 moves MRR@10 over 10 queries by 0.05 (the shipped model's rows
+    agree within 0.0001 nDCG@10, BENCHMARKS.md)."""
     rows, smar = table
     smar_rows = cell_rows(rows, "SMAR")
     for catalog, field, queries in [CELLS[0], CELLS[7]]:
@@ -123,4 +168,4 @@ def test_smar_sdk_eval_reproduces_the_smar_rows(table: tuple[list[dict], Path], 
                      cwd=tmp_path)
         metrics = json.loads(output)["metrics"]
         for name in METRICS:
-            assert metrics[name] == pytest.approx(smar_rows[catalog, field, queries][name], abs=0.05), (catalog, name)
+            assert metrics[name] == pytest.approx(smar_rows[catalog, field, queries][name], abs=0.051), (catalog, name)
