@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +97,13 @@ class Bench:
         self.holdout, self.smar_loss_weights = holdout, smar_loss_weights
         self.train_options = train_options or {}  # more TrainConfig fields, the same for every trained method
         self.cache_dir = cache_dir
-        # its frozen backbones, for the zero-shot method (no query tower copy, item layers untuned)
-        self.base = SMARModel(self.model_config.model_copy(update={"query_tuned_layers": 0,
-                                                                   "item_text_tuned_layers": 0}))
         self.queries = {name: read_queries(data / name) for name in QUERY_FILES}
+
+    @cached_property
+    def base(self) -> SMARModel:
+        """A model with the config's frozen backbones, for the zero-shot method (no query tower copy, item layers
+        untuned); built when first needed, so benchmarks that score trained models never load it."""
+        return SMARModel(self.model_config.model_copy(update={"query_tuned_layers": 0, "item_text_tuned_layers": 0}))
 
     def products(self, catalog: str, split: str) -> list[Product]:
         records = read_catalog(self.data / catalog, FieldMapping(), {"split": split})

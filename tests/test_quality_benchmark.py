@@ -169,3 +169,28 @@ def test_smar_sdk_eval_reproduces_the_smar_rows(table: tuple[list[dict], Path], 
         metrics = json.loads(output)["metrics"]
         for name in METRICS:
             assert metrics[name] == pytest.approx(smar_rows[catalog, field, queries][name], abs=0.051), (catalog, name)
+
+
+def test_view_blend_scores_second_stages_on_held_out_products(myntra_like: Path, tiny_model_dir: Path,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``quality.py --holdout`` then ``view_blend.py --grid``, the pair of commands that chose the shipped second
+    stage: every held-out cell scores every rule, and a grid rule without the extra weights is the plain blend."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # view_blend.py imports quality.py as its neighbour
+    from view_blend import IMAGE_WEIGHTS, OTHER_TEXT_WEIGHTS, WEIGHTS
+
+    smar, out = tmp_path / "smar_hold", tmp_path / "view_blend.json"
+    run(ROOT / "benchmarks" / "quality.py", "--data", myntra_like, "--model-config", tiny_model_dir / "config.json",
+        *RECIPE, "--holdout", "0.4", "--methods", "SMAR", "--out", tmp_path / "q_hold.json", "--save-smar", smar,
+        cwd=tmp_path)
+    run(ROOT / "benchmarks" / "view_blend.py", smar, "--grid", "--data", myntra_like, "--out", out, cwd=tmp_path)
+    result = json.loads(out.read_text())
+    cells = result["cells"][str(smar)]
+    assert sorted(cells) == sorted(f"{c} / {f} / {w}" for c in ("catalog.jsonl", "catalog_no_colour.jsonl")
+                                   for f in ("image", "thumbnail") for w in ("training wording", "reworded"))
+    grid = {f"w={w}, v={v}, b={b}" for w in WEIGHTS for v in OTHER_TEXT_WEIGHTS for b in IMAGE_WEIGHTS}
+    for scores in cells.values():
+        assert set(scores) == {f"w={w}" for w in WEIGHTS} | grid
+        assert all(0.0 <= value <= 1.0 for value in scores.values())
+        assert all(scores[f"w={w}"] == scores[f"w={w}, v=0.0, b=0.0"] for w in WEIGHTS)
+    means = result["mean"]
+    assert result["chosen"] == max(WEIGHTS, key=lambda w: (round(means[f"w={w}"], 4), -w))
