@@ -7,7 +7,7 @@ import io
 import json
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,11 @@ class FieldMapping(BaseModel):
     image_field: str = "image"
 
 
+def joined_text(row: dict[str, Any], fields: Sequence[str]) -> str:
+    """A row's item text: its ``fields``, each stripped, joined with spaces (missing or empty ones skipped)."""
+    return " ".join(row[name].strip() for name in fields if row.get(name))
+
+
 class Product(BaseModel):
     """One valid catalog row: its id, item text, image reference and every field as payload."""
 
@@ -151,7 +156,7 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
         if not isinstance(value, str):
             return Rejection(line=line, id=item_id,
                              reason=f"field {name!r} must be a string, got {type(value).__name__}", raw=raw)
-    text = " ".join(row[name].strip() for name in mapping.text_fields)
+    text = joined_text(row, mapping.text_fields)
     try:
         return Product(line=line, id=item_id, text=text, image=row[mapping.image_field], payload=row)
     except ValueError as exc:

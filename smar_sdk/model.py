@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from .catalog import MAX_TEXT_CHARS
+from .catalog import MAX_TEXT_CHARS, joined_text
 from .config import FORMAT_VERSION, ItemView, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
 from .errors import ModelError, RowError
@@ -204,7 +204,7 @@ class SMARModel(nn.Module):
         for field in self.config.text_fields:
             if row.get(field) is not None and not isinstance(row[field], str):
                 raise RowError(f"row {number}: field {field!r} must be a string, got {type(row[field]).__name__}")
-        text = " ".join(row[f].strip() for f in self.config.text_fields if row.get(f))  # measured as the catalog does
+        text = joined_text(row, self.config.text_fields)  # measured as the catalog does
         if not text.strip():
             raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
         if len(text) > MAX_TEXT_CHARS:
