@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,12 @@ def write_myntra_like(folder: Path) -> Path:
     for name, lines in files.items():
         (folder / name).write_text("".join(json.dumps(line) + "\n" for line in lines))
     return folder
+
+
+def run_python(*args: str | Path, home: Path) -> str:
+    """Run ``python ARGS`` as a user would, in ``home`` (also its HOME, so caches stay there), offline; its output."""
+    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=home, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 from smar_sdk import SMARModel
+from tests.conftest import run_python
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def run_example(script: str, *args: str | Path, home: Path) -> str:
     """Run ``examples/<script>`` as a user would; its own feature cache lives under ``home``."""
-    result = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], capture_output=True,
-                            text=True, timeout=600, env={**os.environ, "HOME": str(home)})
-    assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return run_python(EXAMPLES / script, *args, home=home)
 
 
 def ranked_lines(output: str) -> list[str]:

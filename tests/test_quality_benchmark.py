@@ -4,14 +4,12 @@ every method's rows, the Markdown tables and the plot, and ``smar-sdk eval`` agr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.conftest import run_python as run
 from tests.conftest import write_myntra_like
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +24,6 @@ RECIPE = ["--epochs", "30", "--batch-size", "8", "--query-variants", "2", "--que
           "--other-text-blend", "0.1", "--image-blend", "0.2"]
 
 
-def run(*args: str | Path, cwd: Path) -> str:
-    env = {**os.environ, "HOME": str(cwd), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def myntra_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_myntra_like(tmp_path_factory.mktemp("data") / "myntra")
@@ -45,7 +35,7 @@ def table(myntra_like: Path, tiny_model_dir: Path, tmp_path_factory: pytest.Temp
     work = tmp_path_factory.mktemp("quality")
     out, smar = work / "quality.json", work / "smar"
     run(ROOT / "benchmarks" / "quality.py", "--data", myntra_like, "--model-config", tiny_model_dir / "config.json",
-        *RECIPE, "--cache-dir", work / "cache", "--out", out, "--save-smar", smar, cwd=work)
+        *RECIPE, "--cache-dir", work / "cache", "--out", out, "--save-smar", smar, home=work)
     return json.loads(out.read_text()), smar
 
 
@@ -125,7 +115,7 @@ def test_markdown_and_plot_are_made_from_the_rows(table: tuple[list[dict], Path]
     rows, smar = table
     png = tmp_path / "quality.png"
     markdown = run(ROOT / "benchmarks" / "quality.py", "--markdown", "--plot", png, "--out",
-                   smar.parent / "quality.json", cwd=tmp_path)
+                   smar.parent / "quality.json", home=tmp_path)
     assert markdown.count("| method | nDCG@10 |") == 4
     smar = cell_rows(rows, "SMAR")
     plain, para = smar["catalog.jsonl", "thumbnail", "test_queries.jsonl"], \
@@ -165,7 +155,7 @@ def test_smar_sdk_eval_reproduces_the_smar_rows(table: tuple[list[dict], Path], 
     for catalog, field, queries in [CELLS[0], CELLS[7]]:
         output = run("-m", "smar_sdk", "eval", "--model", smar, "--catalog", myntra_like / catalog, "--queries",
                      myntra_like / queries, "--image-field", field, "--only", "split=test", "--json", "-q",
-                     cwd=tmp_path)
+                     home=tmp_path)
         metrics = json.loads(output)["metrics"]
         for name in METRICS:
             assert metrics[name] == pytest.approx(smar_rows[catalog, field, queries][name], abs=0.051), (catalog, name)
@@ -181,8 +171,8 @@ def test_view_blend_scores_second_stages_on_held_out_products(myntra_like: Path,
     smar, out = tmp_path / "smar_hold", tmp_path / "view_blend.json"
     run(ROOT / "benchmarks" / "quality.py", "--data", myntra_like, "--model-config", tiny_model_dir / "config.json",
         *RECIPE, "--holdout", "0.4", "--methods", "SMAR", "--out", tmp_path / "q_hold.json", "--save-smar", smar,
-        cwd=tmp_path)
-    run(ROOT / "benchmarks" / "view_blend.py", smar, "--grid", "--data", myntra_like, "--out", out, cwd=tmp_path)
+        home=tmp_path)
+    run(ROOT / "benchmarks" / "view_blend.py", smar, "--grid", "--data", myntra_like, "--out", out, home=tmp_path)
     result = json.loads(out.read_text())
     cells = result["cells"][str(smar)]
     assert sorted(cells) == sorted(f"{c} / {f} / {w}" for c in ("catalog.jsonl", "catalog_no_colour.jsonl")
