@@ -22,6 +22,9 @@ catalog's own colour label decides which titles disagree (an upper bound for any
 
 ``--grid`` also scores wider one-vector blends, ``normalise(fused + (w if the title names a colour else v) * text +
 b * image)`` for every ``w`` of ``WEIGHTS``, ``v`` of ``OTHER_TEXT_WEIGHTS`` and ``b`` of ``IMAGE_WEIGHTS``.
+
+``--metric recall@50`` (or any of ``smar_sdk.evaluation.METRICS``) scores every cell and rule by that measure instead
+of nDCG@10.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from quality import CATALOGS, DEFAULT_DATA, IMAGE_FIELDS, Bench, item_views, ran
 
 from smar_sdk import SMARModel
 from smar_sdk.catalog import Product
-from smar_sdk.evaluation import LabelledQuery, score_rankings
+from smar_sdk.evaluation import METRICS, LabelledQuery, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR
 from smar_sdk.wording import QueryRewriter, colours_named, names_colour
 
@@ -84,7 +87,8 @@ def catalog_means(cells: dict[str, dict[str, float]], rule: str) -> list[float]:
 
 
 def rule_means(cells: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Per rule: the mean nDCG@10 of all cells, of the colour-title cells and of the no-colour-title cells."""
+    """Per rule: the mean score (nDCG@10 unless ``--metric`` says otherwise) of all cells, of the colour-title cells
+    and of the no-colour-title cells."""
     return {rule: dict(zip(("mean", "colour titles", "no-colour titles"),
                            (float(np.mean([scores[rule] for scores in cells.values()])), *catalog_means(cells, rule)),
                            strict=True))
@@ -148,10 +152,10 @@ def held_out_views(bench: Bench, model: SMARModel) -> Iterator[
 
 
 def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid: bool = False,
-                   colour_check: bool = False) -> dict[str, dict[str, float]]:
-    """nDCG@10 per held-out cell (catalog / image size / wording) and second-stage rule: ``w=W`` for each blend
-    weight, with ``per_query`` each ``colour queries A, others B`` choice between two stored vectors, with
-    ``grid`` each ``w=W, v=V, b=B`` of ``grid_blends``, and with ``colour_check`` the model's own weights
+                   colour_check: bool = False, metric: str = "ndcg@10") -> dict[str, dict[str, float]]:
+    """``metric`` (nDCG@10 by default) per held-out cell (catalog / image size / wording) and second-stage rule:
+    ``w=W`` for each blend weight, with ``per_query`` each ``colour queries A, others B`` choice between two stored
+    vectors, with ``grid`` each ``w=W, v=V, b=B`` of ``grid_blends``, and with ``colour_check`` the model's own weights
     (``shipped``), each ``colour check K`` of ``colour_checked`` and ``label check`` (``label_checked``)."""
     cells: dict[str, dict[str, float]] = {}
     label_of = {p.id: str(p.payload.get("colour") or "").lower() for p in bench.products(CATALOGS[0], "train")}
@@ -173,7 +177,7 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid
                 rules |= {f"colour queries {a}, others {b}": np.where(colour_queries, scores[a], scores[b])
                           for a in stored for b in stored if a != b}
             cells[f"{prefix} / {wording}"] = {
-                rule: score_rankings(labelled, rank_scores(matrix, ids), ["ndcg@10"])["ndcg@10"]
+                rule: score_rankings(labelled, rank_scores(matrix, ids), [metric])[metric]
                 for rule, matrix in rules.items()}
     return cells
 
@@ -205,10 +209,12 @@ def main() -> None:
                         help="also score blends with a text weight for titles without colour words and an image weight")
     parser.add_argument("--colour-check", action="store_true",
                         help="also score the second stage with the title's colour checked against the image")
+    parser.add_argument("--metric", choices=METRICS, default="ndcg@10",
+                        help="the score of each cell and rule (default: %(default)s)")
     args = parser.parse_args()
     bench = Bench(args.data, epochs=0, cache_dir=DEFAULT_CACHE_DIR)
     results = {str(d): held_out_cells(bench, SMARModel.load(d).eval(), args.per_query, args.grid,
-                                           args.colour_check)
+                                           args.colour_check, args.metric)
                for d in args.models}
     every_cell = [scores for cells in results.values() for scores in cells.values()]
     means = {rule: float(np.mean([scores[rule] for scores in every_cell])) for rule in every_cell[0]}
@@ -222,23 +228,23 @@ def main() -> None:
     print("| **mean** | | " + " | ".join(f"**{means[f'w={w}']:.4f}**" for w in WEIGHTS) + " |")
     print(f"\nchosen on held-out products: text_blend = {chosen}")
     if args.per_query:
-        print("\nbest per-query choices (mean nDCG@10 over the same cells):")
+        print(f"\nbest per-query choices (mean {args.metric} over the same cells):")
         for rule in sorted((r for r in means if r.startswith("colour queries")), key=means.get, reverse=True)[:5]:
             print(f"  {rule}: {means[rule]:.4f} (one vector for every query, w={chosen}: {means[f'w={chosen}']:.4f})")
     if args.grid:
-        print("\nbest one-vector blends (mean nDCG@10 over the same cells):")
+        print(f"\nbest one-vector blends (mean {args.metric} over the same cells):")
         for rule in sorted((r for r in means if ", b=" in r), key=means.get, reverse=True)[:8]:
             print(f"  {rule}: {means[rule]:.4f} (w={chosen} alone: {means[f'w={chosen}']:.4f})")
     if args.colour_check:
-        print("\ncolour check (mean nDCG@10 over the same cells; colour titles, no-colour titles):")
+        print(f"\ncolour check (mean {args.metric} over the same cells; colour titles, no-colour titles):")
         for directory, cells in results.items():
             for rule in ["shipped", *(f"colour check {k}" for k in COLOUR_CHECK_DEPTHS), "label check"]:
                 colour, no_colour = catalog_means(cells, rule)
                 print(f"  {Path(directory).name}, {rule}: {np.mean([s[rule] for s in cells.values()]):.4f} "
                       f"({colour:.4f}, {no_colour:.4f})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"weights": WEIGHTS, "cells": results, "mean": means, "chosen": chosen},
-                                   indent=2) + "\n")
+    args.out.write_text(json.dumps({"metric": args.metric, "weights": WEIGHTS, "cells": results, "mean": means,
+                                    "chosen": chosen}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -184,3 +184,14 @@ def test_view_blend_scores_second_stages_on_held_out_products(myntra_like: Path,
         assert all(scores[f"w={w}"] == scores[f"w={w}, v=0.0, b=0.0"] for w in WEIGHTS)
     means = result["mean"]
     assert result["chosen"] == max(WEIGHTS, key=lambda w: (round(means[f"w={w}"], 4), -w))
+
+    # --metric scores the same cells by another measure: with fewer than 50 held-out products every relevant one is
+    # within the top 50, so Recall@50 is 1 wherever nDCG@10 is not
+    recall_out = tmp_path / "view_blend_recall.json"
+    run(ROOT / "benchmarks" / "view_blend.py", smar, "--metric", "recall@50", "--data", myntra_like, "--out",
+        recall_out, home=tmp_path)
+    recall = json.loads(recall_out.read_text())
+    assert result["metric"] == "ndcg@10" and recall["metric"] == "recall@50"
+    assert sorted(recall["cells"][str(smar)]) == sorted(cells)
+    assert all(value == 1.0 for scores in recall["cells"][str(smar)].values() for value in scores.values())
+    assert any(value < 1.0 for scores in cells.values() for value in scores.values())
