@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from smar_sdk import FieldMapping, Product, SMARConfig, SMARModel, read_catalog
-from smar_sdk.config import IMAGE_BACKBONES, image_backbone
+from smar_sdk.config import IMAGE_BACKBONES, TextEncoderConfig, image_backbone
 from smar_sdk.encoders import ImageStates, TextStates
 from smar_sdk.evaluation import SEARCH_DEPTH, LabelledQuery, read_queries, score_rankings
 from smar_sdk.features import DEFAULT_CACHE_DIR, FeatureCache, item_image_states, item_text_states
@@ -53,7 +53,10 @@ TRAINED = {  # method -> (text, image, fused) loss weights, item view
     "SMAR": ((0.5, 0.5, 1.0), "fused"),
 }
 RUN_ORDER = ("SMAR", "text-only trained (DPSR)", "late fusion", "image-only trained")  # most telling first
-METHOD_ORDER = ("BM25 (titles)", "MiniLM zero-shot", *TRAINED)
+ZERO_SHOT = "MiniLM zero-shot"  # the shipped text encoder's; any other is "text encoder zero-shot (its name)"
+OTHER_ZERO_SHOT = "text encoder zero-shot"
+BASELINES = ("BM25 (titles)", ZERO_SHOT, OTHER_ZERO_SHOT)  # untrained: recomputed by every run
+METHOD_ORDER = (*BASELINES, *TRAINED)
 SECOND_STAGE = ("text_blend", "other_text_blend", "image_blend")  # SMARConfig weights of the stored fused view
 ATTRIBUTES = ("gender", "colour", "article_type")  # what makes a product relevant to a query
 
@@ -85,6 +88,13 @@ def item_views(model: SMARModel, text: TextStates, image: ImageStates, item_text
         for name, vectors in views.items():
             out[name].append(vectors)
     return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+def zero_shot_label(text_encoder: str) -> dict[str, str]:
+    """The zero-shot rows' ``method`` (and ``recipe``, which the tables show after it) for a text encoder."""
+    if text_encoder == TextEncoderConfig().name_or_path:
+        return {"method": ZERO_SHOT}
+    return {"method": OTHER_ZERO_SHOT, "recipe": text_encoder}
 
 
 class Bench:
@@ -163,7 +173,8 @@ class Bench:
             items = torch.nn.functional.normalize(self.text_states(test).pooled, dim=-1).numpy()
             return rank(self.zero_shot_vectors([q.query for q in queries]), items, ids)
 
-        return self.evaluate("MiniLM zero-shot", catalog, score)
+        label = zero_shot_label(self.model_config.text_encoder.name_or_path)
+        return [row | label for row in self.evaluate(label["method"], catalog, score)]
 
     def trained(self, method: str, save_to: Path | None = None) -> list[dict]:
         (a, b, c), view = TRAINED[method]
@@ -434,7 +445,7 @@ def main() -> None:
                    "fusion_image_dropout": args.fusion_image_dropout,
                    "fusion_image_dropout_colour_titles": args.fusion_image_dropout_colour_titles})
     methods = ["SMAR"] if args.score_smar else args.methods
-    kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*methods, *METHOD_ORDER[:2]}] \
+    kept = [r for r in json.loads(args.out.read_text()) if r["method"] not in {*methods, *BASELINES}] \
         if args.out.is_file() else []
     rows: list[dict] = kept + [row for c in CATALOGS for row in bench.bm25(c) + bench.zero_shot(c)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

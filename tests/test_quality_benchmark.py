@@ -13,7 +13,7 @@ from tests.conftest import run_python as run
 from tests.conftest import write_myntra_like
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["BM25 (titles)", "MiniLM zero-shot", "text-only trained (DPSR)", "image-only trained", "late fusion",
+METHODS = ["BM25 (titles)", "text encoder zero-shot", "text-only trained (DPSR)", "image-only trained", "late fusion",
            "SMAR"]
 CELLS = [(c, f, q) for c in ("catalog.jsonl", "catalog_no_colour.jsonl") for f in ("image", "thumbnail")
          for q in ("test_queries.jsonl", "test_queries_paraphrased.jsonl")]
@@ -54,6 +54,15 @@ def test_the_default_recipe_is_unchanged_by_the_model_config_option() -> None:
                                          "0.75", "--other-text-blend", "0.1", "--image-blend", "0.2"])
     assert model_config(shipped) == SMARConfig(query_tuned_layers=2, image_tuned_blocks=3, text_blend=0.75,
                                                other_text_blend=0.1, image_blend=0.2, image_encoder=mobilenet)
+
+
+def test_the_zero_shot_rows_name_their_text_encoder() -> None:
+    from benchmarks.quality import zero_shot_label
+    from smar_sdk.config import TextEncoderConfig
+
+    assert zero_shot_label(TextEncoderConfig().name_or_path) == {"method": "MiniLM zero-shot"}
+    assert zero_shot_label("BAAI/bge-small-en-v1.5") == {"method": "text encoder zero-shot",
+                                                         "recipe": "BAAI/bge-small-en-v1.5"}
 
 
 def test_a_model_config_is_the_base_that_options_override(tiny_model_dir: Path) -> None:
@@ -101,7 +110,7 @@ def test_every_method_is_scored_in_every_cell(table: tuple[list[dict], Path]) ->
 
 def test_methods_without_images_rank_alike_for_photos_and_thumbnails(table: tuple[list[dict], Path]) -> None:
     rows, _ = table
-    for method in ("BM25 (titles)", "MiniLM zero-shot", "text-only trained (DPSR)"):
+    for method in ("BM25 (titles)", "text encoder zero-shot", "text-only trained (DPSR)"):
         cells = cell_rows(rows, method)
         for catalog, _, queries in CELLS:
             photo, thumb = cells[catalog, "image", queries], cells[catalog, "thumbnail", queries]
@@ -112,6 +121,8 @@ def test_methods_without_images_rank_alike_for_photos_and_thumbnails(table: tupl
 
 
 def test_markdown_and_plot_are_made_from_the_rows(table: tuple[list[dict], Path], tmp_path: Path) -> None:
+    from smar_sdk import SMARModel
+
     rows, smar = table
     png = tmp_path / "quality.png"
     markdown = run(ROOT / "benchmarks" / "quality.py", "--markdown", "--plot", png, "--out",
@@ -123,6 +134,10 @@ def test_markdown_and_plot_are_made_from_the_rows(table: tuple[list[dict], Path]
     expected = (f"| SMAR | {plain['ndcg@10']:.3f} | {plain['recall@50']:.3f} | {para['ndcg@10']:.3f} "
                 f"| {para['recall@50']:.3f} | {para['mrr@10']:.3f} | {plain['train_seconds']} |")
     assert expected in markdown
+    # the zero-shot rows are labelled by the text encoder they used: the tiny one, not the shipped MiniLM
+    text_encoder = SMARModel.load(table[1]).config.text_encoder.name_or_path
+    assert {r["recipe"] for r in cell_rows(rows, "text encoder zero-shot").values()} == {text_encoder}
+    assert markdown.count(f"| text encoder zero-shot ({text_encoder}) |") == 4 and "MiniLM" not in markdown
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > 500
 
