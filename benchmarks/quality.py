@@ -400,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--average-last-epochs", type=int, default=0, metavar="N",
                         help="every trained method saves the mean of its weights over the steps of its last N epochs "
                              "(stochastic weight averaging; TrainConfig.average_last_epochs)")
+    parser.add_argument("--seed", type=int, default=TrainConfig().seed,
+                        help="random seed of every trained method (initial weights, batches, rewordings, flips); "
+                             "the held-out products do not depend on it")
     parser.add_argument("--temperature", type=float, default=TrainConfig().temperature,
                         help="initial softmax temperature of every trained method (learned from there)")
     parser.add_argument("--image-backbone", default=None, choices=list(IMAGE_BACKBONES),
@@ -431,7 +434,7 @@ def main() -> None:
     bench = Bench(args.data, args.epochs, args.cache_dir, args.query_variants,
                   model_config(args),
                   args.holdout, tuple(args.smar_loss_weights) if args.smar_loss_weights else None,
-                  {"temperature": args.temperature, "batch_size": args.batch_size,
+                  {"temperature": args.temperature, "batch_size": args.batch_size, "seed": args.seed,
                    "encoder_learning_rate": args.encoder_learning_rate,
                    "average_last_epochs": args.average_last_epochs,
                    "synonyms": [*map(list, FASHION_SYNONYMS), *read_synonyms(args.extra_synonyms)]

@@ -91,8 +91,8 @@ def test_every_method_is_trained_from_the_model_config_with_the_recipe(table: tu
     assert trained.image_encoder.model_dump(exclude={"weights"}) == tiny.image_encoder.model_dump(exclude={"weights"})
     assert (trained.query_tuned_layers, trained.image_tuned_blocks) == (1, 2)
     recipe = trained.training
-    assert (recipe["epochs"], recipe["query_variants"], recipe["hard_negatives"], recipe["mirror_images"]) == \
-        (30, 2, 4, True)
+    assert (recipe["epochs"], recipe["query_variants"], recipe["hard_negatives"], recipe["mirror_images"],
+            recipe["seed"]) == (30, 2, 4, True, 0)  # the seed of the published command, unless --seed says otherwise
 
 
 def test_every_method_is_scored_in_every_cell(table: tuple[list[dict], Path]) -> None:
@@ -178,15 +178,17 @@ def test_smar_sdk_eval_reproduces_the_smar_rows(table: tuple[list[dict], Path], 
 
 def test_view_blend_scores_second_stages_on_held_out_products(myntra_like: Path, tiny_model_dir: Path,
                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``quality.py --holdout`` then ``view_blend.py --grid``, the pair of commands that chose the shipped second
-    stage: every held-out cell scores every rule, and a grid rule without the extra weights is the plain blend."""
+    """``quality.py --holdout`` (with another ``--seed``) then ``view_blend.py --grid``, the pair of commands that
+    chose the shipped second stage: every held-out cell scores every rule, and a grid rule without the extra weights
+    is the plain blend."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # view_blend.py imports quality.py as its neighbour
     from view_blend import IMAGE_WEIGHTS, OTHER_TEXT_WEIGHTS, WEIGHTS
 
     smar, out = tmp_path / "smar_hold", tmp_path / "view_blend.json"
     run(ROOT / "benchmarks" / "quality.py", "--data", myntra_like, "--model-config", tiny_model_dir / "config.json",
-        *RECIPE, "--holdout", "0.4", "--methods", "SMAR", "--out", tmp_path / "q_hold.json", "--save-smar", smar,
-        home=tmp_path)
+        *RECIPE, "--holdout", "0.4", "--seed", "3", "--methods", "SMAR", "--out", tmp_path / "q_hold.json",
+        "--save-smar", smar, home=tmp_path)
+    assert json.loads((smar / "config.json").read_text())["training"]["seed"] == 3
     run(ROOT / "benchmarks" / "view_blend.py", smar, "--grid", "--data", myntra_like, "--out", out, home=tmp_path)
     result = json.loads(out.read_text())
     cells = result["cells"][str(smar)]
