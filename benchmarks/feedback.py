@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from quality import Bench, rank_scores
-from view_blend import held_out_results, held_out_views, rule_means, stored_vectors
+from quality import Bench
+from view_blend import held_out_results, held_out_views, rule_means, rule_scores, stored_vectors
 
 from smar_sdk import SMARModel
-from smar_sdk.evaluation import score_rankings
 
 DEPTHS = (3, 5, 10)
 FEEDBACK_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
@@ -51,9 +50,7 @@ def held_out_feedback(bench: Bench, model: SMARModel) -> dict[str, dict[str, flo
             rules = {"none": query_vectors @ stored.T}
             rules |= {f"{source} k={k} a={a}": feedback_scores(query_vectors, stored, vectors, k, a)
                       for source, vectors in sources.items() for k in DEPTHS for a in FEEDBACK_WEIGHTS}
-            cells[f"{prefix} / {wording}"] = {
-                rule: score_rankings(labelled, rank_scores(matrix, ids), ["ndcg@10"])["ndcg@10"]
-                for rule, matrix in rules.items()}
+            cells[f"{prefix} / {wording}"] = rule_scores(labelled, rules, ids)
     return cells
 
 

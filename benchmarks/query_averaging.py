@@ -18,11 +18,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from quality import Bench, rank_scores
-from view_blend import held_out_results, held_out_views, rule_means, stored_vectors
+from quality import Bench
+from view_blend import held_out_results, held_out_views, rule_means, rule_scores, stored_vectors
 
 from smar_sdk import SMARModel
-from smar_sdk.evaluation import score_rankings
 from smar_sdk.wording import QueryRewriter
 
 COUNTS = (0, 2, 4, 8)
@@ -56,8 +55,7 @@ def averaging_cells(bench: Bench, model: SMARModel) -> dict[str, dict[str, float
         for wording, labelled in wordings.items():
             rules = averaged_queries(model, [q.query for q in labelled])
             cell = f"{prefix} / {wording}"
-            cells[cell] = {rule: score_rankings(labelled, rank_scores(vectors @ stored.T, ids), ["ndcg@10"])["ndcg@10"]
-                           for rule, vectors in rules.items()}
+            cells[cell] = rule_scores(labelled, {rule: queries @ stored.T for rule, queries in rules.items()}, ids)
             print(f"{cell}: " + ", ".join(f"{rule} {score:.4f}" for rule, score in cells[cell].items()), flush=True)
     return cells
 

@@ -123,6 +123,13 @@ def label_checked(model: SMARModel, views: dict[str, torch.Tensor], texts: list[
     return model.blend_views(views["fused"], views["text"], views["image"], agrees).numpy()
 
 
+def rule_scores(labelled: list[LabelledQuery], rules: dict[str, np.ndarray], ids: list[str],
+                metric: str = "ndcg@10") -> dict[str, float]:
+    """Per rule, ``metric`` of the rankings its ``(queries, items)`` score matrix gives ``labelled``."""
+    return {rule: score_rankings(labelled, rank_scores(matrix, ids), [metric])[metric]
+            for rule, matrix in rules.items()}
+
+
 def held_out_slice(bench: Bench, model: SMARModel, catalog: str) -> tuple[dict[str, list[LabelledQuery]],
                                                                           list[Product]]:
     """The products a ``quality.py --holdout`` model never saw, and the queries about them in each wording: the
@@ -176,9 +183,7 @@ def held_out_cells(bench: Bench, model: SMARModel, per_query: bool = False, grid
             if per_query:
                 rules |= {f"colour queries {a}, others {b}": np.where(colour_queries, scores[a], scores[b])
                           for a in stored for b in stored if a != b}
-            cells[f"{prefix} / {wording}"] = {
-                rule: score_rankings(labelled, rank_scores(matrix, ids), [metric])[metric]
-                for rule, matrix in rules.items()}
+            cells[f"{prefix} / {wording}"] = rule_scores(labelled, rules, ids, metric)
     return cells
 
 
