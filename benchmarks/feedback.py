@@ -33,8 +33,8 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 def feedback_scores(query_vectors: np.ndarray, stored: np.ndarray, feedback: np.ndarray, k: int,
                     weight: float) -> np.ndarray:
     """Second-search scores against ``stored``: each query moved towards the mean ``feedback`` vector of the top
-    ``k`` items of its first search."""
-    top = np.argpartition(-(query_vectors @ stored.T), k, axis=1)[:, :k]
+    ``k`` items of its first search (every item, when there are no more than ``k``)."""
+    top = np.argpartition(-(query_vectors @ stored.T), min(k, len(stored) - 1), axis=1)[:, :k]
     return normalised(query_vectors + weight * feedback[top].mean(axis=1)) @ stored.T
 
 

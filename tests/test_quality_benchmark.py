@@ -212,3 +212,15 @@ def test_view_blend_scores_second_stages_on_held_out_products(myntra_like: Path,
     assert sorted(recall["cells"][str(smar)]) == sorted(cells)
     assert all(value == 1.0 for scores in recall["cells"][str(smar)].values() for value in scores.values())
     assert any(value < 1.0 for scores in cells.values() for value in scores.values())
+
+    # the other held-out benchmarks score the same cells: their plain search is the model's own stored blend
+    feedback_out, averaging_out = tmp_path / "feedback.json", tmp_path / "query_averaging.json"
+    for script, path in (("feedback.py", feedback_out), ("query_averaging.py", averaging_out)):
+        run(ROOT / "benchmarks" / script, smar, "--data", myntra_like, "--out", path, home=tmp_path)
+    feedback = json.loads(feedback_out.read_text())[str(smar)]["cells"]
+    averaging = json.loads(averaging_out.read_text())["cells"][str(smar)]
+    assert sorted(feedback) == sorted(averaging) == sorted(cells)
+    for cell, scores in cells.items():
+        assert feedback[cell]["none"] == scores["w=0.5, v=0.1, b=0.2"]  # RECIPE's second stage
+        assert averaging[cell]["k=0, s=1.0"] == pytest.approx(scores["w=0.5, v=0.1, b=0.2"], abs=0.051)
+        assert all(0.0 <= value <= 1.0 for value in [*feedback[cell].values(), *averaging[cell].values()])
