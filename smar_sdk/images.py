@@ -19,6 +19,7 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 URL_TIMEOUT_SECONDS = 10.0
 SIXTEEN_BIT_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+WIDE_GREY_MODES = (*SIXTEEN_BIT_GREY_MODES, "I", "F")
 
 
 class ImageLoader:
@@ -179,12 +180,12 @@ class ImageLoader:
 
 
 def as_rgb(image: Image.Image) -> Image.Image:
-    """``image`` in 8-bit RGB as a shop page shows it: transparent pixels over white, 16-bit greys (``I;16`` modes)
-    scaled to 8 bits (Pillow's own conversion would drop the alpha, leaving what it hid, often black, or clip the
-    greys to white)."""
-    if image.mode in SIXTEEN_BIT_GREY_MODES:
-        grey = np.asarray(image).astype(np.uint16)  # native byte order, whatever the mode's
-        eight = Image.fromarray((grey >> 8).astype(np.uint8))
+    """``image`` in 8-bit RGB as a shop page shows it: transparent pixels over white, wide greys (16-bit, 32-bit
+    integer and float modes) scaled to 8 bits (Pillow's own conversion would drop the alpha, leaving what it hid,
+    often black, clip integer greys to white and cast 0-1 floats to black)."""
+    if image.mode in WIDE_GREY_MODES:
+        grey = np.asarray(image)
+        eight = Image.fromarray(grey_in_eight_bits(grey, image.mode))
         hidden = image.info.get("transparency")
         image = eight if hidden is None else Image.merge(
             "LA", [eight, Image.fromarray(np.where(grey == hidden, 0, 255).astype(np.uint8))])
@@ -192,6 +193,21 @@ def as_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def grey_in_eight_bits(grey: np.ndarray, mode: str) -> np.ndarray:
+    """A wide grey image's pixels scaled to 0-255. 16-bit modes use their full range. 32-bit integer (``I``) and
+    float (``F``) files do not say which range they use, so the smallest usual one that holds the brightest pixel is
+    taken: 8, 16 or 31 bits; for floats 0-1 first. Negative, NaN and infinite pixels read as black."""
+    if mode == "F":
+        values = np.clip(np.nan_to_num(grey.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+        brightest = float(values.max(initial=0.0))
+        full = next((top for top in (1.0, 255.0, 65535.0) if brightest <= top), brightest)
+        return np.rint(values / full * 255).astype(np.uint8)
+    values = np.clip(grey.astype(np.int64), 0, None)  # native byte order, whatever the mode's
+    brightest = int(values.max(initial=0))
+    bits = 16 if mode in SIXTEEN_BIT_GREY_MODES else next(bits for bits in (8, 16, 31) if brightest < 2 ** bits)
+    return (values >> (bits - 8)).astype(np.uint8)
 
 
 def _reference_text(reference: object) -> str:

@@ -162,3 +162,20 @@ def test_sixteen_bit_greys_keep_their_shades(tmp_path: Path) -> None:
     Image.fromarray(shades).save(tmp_path / "grey16-cut-out.png", transparency=64 * 257)
     loaded = ImageLoader(base_dir=tmp_path).load("grey16-cut-out.png")
     assert np.asarray(loaded)[..., 0].tolist() == [[0, 255], [128, 255]]  # its transparent grey is white
+
+
+@pytest.mark.parametrize(("pixels", "expected"), [
+    (np.array([[0, 64], [128, 255]], dtype=np.int32) * 256, [[0, 64], [128, 255]]),  # 16-bit greys in mode I
+    (np.array([[0, 64], [128, 255]], dtype=np.int32), [[0, 64], [128, 255]]),  # 8-bit greys in mode I
+    (np.array([[-5, 64], [128, 255]], dtype=np.int32) << 23, [[0, 64], [128, 255]]),  # the full 31 bits
+    (np.array([[0, 0.25], [0.5, 1]], dtype=np.float32), [[0, 64], [128, 255]]),  # 0-1 floats in mode F
+    (np.array([[np.nan, 64], [128, 255]], dtype=np.float32), [[0, 64], [128, 255]]),  # 0-255 floats, a NaN
+])
+def test_wide_integer_and_float_greys_keep_their_shades(tmp_path: Path, pixels: np.ndarray,
+                                                        expected: list[list[int]]) -> None:
+    """A 32-bit integer or float TIFF: Pillow clips its integer greys to white and casts 0-1 floats to black."""
+    image = Image.fromarray(pixels)
+    assert image.mode == ("F" if pixels.dtype == np.float32 else "I")
+    loaded = ImageLoader(base_dir=tmp_path).load(_saved(tmp_path, "grey.tiff", image))
+    assert loaded.mode == "RGB"
+    assert np.asarray(loaded)[..., 0].tolist() == expected
