@@ -20,6 +20,7 @@ from smar_sdk.filters import Equals, OneOf, Range, parse_filter
     ({"price": float("nan")}, "'price': nan is not a value"),
     ({"": "x"}, "non-blank payload field name, got ''"),
     ({"size.eu": "42"}, "'size.eu': filters match top-level payload fields"),
+    ({'size "eu"': "42"}, "'size \"eu\"': filters match top-level payload fields"),
     ({"tags": []}, "an empty list matches nothing"),
     ({"meta": object()}, "'meta': unsupported value"),
 ])

@@ -38,6 +38,7 @@ warnings.filterwarnings("ignore", message="Failed to obtain server version", cat
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
+EXACT_FLOAT_INTEGERS = 2 ** 53  # the integers a float (what a Qdrant range compares) holds exactly
 ONE_OPENER_HINT = ("; an embedded store folder can be open by one store at a time: stop the other process using it, "
                    "or, in one process, open the store once and share it (SMARIndexer / SMARRetriever store=...)")
 
@@ -46,8 +47,10 @@ def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, bo
     """Translate SDK conditions into a filter (AND of all conditions) of a Qdrant API: ``q`` is the module holding
     ``Filter``, ``FieldCondition``, ``MatchValue`` and ``MatchAny`` (qdrant-client's ``models`` or ``qdrant_edge``),
     ``range_type`` its float range. A number equals is a closed range, so that 30 and 30.0 match each other as they
-    do in Python and Milvus (``MatchValue`` compares an int with stored ints only and takes no float).
-    ``booleans=False`` refuses boolean values (an API that cannot match them) instead of matching nothing."""
+    do in Python and Milvus (``MatchValue`` compares an int with stored ints only and takes no float), except for an
+    integer a float cannot hold exactly (a 64-bit SKU), which ``MatchValue`` compares exactly. Field names are quoted:
+    Qdrant reads a key as a path, where a space or ``:`` is not allowed bare. ``booleans=False`` refuses boolean
+    values (an API that cannot match them) instead of matching nothing."""
     if not conditions:
         return None
 
@@ -56,9 +59,10 @@ def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, bo
             raise FilterError(f"filter on {field!r}: the Qdrant Edge engine cannot match boolean payload values "
                               "(qdrant-edge-py reads True as 1); store the flag as a string such as \"yes\", or use "
                               "engine='local' or a Qdrant server")
-        if isinstance(value, int | float) and not isinstance(value, bool):  # 30 also matches a stored 30.0
-            return q.FieldCondition(key=field, range=range_type(gte=value, lte=value))
-        return q.FieldCondition(key=field, match=q.MatchValue(value=value))
+        if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)
+                                        and abs(value) <= EXACT_FLOAT_INTEGERS):  # 30 also matches a stored 30.0
+            return q.FieldCondition(key=payload_key(field), range=range_type(gte=value, lte=value))
+        return q.FieldCondition(key=payload_key(field), match=q.MatchValue(value=value))
 
     must: list[Any] = []
     for cond in conditions:
@@ -67,13 +71,19 @@ def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, bo
         elif isinstance(cond, OneOf):
             values = list(cond.values)
             if all(isinstance(v, str) for v in values):
-                must.append(q.FieldCondition(key=cond.field, match=q.MatchAny(any=values)))
+                must.append(q.FieldCondition(key=payload_key(cond.field), match=q.MatchAny(any=values)))
             else:  # numbers, booleans or mixed types: an OR of equalities
                 must.append(q.Filter(should=[equals(cond.field, v) for v in values]))
         elif isinstance(cond, Range):
-            must.append(q.FieldCondition(key=cond.field, range=range_type(gt=cond.gt, gte=cond.gte,
-                                                                          lt=cond.lt, lte=cond.lte)))
+            must.append(q.FieldCondition(key=payload_key(cond.field), range=range_type(
+                gt=cond.gt, gte=cond.gte, lt=cond.lt, lte=cond.lte)))
     return q.Filter(must=must)
+
+
+def payload_key(field: str) -> str:
+    """A top-level payload field as a Qdrant key: quoted, so that Qdrant's path syntax reads it as one name (the SDK
+    refuses field names holding a double quote, ``.`` or ``[]``)."""
+    return f'"{field}"'
 
 
 def to_qdrant_filter(conditions: list[Condition] | None) -> models.Filter | None:

@@ -20,6 +20,7 @@ from smar_sdk.store import HASH_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorS
 DIM = 16
 StoreFactory = Callable[..., VectorStore]  # the `store_factory` fixture (see conftest.py)
 COLOURS = ["red", "green", "blue"]
+BIG_INTEGER = 2 ** 60  # neighbours a float cannot tell apart (a 64-bit EAN or SKU)
 
 
 def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
@@ -28,7 +29,8 @@ def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], n
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
     payloads = [{"title": f"item {i}", "colour": COLOURS[i % 3], "gender": "Women" if i % 2 else "Men",
                  "year": 2010 + i % 7, "price": round(5.0 + 2.5 * i, 2),
-                 "tags": [f"t{i % 4}", COLOURS[(i + 1) % 3]], "sizes": [i % 5, float((i + 2) % 5)]} for i in range(n)]
+                 "tags": [f"t{i % 4}", COLOURS[(i + 1) % 3]], "sizes": [i % 5, float((i + 2) % 5)],
+                 "article type": ["shirt", "shoe"][i % 2], "ean": BIG_INTEGER + i} for i in range(n)]
     return ids, vectors, payloads
 
 
@@ -138,8 +140,13 @@ def test_search_matches_brute_force(filled) -> None:
     {"sizes": 3},
     {"sizes": [1, 2.0]},
     {"tags": "item"},
+    {"article type": "shoe"},
+    {"article type": ["shirt"], "colour": "red"},
+    {"ean": BIG_INTEGER + 3},
+    {"ean": [BIG_INTEGER + 5, BIG_INTEGER + 8, 7]},
 ], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
-        "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match"])
+        "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match",
+        "field-with-space", "field-with-space-in", "big-integer-equals", "big-integers-in"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     store, ids, vectors, payloads = filled
     conditions = parse_filter(spec)
