@@ -121,9 +121,9 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     catalog) skips products already stored with the same content and model. CATALOG `-` reads standard
     input (relative image paths then start from the current folder).
     """
-    from .indexer import SMARIndexer
+    from .indexer import STANDARD_INPUT, SMARIndexer
 
-    catalog = Path("/dev/stdin") if str(catalog) == "-" else catalog
+    catalog = STANDARD_INPUT if str(catalog) == "-" else catalog
     only_rows = _pairs(only, "--only")
     if prune and only_rows:
         raise click.UsageError("--prune with --only would delete every stored product outside the --only subset; "

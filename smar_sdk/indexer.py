@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 MAX_REPORTED_REJECTIONS = 1000
 MAX_HELD_ROWS = 10_000  # earlier rows of repeated ids held back at once, waiting for their id's last row
 MAX_HELD_PER_ID = 4
+STANDARD_INPUT = Path("/dev/stdin")  # a catalog read from a pipe or a redirect: relative images start from the cwd
 
 
 class IndexReport(BaseModel):
@@ -143,7 +144,7 @@ class SMARIndexer(StoreUser):
             raise StoreError(f"the {type(self.store).__name__} connector cannot list its ids, so it cannot prune "
                              f"(collection {self.store.collection!r}): index without --prune / prune=False, and "
                              "delete products that left the catalog by id")
-        base_dir = catalog.resolve().parent if catalog.is_file() else Path.cwd()  # a pipe's folder is /proc/...
+        base_dir = catalog.resolve().parent if catalog.is_file() and catalog != STANDARD_INPUT else Path.cwd()
         loader = ImageLoader(base_dir=base_dir, allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()

@@ -284,8 +284,8 @@ def test_index_with_another_model_needs_replace_model(run, catalog: Path, tiny_m
     assert run("search", "red shirt", "--model", str(tmp_path / "other"), model=False).exit_code == 0
 
 
-def test_a_piped_catalog_reads_relative_images_from_the_current_folder(tiny_model_dir: Path, catalog: Path,
-                                                                       tmp_path: Path) -> None:
+def test_a_piped_or_redirected_catalog_reads_relative_images_from_the_current_folder(
+        tiny_model_dir: Path, catalog: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -294,6 +294,14 @@ def test_a_piped_catalog_reads_relative_images_from_the_current_folder(tiny_mode
                                  str(tiny_model_dir), "--uri", str(tmp_path / "store")], input=catalog.read_text(),
                                 capture_output=True, text=True, cwd=catalog.parent, timeout=300)
         assert result.returncode == 0 and expected in result.stdout, result.stderr
+    elsewhere = tmp_path / "elsewhere" / "catalog.jsonl"  # redirected from a file away from the images: still the cwd
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(catalog.read_text())
+    with elsewhere.open() as redirect:
+        result = subprocess.run([sys.executable, "-m", "smar_sdk", "index", "-", "-q", "--model", str(tiny_model_dir),
+                                 "--uri", str(tmp_path / "redirected")], stdin=redirect, capture_output=True,
+                                text=True, cwd=catalog.parent, timeout=300)
+    assert result.returncode == 0 and "indexed 30, rejected 0" in result.stdout, result.stderr
 
 
 def test_train_then_eval(run, tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
