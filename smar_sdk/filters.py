@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import operator
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +19,10 @@ from .errors import FilterError
 Scalar = str | int | float | bool
 RANGE_KEYS = ("gt", "gte", "lt", "lte")
 INT64 = range(-(2**63), 2**63)  # the integers every store keeps exactly (catalog rows and filter values)
+# numbers as a shopper or a shell script writes them: ASCII digits, no "1_000" and no other scripts' digits, which
+# Python's int() and float() would also read
+WRITTEN_INTEGER = re.compile(r"[+-]?[0-9]+")
+WRITTEN_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class Equals(BaseModel):
@@ -89,16 +94,12 @@ def cli_values(text: str) -> list[Scalar]:
     """The payload values a command-line token can mean: the string itself and, when it reads as one, the number
     (``"2011"`` -> ``["2011", 2011]``), since the shell has no types. ``true`` stays a string: booleans are filtered
     from code (``{"in_stock": True}``)."""
-    values: list[Scalar] = [text]
-    for kind in (int, float):
-        try:
-            number = kind(text)
-        except ValueError:
-            continue
-        if not (isinstance(number, float) and not math.isfinite(number)):
-            values.append(number)
-        return values
-    return values
+    written = text.strip()
+    if WRITTEN_INTEGER.fullmatch(written):
+        return [text, int(written)]
+    if WRITTEN_FLOAT.fullmatch(written) and math.isfinite(number := float(written)):
+        return [text, number]
+    return [text]
 
 
 def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:

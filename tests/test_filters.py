@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from smar_sdk import FilterError, SMARIndexer, SMARModel, SMARRetriever
-from smar_sdk.filters import Equals, OneOf, Range, parse_filter
+from smar_sdk.filters import Equals, OneOf, Range, parse_cli_filters, parse_filter
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -33,6 +33,12 @@ def test_supported_values_become_typed_conditions() -> None:
     assert parse_filter({"gender": "Men", "year": {"gte": 2010, "lt": 2012.5}, "size": [1, "M", 2.5]}) == [
         Equals(field="gender", value="Men"), Range(field="year", gte=2010, lt=2012.5),
         OneOf(field="size", values=(1, "M", 2.5))]
+
+
+def test_command_line_values_are_numbers_only_in_plain_ascii_notation() -> None:
+    assert parse_cli_filters(["year=2011", "price=-1.5,1e3, .5", "code=1_000", "lot=١٢٣", "size=inf"]) == {
+        "year": ["2011", 2011], "price": ["-1.5", -1.5, "1e3", 1000.0, ".5", 0.5], "code": "1_000", "lot": "١٢٣",
+        "size": "inf"}
 
 
 def test_the_retriever_raises_filter_errors_on_the_embedded_store(tiny_model: SMARModel, catalog: Path,
