@@ -41,6 +41,13 @@ class FilterError(SMARError):
     """A search filter expression is malformed."""
 
 
+def load_problem(exc: RuntimeError) -> str:
+    """Torch's ``load_state_dict`` complaint on one line: its first tensor's problem and how many more there are
+    (torch writes a heading, then one line per tensor)."""
+    details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [" ".join(str(exc).split())]
+    return details[0] + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training. ``epochs_saved`` is how many finished epochs of this very run (same data and
     settings) are checkpointed in the folder ``checkpoint``, which a re-run resumes after (0: none, it starts

@@ -19,7 +19,7 @@ from torch import nn
 from .catalog import MAX_TEXT_CHARS, joined_text
 from .config import FORMAT_VERSION, ItemView, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
-from .errors import ModelError, RowError
+from .errors import ModelError, RowError, load_problem
 from .heads import CrossAttentionFusion, ProjectionHead
 from .wording import names_colour
 
@@ -267,7 +267,8 @@ class SMARModel(nn.Module):
         try:
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:
-            raise ModelError(f"{weights_path} does not fit {config_path}: {exc}") from exc
+            raise ModelError(f"{weights_path} does not fit {config_path}: {load_problem(exc)}; was config.json "
+                             "edited, or the weights saved by another model?") from exc
         model.fingerprint = file_digest(config_path, weights_path)
         return model.eval()
 

@@ -71,6 +71,8 @@ def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path)
         ({"config.json": good_config.decode().encode("utf-16"), "model.safetensors": good_weights}, "as UTF-8"),
         ({"config.json": good_config.replace(b'"format_version": 1', b'"format_version": 2'),
           "model.safetensors": good_weights}, "format 2, written by a newer smar-sdk"),
+        ({"config.json": json.dumps({**json.loads(good_config), "dim": 8}).encode(), "model.safetensors": good_weights},
+         r"^\S+ does not fit \S+: size mismatch for [^\n]+ \(and \d+ more\); was config.json edited"),  # one line
     ]
     with pytest.raises(ModelError, match="does not exist"):
         SMARModel.load(tmp_path / "nope")

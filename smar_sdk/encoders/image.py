@@ -13,7 +13,7 @@ from torch import nn
 from torchvision import transforms
 
 from ..config import ImageEncoderConfig
-from ..errors import ModelError
+from ..errors import ModelError, load_problem
 from ..images import as_rgb
 from ..sources import resolve_source
 from .colour import with_colour
@@ -57,8 +57,7 @@ def _load_checked(model: nn.Module, weights: str | None, arch: str) -> None:
     try:
         missing, _ = model.load_state_dict(load_weights_file(path), strict=False)
     except RuntimeError as exc:  # tensors of the wrong shape: weights of another architecture
-        detail = (str(exc).splitlines()[1:] or [str(exc)])[0].strip()
-        raise ModelError(f"image weights {path} do not fit {arch}: {detail}") from exc
+        raise ModelError(f"image weights {path} do not fit {arch}: {load_problem(exc)}") from exc
     if missing:
         raise ModelError(f"image weights {path} do not fit {arch}: missing {missing[:3]}...")
 
