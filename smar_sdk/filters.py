@@ -60,8 +60,9 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
         if not isinstance(field, str) or not field.strip():
             raise FilterError(f"a filter field is a non-blank payload field name, got {field!r}")
         if any(char in field for char in '.[]"'):
-            raise FilterError(f"filter field {field!r}: filters match top-level payload fields, and Qdrant would read "
-                              "'.', '[]' and '\"' as a path into nested values; rename the field in the catalog")
+            raise FilterError(f"filter field {field!r}: filters match top-level payload fields, and Qdrant reads "
+                              "'.', '[]' and '\"' as path syntax (nested values, quoted names); rename the field in "
+                              "the catalog")
         if isinstance(value, dict):
             unknown = set(value) - set(RANGE_KEYS)
             if unknown or not value:
