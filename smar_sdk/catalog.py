@@ -168,14 +168,12 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
 
 def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
     """True when every ``field=value`` of ``only`` holds for the row, the value read like a ``--filter`` value: a
-    string equals itself, a number its numeric value (``price=10`` keeps 10.0), a boolean ``true`` or ``false``, a
-    list any of its elements; a missing field or ``null`` never matches."""
+    string equals itself, a number its numeric value (``price=10`` keeps 10.0), ``true`` or ``false`` the boolean
+    (and, as in Python, 1 or 0), a list any of its elements; a missing field or ``null`` never matches."""
 
     def holds(value: Any, text: str) -> bool:
         if isinstance(value, list):
             return any(holds(element, text) for element in value)
-        if isinstance(value, bool):
-            return text == json.dumps(value)
         return value is not None and value in cli_values(text)
 
     return all(holds(row.get(k), v) for k, v in only.items())

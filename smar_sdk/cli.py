@@ -182,7 +182,7 @@ def _shortened(text: str, width: int) -> str:
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several; 2011 or 9.5 "
-                   "also match numbers); repeatable.")
+                   "also match numbers, true or false booleans); repeatable.")
 @synonyms_option
 @model_option
 @store_options
@@ -219,9 +219,6 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
         # catalog's own "id" or "score" field is kept
     elif not hits:
         click.echo("no results")
-        if booleans := [f"{f}={v}" for f, v in spec.items() if isinstance(v, str) and v.lower() in ("true", "false")]:
-            click.echo(f"note: --filter {booleans[0]} matches the text {booleans[0].partition('=')[2]!r}, not a JSON "
-                       f"boolean; keep such rows at indexing time instead (index --only {booleans[0]})", err=True)
     else:
         for rank, hit in enumerate(hits, start=1):
             click.echo(_hit_line(rank, hit))

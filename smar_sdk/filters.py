@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import operator
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from .errors import FilterError
 
@@ -23,6 +24,7 @@ INT64 = range(-(2**63), 2**63)  # the integers every store keeps exactly (catalo
 # Python's int() and float() would also read
 WRITTEN_INTEGER = re.compile(r"[+-]?[0-9]+")
 WRITTEN_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+JSON_BOOLEANS = {"true": True, "false": False}
 
 
 class Equals(BaseModel):
@@ -36,6 +38,12 @@ class OneOf(BaseModel):
     field: str
     values: tuple[Scalar, ...]
 
+    @model_validator(mode="after")
+    def _some_values(self) -> OneOf:
+        if not self.values:  # a store would match nothing, or (Qdrant's empty "should") everything
+            raise FilterError(f"filter on {self.field!r}: an empty list matches nothing")
+        return self
+
 
 class Range(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -44,6 +52,17 @@ class Range(BaseModel):
     gte: float | None = None
     lt: float | None = None
     lte: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bounds(self) -> Range:
+        if (self.gt, self.gte, self.lt, self.lte) == (None,) * 4:
+            raise FilterError(f"filter on {self.field!r}: a range needs a bound, one of {RANGE_KEYS}")
+        return self
+
+    def admits(self, number: float) -> bool:
+        """Whether ``number`` lies within every bound given."""
+        checks = [(self.gt, operator.gt), (self.gte, operator.ge), (self.lt, operator.lt), (self.lte, operator.le)]
+        return all(compare(number, bound) for bound, compare in checks if bound is not None)
 
 
 Condition = Equals | OneOf | Range
@@ -72,8 +91,6 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
                 raise FilterError(f"filter on {field!r}: range bounds are numbers, got {value!r}")
             conditions.append(Range(field=field, **bounds))
         elif isinstance(value, list | tuple | set):
-            if not value:
-                raise FilterError(f"filter on {field!r}: an empty list matches nothing")
             conditions.append(OneOf(field=field, values=tuple(_checked(field, v) for v in value)))
         else:
             conditions.append(Equals(field=field, value=_checked(field, value)))
@@ -92,10 +109,12 @@ def _checked(field: str, value: Any) -> Scalar:
 
 
 def cli_values(text: str) -> list[Scalar]:
-    """The payload values a command-line token can mean: the string itself and, when it reads as one, the number
-    (``"2011"`` -> ``["2011", 2011]``), since the shell has no types. ``true`` stays a string: booleans are filtered
-    from code (``{"in_stock": True}``)."""
+    """The payload values a command-line token can mean: the string itself and, when it reads as one, the number or
+    the JSON boolean (``"2011"`` -> ``["2011", 2011]``, ``"true"`` -> ``["true", True]``), since the shell has no
+    types."""
     written = text.strip()
+    if written in JSON_BOOLEANS:
+        return [text, JSON_BOOLEANS[written]]
     if WRITTEN_INTEGER.fullmatch(written):
         return [text, int(written)]
     if WRITTEN_FLOAT.fullmatch(written) and math.isfinite(number := float(written)):
@@ -122,7 +141,7 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
 
 def typed_filter_value(tokens: list[str]) -> Any:
     """The filter value of untyped text tokens (command line, query string): each token as a string and, when it
-    reads as one, as a number; a single string stays an equality, anything more is membership."""
+    reads as one, as a number or a boolean; a single string stays an equality, anything more is membership."""
     values = [typed for token in tokens for typed in cli_values(token)]
     return values[0] if len(values) == 1 else values
 
@@ -130,7 +149,7 @@ def typed_filter_value(tokens: list[str]) -> Any:
 def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> bool:
     """Reference semantics, used by tests and by connectors that filter in Python. A field holding a list matches
     an equality or a list of values when any of its elements does (``{"tags": "red"}`` keeps ``["red", "blue"]``);
-    ranges match numbers only."""
+    ranges match one number, not a list. As in Python (and Milvus), ``True`` / ``False`` are the numbers 1 / 0."""
     for cond in conditions:
         value = payload.get(cond.field)
         elements = value if isinstance(value, list) else [value]
@@ -138,19 +157,15 @@ def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> 
             return False
         if isinstance(cond, OneOf) and not any(element in cond.values for element in elements):
             return False
-        if isinstance(cond, Range):
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                return False
-            checks = [(cond.gt, operator.gt), (cond.gte, operator.ge), (cond.lt, operator.lt), (cond.lte, operator.le)]
-            if not all(compare(value, bound) for bound, compare in checks if bound is not None):
-                return False
+        if isinstance(cond, Range) and not (isinstance(value, int | float) and cond.admits(value)):
+            return False
     return True
 
 
 def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> str | None:
     """Why a filtered search may have found nothing, judged from catalog ``payloads`` sampled from the collection (the
-    SDK's own keys dropped): a field no sampled product has, or a text value that matches a stored one only when case
-    is ignored."""
+    SDK's own keys dropped): a field no sampled product has, or a text value that matches a stored one (or a stored
+    boolean's ``true`` / ``false``) only when case is ignored."""
     fields = {key for payload in payloads for key in payload}
     if not fields:
         return None
@@ -160,7 +175,8 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
             guess = f"; did you mean {close[0]!r}?" if close else f"; they have {', '.join(map(repr, sorted(fields)))}"
             return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
         texts = [v for v in (wanted if isinstance(wanted, list) else [wanted]) if isinstance(v, str)]
-        stored = {p[field] for p in payloads if isinstance(p.get(field), str)}
+        stored = {p[field] for p in payloads if isinstance(p.get(field), str)} | {
+            json.dumps(p[field]) for p in payloads if isinstance(p.get(field), bool)}  # as --filter writes it
         if any(text in stored for text in texts):
             continue
         by_case = {value.lower(): value for value in stored}

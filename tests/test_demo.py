@@ -92,14 +92,17 @@ def test_bad_requests_are_rejected(client: TestClient) -> None:
 def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny_model: SMARModel, catalog: Path,
                                                                             tmp_path: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
-    catalog.write_text("".join(json.dumps({**r, "pic": f"https://cdn.example/{r['id']}.jpg"}) + "\n" for r in rows))
+    catalog.write_text("".join(json.dumps({**r, "pic": f"https://cdn.example/{r['id']}.jpg", "in_stock": i % 3 == 0})
+                               + "\n" for i, r in enumerate(rows)))
     index_catalog(tiny_model, catalog, tmp_path / "store")
     with open_store("qdrant", uri=str(tmp_path / "store")) as store:
-        search = DemoSearch(tiny_model, store, facets=("year",), image_field="pic")
+        search = DemoSearch(tiny_model, store, facets=("year", "in_stock"), image_field="pic")
         everything = search.search("shirt", k=30)
         year, count = next(iter(everything.facets["year"].items()))  # chip values are strings: "2012"
         chosen = search.search("shirt", k=30, filters={"year": year})
+        in_stock = search.search("shirt", k=30, filters={"in_stock": "true"})
     assert len(chosen.hits) == count > 0
+    assert everything.facets["in_stock"] == {"false": 20, "true": 10} and len(in_stock.hits) == 10
     assert all(h.image_url == f"https://cdn.example/{h.id}.jpg" for h in chosen.hits)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from smar_sdk import FilterError, SMARIndexer, SMARModel, SMARRetriever
-from smar_sdk.filters import Equals, OneOf, Range, parse_cli_filters, parse_filter
+from smar_sdk.filters import Equals, OneOf, Range, matches_conditions, parse_cli_filters, parse_filter
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -39,6 +39,32 @@ def test_command_line_values_are_numbers_only_in_plain_ascii_notation() -> None:
     assert parse_cli_filters(["year=2011", "price=-1.5,1e3, .5", "code=1_000", "lot=١٢٣", "size=inf"]) == {
         "year": ["2011", 2011], "price": ["-1.5", -1.5, "1e3", 1000.0, ".5", 0.5], "code": "1_000", "lot": "١٢٣",
         "size": "inf"}
+
+
+def test_command_line_true_and_false_are_also_json_booleans() -> None:
+    assert parse_cli_filters(["in_stock=true", "sale=false, true", "note=True"]) == {
+        "in_stock": ["true", True], "sale": ["false", False, "true", True], "note": "True"}
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: OneOf(field="f", values=()), "'f': an empty list matches nothing"),
+    (lambda: Range(field="f"), "'f': a range needs a bound"),
+])
+def test_conditions_built_in_code_refuse_what_matches_nothing(build, message: str) -> None:
+    with pytest.raises(FilterError, match=message):  # Qdrant would read an empty OR as "everything"
+        build()
+
+
+@pytest.mark.parametrize(("payload", "spec", "matched"), [
+    ({"f": True}, {"f": True}, True), ({"f": True}, {"f": 1}, True), ({"f": 1.0}, {"f": True}, True),
+    ({"f": 0}, {"f": [False, "x"]}, True), ({"f": False}, {"f": 1}, False), ({"f": "true"}, {"f": True}, False),
+    ({"f": [True, "x"]}, {"f": 1}, True), ({"f": True}, {"f": {"gte": 1}}, True),
+    ({"f": False}, {"f": {"gt": 0}}, False), ({"f": [5]}, {"f": {"gte": 1}}, False),
+    ({"f": "5"}, {"f": {"gte": 1}}, False),
+])
+def test_reference_semantics_booleans_are_one_and_zero_and_ranges_skip_lists(payload: dict, spec: dict,
+                                                                              matched: bool) -> None:
+    assert matches_conditions(payload, parse_filter(spec)) is matched
 
 
 def test_the_retriever_raises_filter_errors_on_the_embedded_store(tiny_model: SMARModel, catalog: Path,

@@ -72,12 +72,14 @@ def _literal(value: Scalar) -> str:
     return _string_literal(str(value))
 
 
-def _number_forms(value: Scalar) -> list[Scalar]:
-    """``value``, and for a whole number its other type too (``3`` and ``3.0``), which Milvus servers tell apart
-    inside JSON lists."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+def _forms(value: Scalar) -> list[Scalar]:
+    """``value`` and every other typed value a stored one may be to equal it in Python: a whole number as both int
+    and float (``3``, ``3.0``), which Milvus servers tell apart inside JSON lists, and ``True`` / ``False`` as 1 / 0
+    too, which servers tell apart everywhere (Milvus Lite does not)."""
+    if isinstance(value, str) or not float(value).is_integer() or abs(value) >= 2 ** 53:
         return [value]
-    return [int(value), float(value)] if abs(value) < 2 ** 53 else [value]
+    number = int(value)
+    return [value, number, float(number)] + ([bool(number)] if number in (0, 1) else [])  # literals deduplicated
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -96,16 +98,16 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
         key = f"{PAYLOAD_FIELD}[{_literal(cond.field)}]"
         values = [cond.value] if isinstance(cond, Equals) else cond.values if isinstance(cond, OneOf) else None
         if values is not None:
-            if not values:
-                raise FilterError(f"filter on {cond.field!r}: an empty list matches nothing")
             # an OR of equalities (Milvus Lite does not accept `payload["k"] in [...]`), or an element of a list
-            # (as Qdrant matches); a server compares list elements by type, so a whole number is given as both
-            equalities = " or ".join(f"{key} == {_literal(v)}" for v in values)
-            elements = ", ".join(_literal(e) for v in values for e in _number_forms(v))
-            parts.append(f"({equalities} or json_contains_any({key}, [{elements}]))")
+            # (as Qdrant matches); a server compares values by type, so each is given in every type it may be stored as
+            literals = list(dict.fromkeys(_literal(form) for v in values for form in _forms(v)))
+            equalities = " or ".join(f"{key} == {literal}" for literal in literals)
+            parts.append(f"({equalities} or json_contains_any({key}, [{', '.join(literals)}]))")
         elif isinstance(cond, Range):
             bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
-            parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
+            in_range = " and ".join(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
+            flags = [f"{key} == {_literal(bool(n))}" for n in (1, 0) if cond.admits(n)]  # True is 1 in Python
+            parts.append(f"(({in_range}) or {' or '.join(flags)})" if flags else in_range)
     return " and ".join(parts)
 
 

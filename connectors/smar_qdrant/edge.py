@@ -61,7 +61,7 @@ def to_edge_filter(conditions: list[Condition] | None) -> Any:
     if not conditions:
         return None
     q = _edge()
-    return build_filter(conditions, q, q.RangeFloat, booleans=False)
+    return build_filter(conditions, q, q.RangeFloat, boolean=np.bool_)  # qdrant-edge-py reads a bool as 1 or 0
 
 
 class QdrantEdgeStore(QdrantStore):

@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from smar_sdk.errors import FilterError, StoreError, VectorSizeError
-from smar_sdk.filters import Condition, Equals, OneOf, Range
+from smar_sdk.errors import StoreError, VectorSizeError
+from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
     ID_PAYLOAD_KEY,
@@ -38,45 +38,53 @@ warnings.filterwarnings("ignore", message="Failed to obtain server version", cat
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
-EXACT_FLOAT_INTEGERS = 2 ** 53  # the integers a float (what a Qdrant range compares) holds exactly
+EXACT_FLOAT_INTEGERS = 2 ** 53  # below it a float (what a Qdrant range compares) tells every integer from the next
 ONE_OPENER_HINT = ("; an embedded store folder can be open by one store at a time: stop the other process using it, "
                    "or, in one process, open the store once and share it (SMARIndexer / SMARRetriever store=...)")
 
 
-def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any, booleans: bool = True) -> Any:
+def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any,
+                 boolean: Callable[[bool], Any] = bool) -> Any:
     """Translate SDK conditions into a filter (AND of all conditions) of a Qdrant API: ``q`` is the module holding
-    ``Filter``, ``FieldCondition``, ``MatchValue`` and ``MatchAny`` (qdrant-client's ``models`` or ``qdrant_edge``),
-    ``range_type`` its float range. A number equals is a closed range, so that 30 and 30.0 match each other as they
-    do in Python and Milvus (``MatchValue`` compares an int with stored ints only and takes no float), except for an
-    integer a float cannot hold exactly (a 64-bit SKU), which ``MatchValue`` compares exactly. Field names are quoted:
-    Qdrant reads a key as a path, where a space or ``:`` is not allowed bare. ``booleans=False`` refuses boolean
-    values (an API that cannot match them) instead of matching nothing."""
+    ``Filter``, ``FieldCondition``, ``MatchValue``, ``MatchAny`` and ``ValuesCount`` (qdrant-client's ``models`` or
+    ``qdrant_edge``), ``range_type`` its float range and ``boolean`` what its ``MatchValue`` reads as a boolean.
+
+    The result matches as ``matches_conditions`` (and the Milvus connector) do: a number equals is a
+    closed range, so that 30 and 30.0 match each other (``MatchValue`` compares an int with stored ints only and takes
+    no float), except for an integer a float cannot hold exactly (a 64-bit SKU), which ``MatchValue`` compares exactly;
+    ``True`` / ``False`` are also the numbers 1 / 0; a range matches one value, not a list. Field names are quoted:
+    Qdrant reads a key as a path, where a space or ``:`` is not allowed bare."""
     if not conditions:
         return None
 
-    def equals(field: str, value: Any) -> Any:
-        if isinstance(value, bool) and not booleans:
-            raise FilterError(f"filter on {field!r}: the Qdrant Edge engine cannot match boolean payload values "
-                              "(qdrant-edge-py reads True as 1); store the flag as a string such as \"yes\", or use "
-                              "engine='local' or a Qdrant server")
-        if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)
-                                        and abs(value) <= EXACT_FLOAT_INTEGERS):  # 30 also matches a stored 30.0
-            return q.FieldCondition(key=payload_key(field), range=range_type(gte=value, lte=value))
-        return q.FieldCondition(key=payload_key(field), match=q.MatchValue(value=value))
+    def any_of(field: str, values: tuple[Scalar, ...]) -> Any:
+        key = payload_key(field)
+        texts = [v for v in values if isinstance(v, str)]
+        matches = [q.FieldCondition(key=key, match=q.MatchAny(any=texts))] if texts else []
+        for value in (v for v in values if not isinstance(v, str)):
+            number = int(value) if isinstance(value, bool) else value
+            if isinstance(number, float) or abs(number) < EXACT_FLOAT_INTEGERS:  # 30 also matches a stored 30.0
+                matches.append(q.FieldCondition(key=key, range=range_type(gte=number, lte=number)))
+            else:
+                matches.append(q.FieldCondition(key=key, match=q.MatchValue(value=number)))
+            matches += flags(field, lambda flag, n=number: flag == n)
+        return matches[0] if len(matches) == 1 else q.Filter(should=matches)
+
+    def flags(field: str, admits: Callable[[int], bool]) -> list[Any]:
+        """Conditions matching a stored ``true`` / ``false`` where the number 1 / 0 would match."""
+        return [q.FieldCondition(key=payload_key(field), match=q.MatchValue(value=boolean(bool(flag))))
+                for flag in (1, 0) if admits(flag)]
 
     must: list[Any] = []
     for cond in conditions:
-        if isinstance(cond, Equals):
-            must.append(equals(cond.field, cond.value))
-        elif isinstance(cond, OneOf):
-            values = list(cond.values)
-            if all(isinstance(v, str) for v in values):
-                must.append(q.FieldCondition(key=payload_key(cond.field), match=q.MatchAny(any=values)))
-            else:  # numbers, booleans or mixed types: an OR of equalities
-                must.append(q.Filter(should=[equals(cond.field, v) for v in values]))
+        if isinstance(cond, Equals | OneOf):
+            must.append(any_of(cond.field, (cond.value,) if isinstance(cond, Equals) else cond.values))
         elif isinstance(cond, Range):
-            must.append(q.FieldCondition(key=payload_key(cond.field), range=range_type(
-                gt=cond.gt, gte=cond.gte, lt=cond.lt, lte=cond.lte)))
+            in_range = q.FieldCondition(key=payload_key(cond.field), range=range_type(
+                gt=cond.gt, gte=cond.gte, lt=cond.lt, lte=cond.lte))
+            booleans = flags(cond.field, cond.admits)
+            must += [q.Filter(should=[in_range, *booleans]) if booleans else in_range,
+                     q.FieldCondition(key=payload_key(cond.field), values_count=q.ValuesCount(lt=2))]
     return q.Filter(must=must)
 
 

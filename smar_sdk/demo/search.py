@@ -8,6 +8,7 @@ vector. With a catalog no bigger than ``pool`` this is the exact text-only ranki
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -141,8 +142,13 @@ class DemoSearch:
 
 
 def _elements(value: Any) -> list[str]:
-    """A field's values as text: the distinct elements of a list, or the value itself."""
-    return list(dict.fromkeys(map(str, value))) if isinstance(value, list) else [str(value)]
+    """A field's values as chip text, which filters read back: the distinct elements of a list, or the value itself;
+    a boolean as ``true`` / ``false``."""
+    return list(dict.fromkeys(map(_chip_text, value))) if isinstance(value, list) else [_chip_text(value)]
+
+
+def _chip_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 @torch.inference_mode()

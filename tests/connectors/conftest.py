@@ -23,8 +23,9 @@ LOCAL_URIS: dict[str, Callable[[Path], str]] = {
     "qdrant": lambda tmp: str(tmp / "qdrant"),
     "milvus": lambda tmp: str(tmp / "milvus.db"),
 }
-# extra embedded cases of a registered connector: case id -> (connector name, options)
-OPTION_CASES: dict[str, tuple[str, dict[str, Any]]] = {"qdrant-edge": ("qdrant", {"engine": "edge"})}
+# extra embedded cases of a registered connector: case id -> (connector name, options); "qdrant" itself runs its
+# default engine, Qdrant Edge
+OPTION_CASES: dict[str, tuple[str, dict[str, Any]]] = {"qdrant-local": ("qdrant", {"engine": "local"})}
 # case id -> (connector name, session fixture that yields the server's URI)
 SERVER_CASES: dict[str, tuple[str, str]] = {"milvus-server": ("milvus", "milvus_server_uri")}
 

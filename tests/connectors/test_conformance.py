@@ -30,7 +30,10 @@ def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], n
     payloads = [{"title": f"item {i}", "colour": COLOURS[i % 3], "gender": "Women" if i % 2 else "Men",
                  "year": 2010 + i % 7, "price": round(5.0 + 2.5 * i, 2),
                  "tags": [f"t{i % 4}", COLOURS[(i + 1) % 3]], "sizes": [i % 5, float((i + 2) % 5)],
-                 "article type": ["shirt", "shoe"][i % 2], "ean": BIG_INTEGER + i} for i in range(n)]
+                 "article type": ["shirt", "shoe"][i % 2], "ean": BIG_INTEGER + i,
+                 "in_stock": i % 3 == 0, "flags": [i % 2 == 0, "x"], "on_sale": [True, 1, 0.0, False][i % 4],
+                 "serial": 2 ** 53 + i % 2}
+                for i in range(n)]
     return ids, vectors, payloads
 
 
@@ -144,9 +147,20 @@ def test_search_matches_brute_force(filled) -> None:
     {"article type": ["shirt"], "colour": "red"},
     {"ean": BIG_INTEGER + 3},
     {"ean": [BIG_INTEGER + 5, BIG_INTEGER + 8, 7]},
+    {"in_stock": True},
+    {"in_stock": [False]},
+    {"in_stock": 1},
+    {"flags": True},
+    {"on_sale": True},
+    {"on_sale": [0, "x"]},
+    {"on_sale": {"gte": 1}},
+    {"sizes": {"gte": 3}},
+    {"serial": 2 ** 53},
 ], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
         "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match",
-        "field-with-space", "field-with-space-in", "big-integer-equals", "big-integers-in"])
+        "field-with-space", "field-with-space-in", "big-integer-equals", "big-integers-in",
+        "boolean-equals", "boolean-in", "one-matches-true", "list-boolean-equals", "true-matches-one",
+        "zero-matches-false", "range-matches-true", "range-skips-lists", "first-inexact-integer"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     store, ids, vectors, payloads = filled
     conditions = parse_filter(spec)

@@ -38,8 +38,11 @@ def test_filter_translation() -> None:
         'json_contains_any(payload["colour"], ["Red", "Navy Blue"])) and '
         'payload["year"] >= 2012.0 and payload["year"] < 2016.0')
     assert to_milvus_filter(parse_filter({"new": True, "n": 3})) == (
-        '(payload["new"] == true or json_contains_any(payload["new"], [true])) and '
-        '(payload["n"] == 3 or json_contains_any(payload["n"], [3, 3.0]))')
+        '(payload["new"] == true or payload["new"] == 1 or payload["new"] == 1.0 or '
+        'json_contains_any(payload["new"], [true, 1, 1.0])) and '
+        '(payload["n"] == 3 or payload["n"] == 3.0 or json_contains_any(payload["n"], [3, 3.0]))')
+    assert to_milvus_filter(parse_filter({"share": {"gte": 0.5}})) == (  # True is 1 (in Python, Lite, the reference)
+        '((payload["share"] >= 0.5) or payload["share"] == true)')
     tricky = to_milvus_filter([Equals(field='we"ird\\key', value='a "quoted" \\ value\n女装')])
     assert tricky.startswith('(payload["we\\"ird\\\\key"] == "a \\"quoted\\" \\\\ value\\n女装" or ')
     with pytest.raises(FilterError):

@@ -160,26 +160,6 @@ def test_a_writer_builds_the_index_a_killed_run_left_unbuilt(tmp_path: Path) -> 
         assert reader._live().info().indexed_vectors_count == 300
 
 
-@pytest.mark.parametrize("engine", ["local", "edge"])
-def test_boolean_filters_match_or_are_refused(tmp_path: Path, engine: str) -> None:
-    """Local mode matches booleans; Qdrant Edge cannot (it reads True as 1) and says so instead of matching nothing."""
-    from smar_sdk.errors import FilterError
-    from smar_sdk.filters import parse_filter
-
-    with QdrantStore(uri=str(tmp_path / "s"), engine=engine) as store:
-        store.ensure_collection(4)
-        store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [{"in_stock": True}, {"in_stock": False}])
-
-        def search(spec: dict) -> list[str]:
-            return [h.id for h in store.search(np.ones(4), k=5, conditions=parse_filter(spec))[0]]
-
-        if engine == "local":
-            assert search({"in_stock": True}) == ["a"] and search({"in_stock": [False]}) == ["b"]
-        else:
-            with pytest.raises(FilterError, match="'in_stock'.*cannot match boolean"):
-                search({"in_stock": True})
-
-
 def test_collections_smar_sdk_did_not_make_are_refused(tmp_path: Path) -> None:
     from qdrant_client import QdrantClient, models
 
