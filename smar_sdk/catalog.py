@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import CatalogError
-from .filters import INT64, cli_values
+from .filters import INT64, cli_values, same_value
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_BYTES = 1024  # the tightest id limit of the built-in stores (Milvus' VarChar key), so a catalog fits all
@@ -169,12 +169,12 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
 def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
     """True when every ``field=value`` of ``only`` holds for the row, the value read like a ``--filter`` value: a
     string equals itself, a number its numeric value (``price=10`` keeps 10.0), ``true`` or ``false`` the boolean
-    (and, as in Python, 1 or 0), a list any of its elements; a missing field or ``null`` never matches."""
+    (or that text), a list any of its elements; a missing field or ``null`` never matches."""
 
     def holds(value: Any, text: str) -> bool:
         if isinstance(value, list):
             return any(holds(element, text) for element in value)
-        return value is not None and value in cli_values(text)
+        return any(same_value(value, wanted) for wanted in cli_values(text))
 
     return all(holds(row.get(k), v) for k, v in only.items())
 

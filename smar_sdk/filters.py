@@ -147,19 +147,30 @@ def typed_filter_value(tokens: list[str]) -> Any:
 
 
 def matches_conditions(payload: dict[str, Any], conditions: list[Condition]) -> bool:
-    """Reference semantics, used by tests and by connectors that filter in Python. A field holding a list matches
-    an equality or a list of values when any of its elements does (``{"tags": "red"}`` keeps ``["red", "blue"]``);
-    ranges match one number, not a list. As in Python (and Milvus), ``True`` / ``False`` are the numbers 1 / 0."""
+    """Reference semantics, used by tests and by connectors that filter in Python. Values compare as JSON values
+    (``same_value``). A field holding a list matches an equality or a list of values when any of its elements does
+    (``{"tags": "red"}`` keeps ``["red", "blue"]``); a range matches one number, not a list and not a boolean."""
     for cond in conditions:
         value = payload.get(cond.field)
         elements = value if isinstance(value, list) else [value]
-        if isinstance(cond, Equals) and cond.value not in elements:
-            return False
-        if isinstance(cond, OneOf) and not any(element in cond.values for element in elements):
-            return False
-        if isinstance(cond, Range) and not (isinstance(value, int | float) and cond.admits(value)):
+        if isinstance(cond, Equals | OneOf):
+            wanted = (cond.value,) if isinstance(cond, Equals) else cond.values
+            if not any(same_value(element, w) for element in elements for w in wanted):
+                return False
+        if isinstance(cond, Range) and not (is_number(value) and cond.admits(value)):
             return False
     return True
+
+
+def same_value(stored: Any, wanted: Scalar) -> bool:
+    """Equal as JSON values, as Qdrant and Milvus servers compare them: ``30`` equals ``30.0``, but a boolean equals
+    only a boolean (``True`` is not ``1``, unlike in Python)."""
+    return stored == wanted and isinstance(stored, bool) == isinstance(wanted, bool)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float, not a boolean."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> str | None:

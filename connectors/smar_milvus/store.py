@@ -73,13 +73,11 @@ def _literal(value: Scalar) -> str:
 
 
 def _forms(value: Scalar) -> list[Scalar]:
-    """``value`` and every other typed value a stored one may be to equal it in Python: a whole number as both int
-    and float (``3``, ``3.0``), which Milvus servers tell apart inside JSON lists, and ``True`` / ``False`` as 1 / 0
-    too, which servers tell apart everywhere (Milvus Lite does not)."""
-    if isinstance(value, str) or not float(value).is_integer() or abs(value) >= 2 ** 53:
+    """``value`` as every type a stored one may have to equal it: a whole number as both int and float (``3``,
+    ``3.0``), which Milvus servers tell apart inside JSON lists."""
+    if isinstance(value, str | bool) or not float(value).is_integer() or abs(value) >= 2 ** 53:
         return [value]
-    number = int(value)
-    return [value, number, float(number)] + ([bool(number)] if number in (0, 1) else [])  # literals deduplicated
+    return [value, int(value), float(value)]  # literals deduplicated
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -105,9 +103,7 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
             parts.append(f"({equalities} or json_contains_any({key}, [{', '.join(literals)}]))")
         elif isinstance(cond, Range):
             bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
-            in_range = " and ".join(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
-            flags = [f"{key} == {_literal(bool(n))}" for n in (1, 0) if cond.admits(n)]  # True is 1 in Python
-            parts.append(f"(({in_range}) or {' or '.join(flags)})" if flags else in_range)
+            parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
     return " and ".join(parts)
 
 

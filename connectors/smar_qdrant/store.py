@@ -46,14 +46,13 @@ ONE_OPENER_HINT = ("; an embedded store folder can be open by one store at a tim
 def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any,
                  boolean: Callable[[bool], Any] = bool) -> Any:
     """Translate SDK conditions into a filter (AND of all conditions) of a Qdrant API: ``q`` is the module holding
-    ``Filter``, ``FieldCondition``, ``MatchValue``, ``MatchAny`` and ``ValuesCount`` (qdrant-client's ``models`` or
+    ``Filter``, ``FieldCondition``, ``MatchValue`` and ``MatchAny`` (qdrant-client's ``models`` or
     ``qdrant_edge``), ``range_type`` its float range and ``boolean`` what its ``MatchValue`` reads as a boolean.
 
-    The result matches as ``matches_conditions`` (and the Milvus connector) do: a number equals is a
-    closed range, so that 30 and 30.0 match each other (``MatchValue`` compares an int with stored ints only and takes
-    no float), except for an integer a float cannot hold exactly (a 64-bit SKU), which ``MatchValue`` compares exactly;
-    ``True`` / ``False`` are also the numbers 1 / 0; a range matches one value, not a list. Field names are quoted:
-    Qdrant reads a key as a path, where a space or ``:`` is not allowed bare."""
+    The result matches as ``matches_conditions`` does: a number equals is a closed range, so that 30 and 30.0 match
+    each other (``MatchValue`` compares an int with stored ints only and takes no float), except for an integer a
+    float cannot hold exactly (a 64-bit SKU), which ``MatchValue`` compares exactly. Field names are quoted: Qdrant
+    reads a key as a path, where a space or ``:`` is not allowed bare."""
     if not conditions:
         return None
 
@@ -62,29 +61,21 @@ def build_filter(conditions: list[Condition] | None, q: Any, range_type: Any,
         texts = [v for v in values if isinstance(v, str)]
         matches = [q.FieldCondition(key=key, match=q.MatchAny(any=texts))] if texts else []
         for value in (v for v in values if not isinstance(v, str)):
-            number = int(value) if isinstance(value, bool) else value
-            if isinstance(number, float) or abs(number) < EXACT_FLOAT_INTEGERS:  # 30 also matches a stored 30.0
-                matches.append(q.FieldCondition(key=key, range=range_type(gte=number, lte=number)))
+            if isinstance(value, bool):
+                matches.append(q.FieldCondition(key=key, match=q.MatchValue(value=boolean(value))))
+            elif isinstance(value, float) or abs(value) < EXACT_FLOAT_INTEGERS:  # 30 also matches a stored 30.0
+                matches.append(q.FieldCondition(key=key, range=range_type(gte=value, lte=value)))
             else:
-                matches.append(q.FieldCondition(key=key, match=q.MatchValue(value=number)))
-            matches += flags(field, lambda flag, n=number: flag == n)
+                matches.append(q.FieldCondition(key=key, match=q.MatchValue(value=value)))
         return matches[0] if len(matches) == 1 else q.Filter(should=matches)
-
-    def flags(field: str, admits: Callable[[int], bool]) -> list[Any]:
-        """Conditions matching a stored ``true`` / ``false`` where the number 1 / 0 would match."""
-        return [q.FieldCondition(key=payload_key(field), match=q.MatchValue(value=boolean(bool(flag))))
-                for flag in (1, 0) if admits(flag)]
 
     must: list[Any] = []
     for cond in conditions:
         if isinstance(cond, Equals | OneOf):
             must.append(any_of(cond.field, (cond.value,) if isinstance(cond, Equals) else cond.values))
         elif isinstance(cond, Range):
-            in_range = q.FieldCondition(key=payload_key(cond.field), range=range_type(
-                gt=cond.gt, gte=cond.gte, lt=cond.lt, lte=cond.lte))
-            booleans = flags(cond.field, cond.admits)
-            must += [q.Filter(should=[in_range, *booleans]) if booleans else in_range,
-                     q.FieldCondition(key=payload_key(cond.field), values_count=q.ValuesCount(lt=2))]
+            must.append(q.FieldCondition(key=payload_key(cond.field), range=range_type(
+                gt=cond.gt, gte=cond.gte, lt=cond.lt, lte=cond.lte)))
     return q.Filter(must=must)
 
 

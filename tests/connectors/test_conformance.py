@@ -149,19 +149,26 @@ def test_search_matches_brute_force(filled) -> None:
     {"ean": [BIG_INTEGER + 5, BIG_INTEGER + 8, 7]},
     {"in_stock": True},
     {"in_stock": [False]},
-    {"in_stock": 1},
     {"flags": True},
-    {"on_sale": True},
-    {"on_sale": [0, "x"]},
-    {"on_sale": {"gte": 1}},
-    {"sizes": {"gte": 3}},
     {"serial": 2 ** 53},
 ], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
         "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match",
         "field-with-space", "field-with-space-in", "big-integer-equals", "big-integers-in",
-        "boolean-equals", "boolean-in", "one-matches-true", "list-boolean-equals", "true-matches-one",
-        "zero-matches-false", "range-matches-true", "range-skips-lists", "first-inexact-integer"])
+        "boolean-equals", "boolean-in", "list-boolean-equals", "first-inexact-integer"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
+    assert_filtered_search(filled, spec)
+
+
+@pytest.mark.parametrize("spec", [{"in_stock": 1}, {"on_sale": True}, {"on_sale": [0, "x"]}, {"on_sale": {"gte": 1}}],
+                         ids=["one-is-not-true", "true-is-not-one", "zero-is-not-false", "range-skips-booleans"])
+def test_booleans_are_not_numbers(filled, spec: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["store_factory"] == "milvus":
+        pytest.skip("Milvus Lite compares true with 1 (docs/connectors.md; tests/connectors/test_milvus.py)")
+    assert_filtered_search(filled, spec)
+
+
+def assert_filtered_search(filled, spec: dict[str, Any]) -> None:
+    """The store's filtered searches give the best of the items ``matches_conditions`` accepts."""
     store, ids, vectors, payloads = filled
     conditions = parse_filter(spec)
     allowed = [i for i, payload in enumerate(payloads) if matches_conditions(payload, conditions)]
