@@ -11,6 +11,7 @@ from .errors import (
     RowError,
     SMARError,
     StoreError,
+    TrainingError,
     TrainingInterrupted,
     VectorSizeError,
 )
@@ -25,7 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CatalogError", "ConnectorNotFoundError", "FieldMapping", "FilterError", "Hit", "ImageEncoderConfig",
     "ImageError", "IndexReport", "ModelError", "Product", "QuerySynonyms", "Rejection", "RowError", "SMARConfig",
-    "SMARError", "SMARIndexer", "SMARModel", "SMARRetriever", "StoreError", "TextEncoderConfig", "TrainingInterrupted",
-    "VectorSizeError",
+    "SMARError", "SMARIndexer", "SMARModel", "SMARRetriever", "StoreError", "TextEncoderConfig", "TrainingError",
+    "TrainingInterrupted", "VectorSizeError",
     "VectorStore", "available_connectors", "open_store", "read_catalog",
 ]

@@ -299,7 +299,7 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
 @click.option("--text-weight", default=0.5, show_default=True, help="a in a*L(q,text)+b*L(q,image)+c*L(q,fused).")
 @click.option("--image-weight", default=0.5, show_default=True, help="b: weight of the image-view loss.")
 @click.option("--fused-weight", default=1.0, show_default=True, help="c: weight of the fused-view loss.")
-@click.option("--temperature", default=0.05, show_default=True, help="Initial softmax temperature.")
+@click.option("--temperature", default=0.05, show_default=True, help="Initial softmax temperature (0 to 1).")
 @click.option("--fixed-temperature", is_flag=True, help="Do not learn the temperature.")
 @click.option("--model-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A SMAR config JSON (encoders, sizes) to start from; the options below override it.")
@@ -353,7 +353,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
                    "of what is not near-white background [default: off].")
 @click.option("--holdout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Fraction of products never trained on (a stable hash of the id), to validate on unseen ones.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of every random draw (0 to 2**32 - 1).")
+@click.option("--overwrite", is_flag=True, help="Replace the model OUT already holds.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where frozen-backbone features are cached (default ~/.cache/smar-sdk/features).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the feature cache.")
@@ -373,7 +374,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
           encoder_learning_rate: float, average_last_epochs: int, text_encoder: str | None, image_backbone: str | None,
           image_kind: str | None, image_arch: str | None,
           image_weights: str | None, colour_features: bool | None, foreground_colour: bool | None, holdout: float,
-          seed: int,
+          seed: int, overwrite: bool,
           cache_dir: Path | None, no_cache: bool, quiet: bool) -> None:
     """Train a SMAR model on (query, item) pairs and save it to OUT.
 
@@ -386,10 +387,13 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
     from .config import ImageEncoderConfig, SMARConfig
     from .config import image_backbone as image_encoder_config
     from .features import DEFAULT_CACHE_DIR
-    from .model import read_config
+    from .model import CONFIG_FILE, WEIGHTS_FILE, read_config
     from .training import TrainConfig
     from .training import train as run_training
 
+    if not overwrite and (held := [name for name in (CONFIG_FILE, WEIGHTS_FILE) if (out_dir / name).exists()]):
+        raise click.UsageError(f"{out_dir} already holds a model ({', '.join(held)}): choose another --out, or pass "
+                               "--overwrite to replace it (collections indexed with it need it to be searched)")
     if hard_negatives and not negative_fields:
         raise click.UsageError("--hard-negatives needs --negative-field (e.g. gender, colour, article_type) to tell a "
                                "wrong item from a right one that no pair names")

@@ -41,6 +41,10 @@ class FilterError(SMARError):
     """A search filter expression is malformed."""
 
 
+class TrainingError(SMARError):
+    """Training cannot go on with these settings (the loss diverged)."""
+
+
 def load_problem(exc: RuntimeError) -> str:
     """Torch's ``load_state_dict`` complaint on one line: its first tensor's problem and how many more there are
     (torch writes a heading, then one line per tensor)."""

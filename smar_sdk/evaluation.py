@@ -57,6 +57,8 @@ class EvalReport(BaseModel):
     search_seconds: float
     unanswerable: int = Field(0, description="queries none of whose relevant products was indexed: each scores 0 "
                               "whatever the model does (check --only and the queries file)")
+    missing_relevant: int = Field(0, description="relevant ids of the queries that were not indexed: each counts "
+                                  "as a miss")
 
 
 def read_queries(path: str | Path) -> list[LabelledQuery]:
@@ -125,13 +127,19 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
         if unanswerable:
             logger.warning("%d of %d queries have no relevant product among the %d indexed; each scores 0 (check "
                            "--only and the queries file)", unanswerable, len(queries), report.indexed)
+        missing = sorted({i for q in queries for i in q.relevant} - set(present))
+        if partly := sum(0 < sum(i in present for i in q.relevant) < len(q.relevant) for q in queries):
+            logger.warning("%d queries have relevant products that were not indexed (of %d such ids, the first %r); "
+                           "each counts as a miss and lowers recall (check --only and the queries file)", partly,
+                           len(missing), missing[0])
         started = time.perf_counter()
         retriever = SMARRetriever(model, store=indexer.store, synonyms=synonyms)
         hits: list[list[Hit]] = retriever.search_many([q.query for q in queries], k=SEARCH_DEPTH)
         search_seconds = time.perf_counter() - started
     metrics = score_rankings(queries, [[(h.id, h.score) for h in ranked] for ranked in hits])
     return EvalReport(metrics=metrics, queries=len(queries), indexed=report.indexed, rejected=report.rejected,
-                      index_seconds=report.seconds, search_seconds=search_seconds, unanswerable=unanswerable)
+                      index_seconds=report.seconds, search_seconds=search_seconds, unanswerable=unanswerable,
+                      missing_relevant=len(missing))
 
 
 def to_json(report: EvalReport) -> str:

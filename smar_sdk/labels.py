@@ -7,6 +7,8 @@ import torch
 from .catalog import Product
 from .errors import CatalogError
 
+UNLABELLED = -3  # the code of a product without a value in a relevance or negative field
+
 
 def pair_keys(queries: torch.Tensor, items: torch.Tensor, item_count: int) -> torch.Tensor:
     """Sorted unique keys of the (query, item) pairs: a sparse relevance table for any catalog size."""
@@ -22,19 +24,22 @@ def batch_positives(queries: torch.Tensor, items: torch.Tensor, keys: torch.Tens
 def relevance_codes(products: list[Product], pair_queries: torch.Tensor, pair_items: torch.Tensor,
                     query_count: int, fields: list[str],
                     setting: str = "relevance field") -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer codes of ``fields``: ``(items, F)`` each product's values, ``(queries, F)`` the value every item
-    paired with the query shares, or -1 where its items differ (the query does not name that field)."""
+    """Integer codes of ``fields``: ``(items, F)`` each product's values, ``UNLABELLED`` where it has none (missing,
+    null or empty); ``(queries, F)`` the value every item paired with the query shares, or -1 where they differ or
+    one has none (the query is not known to name that field)."""
     for field in fields:
         if not any(field in p.payload for p in products):
             raise CatalogError(f"{setting} {field!r} is in no catalog row (fields: "
                                f"{', '.join(sorted(products[0].payload))}); check the spelling")
     vocabulary: dict[str, int] = {}
-    items = torch.tensor([[vocabulary.setdefault(str(p.payload.get(f)), len(vocabulary)) for f in fields]
+    items = torch.tensor([[UNLABELLED if p.payload.get(f) in (None, "") else
+                           vocabulary.setdefault(str(p.payload[f]), len(vocabulary)) for f in fields]
                           for p in products], dtype=torch.long).view(len(products), len(fields))
     queries = torch.full((query_count, len(fields)), -2, dtype=torch.long)  # -2: no item seen yet
     for query, item in zip(pair_queries.tolist(), pair_items.tolist(), strict=True):
         seen, codes = queries[query], items[item]
-        queries[query] = torch.where((seen == -2) | (seen == codes), codes, torch.full_like(codes, -1))
+        agreed = ((seen == -2) | (seen == codes)) & (codes != UNLABELLED)
+        queries[query] = torch.where(agreed, codes, torch.full_like(codes, -1))
     return items, queries
 
 
@@ -42,3 +47,10 @@ def relevance_positives(query_codes: torch.Tensor, item_codes: torch.Tensor) -> 
     """``(queries, items)``: column j's item has every field value row i's query names (``relevance_codes``)."""
     queries, items = query_codes[:, None, :], item_codes[None, :, :]
     return ((queries == -1) | (queries == items)).all(dim=-1)
+
+
+def known_wrong(query_codes: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
+    """``(queries, items)``: column j's item has another value than one row i's query names (``relevance_codes``);
+    an item without a value there is not known to be wrong."""
+    queries, items = query_codes[:, None, :], item_codes[None, :, :]
+    return ((queries >= 0) & (items != UNLABELLED) & (queries != items)).any(dim=-1)

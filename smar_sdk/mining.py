@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .labels import batch_positives, relevance_positives
+from .labels import batch_positives, known_wrong
 
 
 @torch.no_grad()
@@ -29,7 +29,7 @@ def mine_hard_negatives(query_vectors: torch.Tensor, item_vectors: torch.Tensor,
     for start in range(0, len(query_vectors), chunk):
         rows = torch.arange(start, min(start + chunk, len(query_vectors)))
         scores = query_vectors[rows] @ item_vectors.T
-        wrong = ~relevance_positives(query_codes[rows], item_codes) & ~batch_positives(rows, items, paired, item_count)
+        wrong = known_wrong(query_codes[rows], item_codes) & ~batch_positives(rows, items, paired, item_count)
         top = scores.masked_fill(~wrong, float("-inf")).topk(pool, dim=1)
         mined.append(top.indices.masked_fill(torch.isinf(top.values), -1))
     return torch.cat(mined) if mined else torch.empty(0, pool, dtype=torch.long)

@@ -33,10 +33,10 @@ from .attributes import AttributeHeads
 from .catalog import FieldMapping, Product, Rejection, check_mapping, item_id_text, read_catalog
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
-from .errors import CatalogError, ImageError, ModelError, TrainingInterrupted
+from .errors import CatalogError, ImageError, ModelError, TrainingError, TrainingInterrupted
 from .features import DEFAULT_CACHE_DIR, FeatureCache
 from .images import ImageLoader
-from .labels import batch_positives, pair_keys, relevance_codes, relevance_positives
+from .labels import batch_positives, known_wrong, pair_keys, relevance_codes, relevance_positives
 from .mining import mine_hard_negatives, sample_negatives
 from .model import HEAD_PREFIXES, SMARModel, file_digest
 from .train_inputs import ImageInputs, ItemTextInputs, QueryInputs, current_vectors, without_images
@@ -63,7 +63,7 @@ class TrainConfig(BaseModel):
     text_weight: float = Field(0.5, ge=0, description="a: weight of L(query, text view)")
     image_weight: float = Field(0.5, ge=0, description="b: weight of L(query, image view)")
     fused_weight: float = Field(1.0, ge=0, description="c: weight of L(query, fused view)")
-    temperature: float = Field(0.05, gt=0, description="initial softmax temperature")
+    temperature: float = Field(0.05, gt=0, le=1, description="initial softmax temperature")
     learn_temperature: bool = True
     image_fields: list[str] | None = Field(None, min_length=1,
                                            description="image fields to sample from per step (resolution "
@@ -117,7 +117,7 @@ class TrainConfig(BaseModel):
     average_last_epochs: int = Field(
         0, ge=0, description="the saved weights are the mean of the trained weights after every step of this many last "
                              "epochs (stochastic weight averaging); 0 keeps the last step's")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of every random draw (numpy takes 0 to 2**32 - 1)")
 
     @model_validator(mode="after")
     def _negatives_are_labelled(self) -> TrainConfig:
@@ -343,21 +343,27 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     products = _last_row_of_each_id(catalog, [r for r in read_catalog(catalog, mapping, cfg.only or None)
                                               if isinstance(r, Product) and not held_out(r.id, cfg.holdout)])
     if not products:
-        raise CatalogError(f"catalog {catalog} has no valid rows{' matching ' + str(cfg.only) if cfg.only else ''}")
+        where = (" matching " + str(cfg.only) if cfg.only else "") + (
+            f" outside the held-out {cfg.holdout:.0%} (holdout)" if cfg.holdout else "")
+        raise CatalogError(f"catalog {catalog} has no valid rows{where}")
     position = {p.id: i for i, p in enumerate(products)}
     pairs, skipped = read_pairs(pairs_path, set(position))
     if len({item for _, item in pairs}) < 2:
         raise CatalogError(f"pairs file {pairs_path}: every usable pair names the same item ({pairs[0][1]!r}), and "
                            "contrastive training needs two or more (each pair's query learns against the other "
                            "pairs' items); add pairs for other items, or check --only and --holdout")
+    if len({query for query, _ in pairs}) < 2:
+        raise CatalogError(f"pairs file {pairs_path}: every usable pair has the same query ({pairs[0][0]!r}), so "
+                           "every item in a batch is its right answer and there is nothing to learn against; add "
+                           "pairs with other queries")
 
     loader = ImageLoader(base_dir=Path(catalog).resolve().parent)
     image_fields = cfg.image_fields or [mapping.image_field]
     data_files = [Path(catalog), Path(pairs_path), *map(Path, cfg.text_variant_catalogs)]
     images = hashlib.sha256("\n".join(loader.identity(p.payload.get(field)) for field in image_fields
                                       for p in products).encode()).hexdigest()[:24]  # a replaced photo too
-    fingerprint = json.dumps([cfg.model_dump(), model_config.model_dump(), mapping.model_dump(),
-                              file_digest(*data_files), images, len(pairs), len(products)],
+    fingerprint = json.dumps([cfg.model_dump(exclude={"text_variant_catalogs"}), model_config.model_dump(),
+                              mapping.model_dump(), file_digest(*data_files), images, len(pairs), len(products)],
                               sort_keys=True)  # the files' contents, not paths: edited data is another run
     checkpoint = EpochCheckpoint(out_dir, fingerprint)
     made_checkpoint(checkpoint)
@@ -432,7 +438,7 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
                 if mined is not None:
                     negatives = sample_negatives(mined, q_idx[: cfg.hard_negatives], generator)
                     negatives = negatives[negatives >= 0]
-                wrong = (~relevance_positives(wrong_query_codes[q_idx], wrong_item_codes[negatives])
+                wrong = (known_wrong(wrong_query_codes[q_idx], wrong_item_codes[negatives])
                          & ~batch_positives(q_idx, negatives, paired, len(products)))
                 items = torch.cat([i_idx, negatives])
                 text, named = text_inputs.states(items, generator)
@@ -457,6 +463,10 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
                     loss = loss + cfg.attribute_weight * sum(
                         w * model.attribute_heads.loss(views[name][:batch_size], i_idx)
                         for name, w in weights.items() if w > 0)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"the loss became {loss.item()} at step {step + 1} of epoch {epoch + 1}: "
+                                        f"training diverged; lower the learning rate (lr {cfg.learning_rate}, "
+                                        f"encoder lr {cfg.encoder_learning_rate})")
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -465,7 +475,7 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
                     average.add()
                 losses.append(loss.item())
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{1 / scale.item():.3f}", refresh=False)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", temp=f"{(1 / scale).item():.3f}", refresh=False)
             checkpoint.save(epoch + 1, model, trained_prefixes, optimizer, scheduler, generator, losses,
                             average.state() if average else None)
             if on_epoch:

@@ -189,7 +189,7 @@ def test_queries_file_with_a_byte_order_mark_is_read_and_other_encodings_are_one
 
 @pytest.mark.parametrize(("option", "value", "setting"), [
     ("--epochs", "0", "epochs"), ("--query-variants", "-1", "query_variants"), ("--lr", "0", "learning_rate"),
-    ("--temperature", "0", "temperature"), ("--dim", "0", "dim"),
+    ("--temperature", "0", "temperature"), ("--dim", "0", "dim"), ("--seed", "-1", "seed"),
 ])
 def test_train_options_out_of_range_are_usage_errors(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
                                                      option: str, value: str, setting: str) -> None:
@@ -366,10 +366,11 @@ def test_eval_warns_about_rejected_rows_with_the_first_reason(tiny_model: SMARMo
 
     catalog.write_text(catalog.read_text() + '{"id": "broken", "title": ""}\n')
     queries = tmp_path / "queries.jsonl"
-    queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000"]}) + "\n")
+    queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000", "broken", "gone"]}) + "\n")
     report = evaluate_model(tiny_model, catalog, queries, progress=False)
-    assert (report.indexed, report.rejected) == (30, 1)
+    assert (report.indexed, report.rejected, report.unanswerable, report.missing_relevant) == (30, 1, 0, 2)
     assert "1 catalog rows were rejected and are not scored; the first, line 31: field 'title'" in caplog.text
+    assert "1 queries have relevant products that were not indexed (of 2 such ids, the first 'broken')" in caplog.text
 
 
 def test_score_rankings_single_and_many_metrics() -> None:
@@ -420,6 +421,12 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     items = int(result.output.split(" items:")[0].rsplit(" ", 1)[1])
     assert 0 < items < 30  # of the catalog's 30 products, the held-out ones were not trained on
     assert json.loads((tmp_path / "held" / "config.json").read_text())["training"]["holdout"] == 0.5
+    again = run(*common, "--out", str(tmp_path / "held"), model=False, store=False)  # a model is never lost
+    assert again.exit_code == 2 and "already holds a model (config.json, model.safetensors)" in again.output
+    assert json.loads((tmp_path / "held" / "config.json").read_text())["training"]["holdout"] == 0.5
+    replaced = run(*common, "--out", str(tmp_path / "held"), "--overwrite", model=False, store=False)
+    assert replaced.exit_code == 0 and json.loads((tmp_path / "held" / "config.json").read_text())["training"][
+        "holdout"] == 0.0
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "all"), "--holdout", "1"])
     assert result.exit_code == 2 and "--holdout" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--relevance-field", "color"])

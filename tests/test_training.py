@@ -633,6 +633,18 @@ def test_items_with_a_querys_field_values_are_its_positives() -> None:
     assert torch.equal(relevance_positives(queries, items), expected)
 
 
+def test_items_without_a_value_are_never_known_wrong() -> None:
+    """A product with no colour (missing, null or empty) may be the right answer: hard-negative mining must not pick
+    it, and a query paired with one is not known to name a colour."""
+    from smar_sdk.labels import UNLABELLED, known_wrong, relevance_codes
+
+    products = _products([{"colour": "Red"}, {"colour": "Blue"}, {}, {"colour": None}, {"colour": ""}])
+    items, queries = relevance_codes(products, torch.tensor([0, 1, 1]), torch.tensor([0, 1, 2]), 2, ["colour"])
+    assert items[2:].flatten().tolist() == [UNLABELLED] * 3
+    assert queries.flatten().tolist() == [items[0, 0], -1]  # q1: blue and an unknown colour
+    assert known_wrong(queries, items).tolist() == [[False, True, False, False, False], [False] * 5]
+
+
 def test_relevance_field_missing_from_the_catalog_fails_clearly() -> None:
     from smar_sdk.training import relevance_codes
 
@@ -760,3 +772,48 @@ def test_a_text_variant_catalog_that_matches_no_product_is_an_error(tiny_config,
         train(catalog, pairs, None, tiny_config, config.model_copy(update={"text_variant_catalogs": [str(some)]}),
               cache_dir=None, progress=False)
     assert "has a valid row for 10 of the 30 training products" in caplog.text
+
+
+def test_a_text_variant_catalog_spelled_another_way_resumes_the_same_run(tiny_config, catalog: Path, pairs: Path,
+                                                                         tmp_path: Path, monkeypatch) -> None:
+    """The checkpoint is tied to the variant file's contents, not to how its path is written."""
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    (catalog.parent / "no-colour.jsonl").write_text("".join(json.dumps({**r, "title": r["article_type"]}) + "\n"
+                                                            for r in rows))
+    monkeypatch.chdir(catalog.parent)
+    config = TrainConfig(epochs=2, batch_size=16, text_variant_catalogs=["no-colour.jsonl"])
+    with pytest.raises(KeyboardInterrupt):
+        train(catalog, pairs, tmp_path / "m", tiny_config, config, cache_dir=None, progress=False,
+              on_epoch=crash_after_first_epoch)
+    seen: list[int] = []
+    absolute = config.model_copy(update={"text_variant_catalogs": [str(catalog.parent / "." / "no-colour.jsonl")]})
+    train(catalog, pairs, tmp_path / "m", tiny_config, absolute, cache_dir=None, progress=False,
+          on_epoch=lambda epoch, loss: seen.append(epoch))
+    assert seen == [2]
+
+
+def test_pairs_with_one_query_or_no_products_left_are_clear_errors(tiny_config, catalog: Path, pairs: Path,
+                                                                    tmp_path: Path) -> None:
+    one_query = tmp_path / "one-query.jsonl"
+    one_query.write_text("".join(json.dumps({"query": "nice shirt", "item_id": f"sku-{i:03d}"}) + "\n"
+                                 for i in range(8)))
+    with pytest.raises(CatalogError, match="every usable pair has the same query \\('nice shirt'\\)"):
+        train(catalog, one_query, None, tiny_config, TrainConfig(epochs=1, batch_size=4), cache_dir=None,
+              progress=False)
+    with pytest.raises(CatalogError, match="has no valid rows outside the held-out 100% \\(holdout\\)"):
+        train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, holdout=0.999), cache_dir=None,
+              progress=False)
+
+
+def test_a_diverging_loss_stops_training_with_what_to_do(tiny_config, catalog: Path, pairs: Path) -> None:
+    from smar_sdk.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="training diverged; lower the learning rate \\(lr 1e\\+30"):
+        train(catalog, pairs, None, tiny_config, TrainConfig(epochs=2, batch_size=16, learning_rate=1e30),
+              cache_dir=None, progress=False)
+
+
+@pytest.mark.parametrize("setting", [{"seed": -1}, {"seed": 2**32}, {"temperature": 2.0}])
+def test_settings_numpy_or_the_softmax_cannot_take_are_refused(setting: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        TrainConfig(**setting)
