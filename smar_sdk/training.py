@@ -13,6 +13,7 @@ the fused view also learns to read the title on its own (modality dropout).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import json
 import logging
@@ -314,12 +315,17 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     :class:`~smar_sdk.errors.TrainingInterrupted`, which says how many epochs a re-run resumes after.
     """
     checkpoints: list[EpochCheckpoint] = []
+    new_folder = out_dir is not None and not Path(out_dir).exists()
     try:
         return _train(catalog, pairs_path, out_dir, model_config, train_config, mapping, cache_dir, progress,
                       on_epoch, checkpoints.append)
     except KeyboardInterrupt:
         saved = checkpoints[0].saved_epochs() if checkpoints else None
         raise TrainingInterrupted(saved, checkpoints[0].directory if checkpoints else None) from None
+    finally:
+        if new_folder:  # a run that failed before writing anything leaves no empty --out folder behind
+            with contextlib.suppress(OSError):
+                Path(out_dir).rmdir()
 
 
 def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | None, model_config: SMARConfig | None,

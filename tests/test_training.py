@@ -798,8 +798,9 @@ def test_pairs_with_one_query_or_no_products_left_are_clear_errors(tiny_config, 
     one_query.write_text("".join(json.dumps({"query": "nice shirt", "item_id": f"sku-{i:03d}"}) + "\n"
                                  for i in range(8)))
     with pytest.raises(CatalogError, match="every usable pair has the same query \\('nice shirt'\\)"):
-        train(catalog, one_query, None, tiny_config, TrainConfig(epochs=1, batch_size=4), cache_dir=None,
-              progress=False)
+        train(catalog, one_query, tmp_path / "model", tiny_config, TrainConfig(epochs=1, batch_size=4),
+              cache_dir=None, progress=False)
+    assert not (tmp_path / "model").exists()  # no empty --out folder left behind
     with pytest.raises(CatalogError, match="has no valid rows outside the held-out 100% \\(holdout\\)"):
         train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, holdout=0.999), cache_dir=None,
               progress=False)
