@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from .catalog import MAX_TEXT_CHARS, joined_text
+from .checkpoint import CHECKPOINT_DIR
 from .config import FORMAT_VERSION, ItemView, SMARConfig
 from .encoders import ImageEncoder, ImageStates, TextEncoder, TextStates
 from .errors import ModelError, RowError, load_problem
@@ -253,6 +254,9 @@ class SMARModel(nn.Module):
         if not weights_path.is_file():
             pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
             why = f"; refusing pickle files {pickles}, convert them to safetensors" if pickles else ""
+            if (directory / CHECKPOINT_DIR).is_dir():
+                why += (f"; it holds the checkpoint of an unfinished training run ({CHECKPOINT_DIR}): run the same "
+                        "smar-sdk train command again to finish it")
             raise ModelError(f"model directory {directory} has no {WEIGHTS_FILE}{why}")
         config = read_config(config_path)
         model = cls(config)

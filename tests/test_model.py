@@ -65,6 +65,8 @@ def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path)
     good_weights = (tiny_model_dir / "model.safetensors").read_bytes()
     cases = [  # (files in the directory, expected error)
         ({"config.json": good_config, "pytorch_model.bin": b"\x80\x04not really"}, "refusing pickle"),
+        ({".checkpoint/state.pt": b""}, "has no model.safetensors; it holds the checkpoint of an unfinished training "
+                                        "run \\(.checkpoint\\): run the same smar-sdk train command again"),
         ({"config.json": b'{"dim": "wide"}', "model.safetensors": good_weights}, "not a valid SMAR config"),
         ({"config.json": good_config, "model.safetensors": b"garbage"}, "safetensors"),
         ({"model.safetensors": good_weights}, "has no config.json"),
@@ -82,6 +84,7 @@ def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path)
         directory = tmp_path / f"case{number}"
         directory.mkdir()
         for name, content in files.items():
+            (directory / name).parent.mkdir(exist_ok=True)
             (directory / name).write_bytes(content)
         with pytest.raises(ModelError, match=message):
             SMARModel.load(directory)
