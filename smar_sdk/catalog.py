@@ -208,17 +208,21 @@ def refuse_utf16(handle: io.BufferedReader, path: Path) -> None:
 MAPPING_OPTIONS = {"id_field": "--id-field", "text_fields": "--text-fields", "image_field": "--image-field"}
 
 
-def check_mapping(path: str | Path, mapping: FieldMapping) -> None:
-    """Stop before any work when no row of a catalog file has a field the mapping names (a mistyped ``--image-field``
-    would otherwise reject every row, one by one). Reading stops once every mapped field was seen: at the first row
-    when the mapping is right. A pipe, or a file without a JSON object, is left to :func:`read_catalog`."""
+def check_mapping(path: str | Path, mapping: FieldMapping, extra_image_fields: list[str] | None = None) -> None:
+    """Stop before any work when no row of a catalog file has a field the mapping (or ``extra_image_fields``, the
+    training option) names: a mistyped ``--image-field`` would otherwise reject every row, one by one. Reading stops
+    once every named field was seen: at the first row when they are right. A pipe, or a file without a JSON object,
+    is left to :func:`read_catalog`."""
     path = Path(path)
     if not path.is_file():
         return
-    missing: dict[str, str] = {}  # field -> the mapping setting that names it
-    for setting in MAPPING_OPTIONS:
+    missing: dict[str, tuple[str, str]] = {}  # field -> the option and the setting that name it
+    for setting, option in MAPPING_OPTIONS.items():
         value = getattr(mapping, setting)
-        missing.update(dict.fromkeys(value if isinstance(value, list) else [value], setting))
+        fields = value if isinstance(value, list) else [value]
+        missing.update(dict.fromkeys(fields, (option, f"FieldMapping.{setting}")))
+    for field in extra_image_fields or []:
+        missing.setdefault(field, ("--image-field-extra", "TrainConfig.image_fields"))
     names: set[str] = set()
     rows = 0
     with path.open("rb") as handle:
@@ -236,10 +240,9 @@ def check_mapping(path: str | Path, mapping: FieldMapping) -> None:
             if not missing:
                 return
     if rows and missing:
-        field, setting = next(iter(missing.items()))
-        option = MAPPING_OPTIONS[setting]
+        field, (option, setting) = next(iter(missing.items()))
         raise CatalogError(f"catalog {path}: none of its {rows} rows has the field {field!r} ({option}, "
-                           f"FieldMapping.{setting}); its rows have {', '.join(map(repr, sorted(names)[:20]))}: name "
+                           f"{setting}); its rows have {', '.join(map(repr, sorted(names)[:20]))}: name "
                            f"one of them with {option}")
 
 

@@ -345,7 +345,7 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     if cfg.train_stored_vector and not model_config.blends_views:
         raise ValueError("train_stored_vector trains the second stage's stored vector, but the model sets no "
                          "second-stage weight: give text_blend, other_text_blend or image_blend")
-    check_mapping(catalog, mapping)
+    check_mapping(catalog, mapping, cfg.image_fields)
     products = _last_row_of_each_id(catalog, [r for r in read_catalog(catalog, mapping, cfg.only or None)
                                               if isinstance(r, Product) and not held_out(r.id, cfg.holdout)])
     if not products:

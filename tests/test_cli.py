@@ -431,6 +431,9 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     assert result.exit_code == 2 and "--holdout" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--relevance-field", "color"])
     assert result.exit_code == 1 and "relevance field 'color' is in no catalog row" in result.output
+    result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--image-field-extra", "thumb"])
+    assert result.exit_code == 1 and "none of its 30 rows has the field 'thumb' (--image-field-extra, " \
+        "TrainConfig.image_fields)" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--hard-negatives", "4",
                                        "--negative-field", "colr"])
     assert result.exit_code == 1 and "negative field 'colr' is in no catalog row" in result.output
