@@ -279,9 +279,13 @@ def test_training_reads_images_from_the_mapped_field(tiny_config, catalog: Path,
     _, report = train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), mapping,
                       cache_dir=None, progress=False)
     assert report.steps == 5
-    with pytest.raises(ImageError, match="30 training image.*catalog line 1 \\(id .*\\), field 'thumb': missing"):
-        train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, image_fields=["pic", "thumb"]), mapping,
-              cache_dir=None, progress=False)
+    two_fields = TrainConfig(epochs=1, image_fields=["pic", "thumb"])
+    with pytest.raises(CatalogError, match="none of its 30 rows has the field 'thumb' \\(--image-field-extra"):
+        train(catalog, pairs, None, tiny_config, two_fields, mapping, cache_dir=None, progress=False)
+    catalog.write_text("".join(json.dumps({**r, "pic": r["image"], **({"thumb": r["image"]} if i else {})}) + "\n"
+                               for i, r in enumerate(rows)))  # every row but the first has one
+    with pytest.raises(ImageError, match="1 training image.*catalog line 1 \\(id .*\\), field 'thumb': missing"):
+        train(catalog, pairs, None, tiny_config, two_fields, mapping, cache_dir=None, progress=False)
 
 
 def test_every_missing_training_image_is_named_before_the_image_pass(tiny_config, catalog: Path, pairs: Path,
