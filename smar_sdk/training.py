@@ -204,22 +204,32 @@ def _last_row_of_each_id(catalog: str | Path, products: list[Product]) -> list[P
 
 def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, str]], int]:
     """Read ``{"query", "item_id"}`` lines; return the usable pairs and how many were skipped (a warning counts
-    the skipped lines by reason, with the first line numbers)."""
+    the skipped lines by reason, with the first line numbers, and another the lines that repeat a pair)."""
     pairs: list[tuple[str, str]] = []
     skipped: defaultdict[str, list[int]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    repeats: list[int] = []
     try:
         handle = Path(path).open("rb")  # noqa: SIM115
     except OSError as exc:
         raise CatalogError(f"cannot open pairs file {path}: {exc.strerror}") from exc
     with handle:
         for number, raw in enumerate(handle, start=1):
+            before = len(pairs)
             reason = _pair_problem(raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw, known_ids, pairs)
             if reason:
                 skipped[reason].append(number)
+            elif len(pairs) > before and pairs[-1] in seen:
+                repeats.append(number)
+            seen.update(pairs[before:])
     total = sum(map(len, skipped.values()))
     if total:
         logger.warning("pairs file %s: %s skipped (%s)", path, total, "; ".join(
             f"{len(lines)} {reason}, e.g. line {', '.join(map(str, lines[:3]))}" for reason, lines in skipped.items()))
+    if repeats:
+        logger.warning("pairs file %s: %d lines repeat an earlier pair (the same query and item), e.g. line %s; each "
+                       "repeat trains on that pair once more, as a weight (remove them if none is meant)", path,
+                       len(repeats), ", ".join(map(str, repeats[:3])))
     if not pairs:
         raise CatalogError(f"pairs file {path} has no usable {{\"query\", \"item_id\"}} line whose item is in the "
                            "catalog (check --only and the id field)")

@@ -822,3 +822,15 @@ def test_a_diverging_loss_stops_training_with_what_to_do(tiny_config, catalog: P
 def test_settings_numpy_or_the_softmax_cannot_take_are_refused(setting: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(setting))):
         TrainConfig(**setting)
+
+
+def test_repeated_pairs_are_kept_and_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from smar_sdk.training import read_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    lines = [{"query": "red shirt", "item_id": "a"}, {"query": "red shirt", "item_id": "b"}, {"bad": 1},
+             {"query": "red shirt", "item_id": "a"}, {"query": "blue bag", "item_id": "a"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    pairs, skipped = read_pairs(path, {"a", "b"})
+    assert len(pairs) == 4 and skipped == 1  # a repeat is kept: it weighs that pair once more
+    assert "1 lines repeat an earlier pair (the same query and item), e.g. line 4" in caplog.text
