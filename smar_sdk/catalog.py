@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import CatalogError
-from .filters import INT64, cli_values, same_value
+from .filters import INT64, cli_values, filter_text, same_value
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_BYTES = 1024  # the tightest id limit of the built-in stores (Milvus' VarChar key), so a catalog fits all
@@ -189,10 +189,8 @@ def only_as_text(only: dict[str, Any] | None) -> dict[str, str] | None:
         raise TypeError(f"only must be a dict of field -> value, such as {{'split': 'test'}}; got {only!r}")
     texts: dict[str, str] = {}
     for field, value in only.items():
-        if isinstance(value, bool):
-            texts[field] = json.dumps(value)
-        elif isinstance(value, str | numbers.Real):  # numpy numbers too
-            texts[field] = str(value)
+        if isinstance(value, str | numbers.Real):  # booleans and numpy numbers too
+            texts[field] = filter_text(value)
         else:
             raise TypeError(f"only[{field!r}] must be a string, number or boolean, got {value!r}; to keep rows with "
                             "any of several values, filter the search instead (filter={field: [a, b]})")

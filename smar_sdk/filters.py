@@ -25,6 +25,7 @@ INT64 = range(-(2**63), 2**63)  # the integers every store keeps exactly (catalo
 WRITTEN_INTEGER = re.compile(r"[+-]?[0-9]+")
 WRITTEN_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 JSON_BOOLEANS = {"true": True, "false": False}
+EXACT_FLOAT_INTEGERS = 2 ** 53  # below it a float tells every integer from the next (stores compare numbers as floats)
 
 
 class Equals(BaseModel):
@@ -139,6 +140,12 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return spec
 
 
+def filter_text(value: Scalar) -> str:
+    """A payload value as the command-line text that :func:`cli_values` reads back as it: a boolean as ``true`` /
+    ``false``, anything else as ``str`` writes it."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
 def typed_filter_value(tokens: list[str]) -> Any:
     """The filter value of untyped text tokens (command line, query string): each token as a string and, when it
     reads as one, as a number or a boolean; a single string stays an equality, anything more is membership."""
@@ -186,8 +193,7 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
             guess = f"; did you mean {close[0]!r}?" if close else f"; they have {', '.join(map(repr, sorted(fields)))}"
             return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
         texts = [v for v in (wanted if isinstance(wanted, list) else [wanted]) if isinstance(v, str)]
-        stored = {p[field] for p in payloads if isinstance(p.get(field), str)} | {
-            json.dumps(p[field]) for p in payloads if isinstance(p.get(field), bool)}  # as --filter writes it
+        stored = {filter_text(p[field]) for p in payloads if isinstance(p.get(field), str | bool)}
         if any(text in stored for text in texts):
             continue
         by_case = {value.lower(): value for value in stored}

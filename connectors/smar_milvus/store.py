@@ -20,7 +20,7 @@ from pymilvus.client.types import LoadState
 
 from smar_sdk import store as sdk_store
 from smar_sdk.errors import FilterError, StoreError
-from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
+from smar_sdk.filters import EXACT_FLOAT_INTEGERS, Condition, Equals, OneOf, Range, Scalar
 from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_metric, check_vectors, collection_matches, safe_uri
 
 DEFAULT_URI = "./smar.db"
@@ -75,7 +75,7 @@ def _literal(value: Scalar) -> str:
 def _forms(value: Scalar) -> list[Scalar]:
     """``value`` as every type a stored one may have to equal it: a whole number as both int and float (``3``,
     ``3.0``), which Milvus servers tell apart inside JSON lists."""
-    if isinstance(value, str | bool) or not float(value).is_integer() or abs(value) >= 2 ** 53:
+    if isinstance(value, str | bool) or not float(value).is_integer() or abs(value) >= EXACT_FLOAT_INTEGERS:
         return [value]
     return [value, int(value), float(value)]  # literals deduplicated
 

@@ -15,7 +15,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from smar_sdk.errors import StoreError, VectorSizeError
-from smar_sdk.filters import Condition, Equals, OneOf, Range, Scalar
+from smar_sdk.filters import EXACT_FLOAT_INTEGERS, Condition, Equals, OneOf, Range, Scalar
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
     ID_PAYLOAD_KEY,
@@ -38,7 +38,6 @@ warnings.filterwarnings("ignore", message="Failed to obtain server version", cat
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
-EXACT_FLOAT_INTEGERS = 2 ** 53  # below it a float (what a Qdrant range compares) tells every integer from the next
 ONE_OPENER_HINT = ("; an embedded store folder can be open by one store at a time: stop the other process using it, "
                    "or, in one process, open the store once and share it (SMARIndexer / SMARRetriever store=...)")
 

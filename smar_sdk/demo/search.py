@@ -8,7 +8,6 @@ vector. With a catalog no bigger than ``pool`` this is the exact text-only ranki
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from ..filters import parse_filter, typed_filter_value
+from ..filters import filter_text, parse_filter, typed_filter_value
 from ..model import SMARModel
 from ..query_synonyms import QuerySynonyms
 from ..retriever import check_indexed_with
@@ -142,13 +141,9 @@ class DemoSearch:
 
 
 def _elements(value: Any) -> list[str]:
-    """A field's values as chip text, which filters read back: the distinct elements of a list, or the value itself;
-    a boolean as ``true`` / ``false``."""
-    return list(dict.fromkeys(map(_chip_text, value))) if isinstance(value, list) else [_chip_text(value)]
-
-
-def _chip_text(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, bool) else str(value)
+    """A field's values as chip text, which filters read back (``filter_text``): the distinct elements of a list, or
+    the value itself."""
+    return list(dict.fromkeys(map(filter_text, value))) if isinstance(value, list) else [filter_text(value)]
 
 
 @torch.inference_mode()
