@@ -83,13 +83,13 @@ class ImageLoader:
             return reference
         return f"{reference}#{hashlib.blake2b(data, digest_size=16).hexdigest()}"
 
-    def file_problem(self, reference: object) -> str | None:
-        """Why a local image cannot be read, found with one ``stat`` and no decoding (None when the file is there;
-        a URL only a download can check)."""
+    def decode_problem(self, reference: object) -> str | None:
+        """Why a local image cannot be used, found by reading and decoding it as :meth:`load` does (None when it
+        decodes; a URL only a download can check)."""
         if isinstance(reference, str) and "://" in reference:
             return None
         try:
-            self._local_file(_reference_text(reference))
+            self._load(reference)
         except ImageError as exc:
             return str(exc)
         return None

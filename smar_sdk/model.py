@@ -231,11 +231,11 @@ class SMARModel(nn.Module):
         tuned = (*self.query_tuned_prefixes(), *self.item_text_tuned_prefixes(), *self.image_tuned_prefixes())
         state = {k: _storage_tensor(v, half=k.startswith(backbone) and not k.startswith(tuned))
                  for k, v in self.state_dict().items() if k.startswith(prefixes)}
+        weights = directory / WEIGHTS_FILE
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            weights = directory / WEIGHTS_FILE
-            weights.write_bytes(save(state, metadata={"format": "pt", "library": "smar-sdk"}))  # mode by umask,
-            (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")  # as config.json
+            _write_files({weights: save(state, metadata={"format": "pt", "library": "smar-sdk"}),
+                          directory / CONFIG_FILE: (self.config.model_dump_json(indent=2) + "\n").encode()})
         except OSError as exc:
             raise ModelError(f"cannot save the model to {directory}: {exc.strerror or exc}") from exc
         self.fingerprint = file_digest(directory / CONFIG_FILE, weights)  # as SMARModel.load(directory) will say
@@ -319,6 +319,22 @@ def file_digest(*paths: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:24]
+
+
+def _write_files(contents: dict[Path, bytes]) -> None:
+    """Write every file whole before any replaces its old version: a failure (a full disk) leaves the old files as
+    they were and no partial one; only a crash between the final renames could pair a new file with an old one."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in contents.items():
+            staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            staged.append((staging, path))
+            staging.write_bytes(data)  # mode by umask, as a plain write
+        for staging, path in staged:
+            staging.replace(path)
+    finally:
+        for staging, _ in staged:
+            staging.unlink(missing_ok=True)
 
 
 def _storage_tensor(tensor: torch.Tensor, half: bool) -> torch.Tensor:

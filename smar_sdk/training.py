@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -236,11 +237,22 @@ def read_pairs(path: str | Path, known_ids: set[str]) -> tuple[list[tuple[str, s
     return pairs, total
 
 
-def check_image_files(products: list[Product], fields: list[str], loader: ImageLoader) -> None:
-    """Name every local training image that is missing before the image pass, which would stop at the first."""
-    problems = [f"catalog line {p.line} (id {p.id}), field {field!r}: {problem}" for field in fields for p in products
-                if (problem := "missing from the row" if p.payload.get(field) is None
-                    else loader.file_problem(p.payload[field]))]
+def check_image_files(products: list[Product], fields: list[str], loader: ImageLoader,
+                      progress: bool = True) -> None:
+    """Name every local training image that is missing or cannot be decoded before the image pass, which would
+    stop at the first, however late (decoding alone takes a small part of the pass's time)."""
+    refs = [(p, field) for field in fields for p in products]
+
+    def problem(ref: tuple[Product, str]) -> str | None:
+        product, field = ref
+        return "missing from the row" if product.payload.get(field) is None else \
+            loader.decode_problem(product.payload[field])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = list(tqdm(pool.map(problem, refs), total=len(refs), desc="checking training images",
+                          disable=not progress))
+    problems = [f"catalog line {p.line} (id {p.id}), field {field!r}: {why}"
+                for (p, field), why in zip(refs, found, strict=True) if why]
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise ImageError(f"{len(problems)} training image(s) cannot be read: {'; '.join(problems[:5])}{more}. Fix or "
@@ -394,7 +406,7 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     # text-only training (no image or fused loss) reads no image
     reads_images = bool(cfg.image_weight or cfg.fused_weight)
     if reads_images:
-        check_image_files(products, image_fields, loader)
+        check_image_files(products, image_fields, loader, progress)
     image_inputs = ImageInputs(model, products, image_fields, loaders, cache, progress, encode=reads_images)
 
     pair_queries = torch.tensor([query_index[q] for q, _ in pairs])

@@ -60,6 +60,33 @@ def test_save_load_round_trip(tiny_model: SMARModel, tiny_model_dir: Path) -> No
     np.testing.assert_allclose(loaded.encode_queries(queries), tiny_model.encode_queries(queries), atol=1e-6)
 
 
+def test_a_save_that_fails_leaves_the_old_model_whole(tiny_config, tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    torch.manual_seed(1)
+    old = SMARModel(tiny_config)
+    directory = old.save(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    torch.manual_seed(2)
+    new = SMARModel(tiny_config)
+    real_write = Path.write_bytes
+
+    def disk_full_at_the_config(path: Path, data: bytes) -> int:  # the weights are written, then the disk is full
+        if "config.json" in path.name:
+            raise OSError(28, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full_at_the_config)
+    monkeypatch.setattr(Path, "write_text", lambda path, text, *a, **k: disk_full_at_the_config(path, text.encode()))
+    with pytest.raises(ModelError, match="cannot save the model to .*No space left on device"):
+        new.save(directory)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before  # no half-new model, no staging files
+    assert SMARModel.load(directory).fingerprint == old.fingerprint
+    assert SMARModel.load(new.save(directory)).fingerprint == new.fingerprint != old.fingerprint
+    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_load_refuses_pickles_and_bad_dirs(tmp_path: Path, tiny_model_dir: Path) -> None:
     good_config = (tiny_model_dir / "config.json").read_bytes()
     good_weights = (tiny_model_dir / "model.safetensors").read_bytes()

@@ -288,14 +288,19 @@ def test_training_reads_images_from_the_mapped_field(tiny_config, catalog: Path,
         train(catalog, pairs, None, tiny_config, two_fields, mapping, cache_dir=None, progress=False)
 
 
-def test_every_missing_training_image_is_named_before_the_image_pass(tiny_config, catalog: Path, pairs: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_missing_or_undecodable_training_image_is_named_before_the_image_pass(
+        tiny_config, catalog: Path, pairs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     for row in (rows[3], rows[17]):
         (catalog.parent / row["image"]).unlink()
+    truncated = catalog.parent / rows[28]["image"]  # late in the catalog: the pass would reach it last
+    truncated.write_bytes(truncated.read_bytes()[:300])  # a copy cut short: the header reads, the pixels do not
+    (catalog.parent / rows[29]["image"]).write_bytes(b"not a picture")
     monkeypatch.setattr("smar_sdk.training.ImageInputs", lambda *a, **k: pytest.fail("the image pass started"))
-    with pytest.raises(ImageError, match=r"2 training image\(s\) cannot be read: catalog line 4 .*image file .*"
-                                         r"not found.*; catalog line 18 .*Fix or remove those rows"):
+    with pytest.raises(ImageError, match=r"4 training image\(s\) cannot be read: catalog line 4 .*image file .*"
+                                         r"not found.*; catalog line 18 .*; catalog line 29 .*cannot be decoded: .*"
+                                         r"Truncated.*; catalog line 30 .*not an image format .*Fix or remove those "
+                                         r"rows"):
         train(catalog, pairs, None, tiny_config, TrainConfig(epochs=1, batch_size=16), cache_dir=None, progress=False)
 
 
