@@ -20,7 +20,7 @@ from pymilvus.client.types import LoadState
 
 from smar_sdk import store as sdk_store
 from smar_sdk.errors import FilterError, StoreError
-from smar_sdk.filters import EXACT_FLOAT_INTEGERS, Condition, Equals, OneOf, Range, Scalar
+from smar_sdk.filters import EXACT_FLOAT_INTEGERS, INT64, Condition, Equals, OneOf, Range, Scalar
 from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_metric, check_vectors, collection_matches, safe_uri
 
 DEFAULT_URI = "./smar.db"
@@ -35,6 +35,9 @@ DEFAULT_EF = 64
 DEFAULT_RETRY_SECONDS = 60.0
 BACKOFF_FIRST, BACKOFF_FACTOR, BACKOFF_MAX = 0.5, 2.0, 5.0  # seconds between attempts: 0.5, 1, 2, 4, 5, 5, ...
 TRANSIENT_GRPC = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Milvus servers parse -9223372036854775808 as -(9223372036854775808), which overflows int64; Lite reads this form
+# too, except as a list element (json_contains_any takes literals only), where the connector uses json_contains
+SMALLEST_INT64 = f"({INT64.start + 1} - 1)"
 CONNECT_FAILED = 2  # pymilvus' code (and Milvus' ServiceUnavailable) for "cannot reach the server"
 COLLECTION_NOT_LOADED = 101
 NOT_READY = (56, 57)  # Milvus' legacy NotReadyServe, NotReadyCoordActivating
@@ -64,7 +67,7 @@ def _literal(value: Scalar) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return SMALLEST_INT64 if value == INT64.start else str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise FilterError(f"filter value {value!r} is not a finite number")
@@ -99,8 +102,10 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
             # an OR of equalities (Milvus Lite does not accept `payload["k"] in [...]`), or an element of a list
             # (as Qdrant matches); a server compares values by type, so each is given in every type it may be stored as
             literals = list(dict.fromkeys(_literal(form) for v in values for form in _forms(v)))
-            equalities = " or ".join(f"{key} == {literal}" for literal in literals)
-            parts.append(f"({equalities} or json_contains_any({key}, [{', '.join(literals)}]))")
+            listed = [literal for literal in literals if literal != SMALLEST_INT64]
+            elements = [f"json_contains_any({key}, [{', '.join(listed)}])"] if listed else []
+            elements += [f"json_contains({key}, {SMALLEST_INT64})"] if len(listed) < len(literals) else []
+            parts.append(f"({' or '.join([*(f'{key} == {literal}' for literal in literals), *elements])})")
         elif isinstance(cond, Range):
             bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
             parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)

@@ -21,6 +21,7 @@ DIM = 16
 StoreFactory = Callable[..., VectorStore]  # the `store_factory` fixture (see conftest.py)
 COLOURS = ["red", "green", "blue"]
 BIG_INTEGER = 2 ** 60  # neighbours a float cannot tell apart (a 64-bit EAN or SKU)
+INT64_EDGES = [-(2 ** 63), -(2 ** 63) + 1, 2 ** 63 - 1, 0]  # the smallest integer is no literal in Milvus' parser
 
 
 def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
@@ -32,7 +33,7 @@ def make_items(n: int = 40, dim: int = DIM, seed: int = 0) -> tuple[list[str], n
                  "tags": [f"t{i % 4}", COLOURS[(i + 1) % 3]], "sizes": [i % 5, float((i + 2) % 5)],
                  "article type": ["shirt", "shoe"][i % 2], "ean": BIG_INTEGER + i,
                  "in_stock": i % 3 == 0, "flags": [i % 2 == 0, "x"], "on_sale": [True, 1, 0.0, False][i % 4],
-                 "serial": 2 ** 53 + i % 2}
+                 "serial": 2 ** 53 + i % 2, "int64": INT64_EDGES[i % 4], "int64s": [INT64_EDGES[i % 4], i]}
                 for i in range(n)]
     return ids, vectors, payloads
 
@@ -151,10 +152,16 @@ def test_search_matches_brute_force(filled) -> None:
     {"in_stock": [False]},
     {"flags": True},
     {"serial": 2 ** 53},
+    {"int64": -(2 ** 63)},
+    {"int64": [-(2 ** 63), 2 ** 63 - 1]},
+    {"int64s": -(2 ** 63)},
+    {"int64s": [-(2 ** 63), 3]},
+    {"int64": {"gte": -(2 ** 63), "lte": 0}},
 ], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
         "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match",
         "field-with-space", "field-with-space-in", "big-integer-equals", "big-integers-in",
-        "boolean-equals", "boolean-in", "list-boolean-equals", "first-inexact-integer"])
+        "boolean-equals", "boolean-in", "list-boolean-equals", "first-inexact-integer", "smallest-int64-equals",
+        "int64-edges-in", "list-smallest-int64-equals", "list-smallest-int64-in", "from-smallest-int64"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     assert_filtered_search(filled, spec)
 
