@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import CatalogError
 from .filters import INT64, cli_values, filter_text, same_value
+from .text import is_utf8
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_BYTES = 1024  # the tightest id limit of the built-in stores (Milvus' VarChar key), so a catalog fits all
@@ -44,24 +45,16 @@ def _unstorable(value: Any, path: str) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
         return (f"field {path!r} holds an integer beyond 64 bits, which stores keep only as a rounded float; "
                 "write it as a string")
-    if isinstance(value, str) and not _is_utf8(value):
+    if isinstance(value, str) and not is_utf8(value):
         return f"field {path!r} holds a lone surrogate escape (such as \\ud800), which is not UTF-8 text"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        if not _is_utf8(str(key)):
+        if not is_utf8(str(key)):
             where = f" in {path!r}" if path != "row" else ""
             return f"a field name{where} holds a lone surrogate escape, which is not UTF-8 text"
         if found := _unstorable(item, f"{path}[{key!r}]" if isinstance(key, int) else f"{path}.{key}"):
             return found
     return None
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def item_id_text(value: Any) -> str | None:
@@ -147,7 +140,7 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
                          reason=f"field {reserved[0]!r} is reserved: the SDK keeps its bookkeeping under "
                                 f"'{RESERVED_PREFIX}*' keys; rename the field", raw=raw)
     if problem := _unstorable(row, "row"):
-        return Rejection(line=line, id=item_id if _is_utf8(item_id) else None,
+        return Rejection(line=line, id=item_id if is_utf8(item_id) else None,
                          reason=problem.replace("'row.", "'", 1), raw=raw)
     for name in [*mapping.text_fields, mapping.image_field]:
         value = row.get(name)

@@ -182,7 +182,8 @@ def _shortened(text: str, width: int) -> str:
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several; 2011 or 9.5 "
-                   "also match numbers, true or false booleans); repeatable.")
+                   "also match numbers, true or false booleans; a value in double quotes is text as written, commas "
+                   "too: 'category=\"Bags, Belts\"'); repeatable.")
 @synonyms_option
 @model_option
 @store_options
@@ -197,9 +198,12 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     from .retriever import SMARRetriever
     from .store import catalog_payload
     from .stored_models import sampled_payloads
+    from .text import NOT_UTF8, is_utf8
 
     if not query.strip():
         raise click.BadParameter("the query is blank; type what the shopper is looking for", param_hint="QUERY")
+    if not is_utf8(query):
+        raise click.BadParameter(f"the query holds {NOT_UTF8}; give it as UTF-8 text", param_hint="QUERY")
     try:
         spec = parse_cli_filters(filters)
         parse_filter(spec)  # checked here, before the model loads

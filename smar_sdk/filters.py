@@ -13,9 +13,11 @@ import operator
 import re
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from .errors import FilterError
+from .text import NOT_UTF8, is_utf8
 
 Scalar = str | int | float | bool
 RANGE_KEYS = ("gt", "gte", "lt", "lte")
@@ -25,6 +27,8 @@ INT64 = range(-(2**63), 2**63)  # the integers every store keeps exactly (catalo
 WRITTEN_INTEGER = re.compile(r"[+-]?[0-9]+")
 WRITTEN_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 JSON_BOOLEANS = {"true": True, "false": False}
+# a --filter value token: a JSON string in double quotes (which may hold commas), or plain text up to the next comma
+CLI_TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^,]*?))\s*(,|$)')
 EXACT_FLOAT_INTEGERS = 2 ** 53  # below it a float tells every integer from the next (stores compare numbers as floats)
 
 
@@ -79,10 +83,12 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
     for field, value in spec.items():
         if not isinstance(field, str) or not field.strip():
             raise FilterError(f"a filter field is a non-blank payload field name, got {field!r}")
-        if any(char in field for char in '.[]"'):
+        if any(char in field for char in '.[]"\\'):
             raise FilterError(f"filter field {field!r}: filters match top-level payload fields, and Qdrant reads "
-                              "'.', '[]' and '\"' as path syntax (nested values, quoted names); rename the field in "
-                              "the catalog")
+                              "'.', '[]' and '\"' as path syntax (nested values, quoted names) and takes no '\\' in "
+                              "a name; rename the field in the catalog")
+        if not is_utf8(field):
+            raise FilterError(f"filter field {field!r} holds {NOT_UTF8}")
         if isinstance(value, dict):
             unknown = set(value) - set(RANGE_KEYS)
             if unknown or not value:
@@ -99,7 +105,12 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
 
 
 def _checked(field: str, value: Any) -> Scalar:
-    """A filter value every store can compare: a string, a boolean, a 64-bit integer or a finite float."""
+    """A filter value every store can compare: a UTF-8 string, a boolean, a 64-bit integer or a finite float (numpy
+    numbers and booleans as the Python ones they hold)."""
+    if isinstance(value, np.generic):  # np.int64(2011), np.True_: a pandas column's values
+        value = value.item()
+    if isinstance(value, str) and not is_utf8(value):
+        raise FilterError(f"filter on {field!r}: the value {value!r} holds {NOT_UTF8}")
     if isinstance(value, float) and not math.isfinite(value):
         raise FilterError(f"filter on {field!r}: {value!r} is not a value a payload can hold")
     if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
@@ -116,8 +127,8 @@ def cli_values(text: str) -> list[Scalar]:
     written = text.strip()
     if written in JSON_BOOLEANS:
         return [text, JSON_BOOLEANS[written]]
-    if WRITTEN_INTEGER.fullmatch(written):
-        return [text, int(written)]
+    if WRITTEN_INTEGER.fullmatch(written):  # a longer code (a GTIN) can only be stored as text
+        return [text, int(written)] if int(written) in INT64 else [text]
     if WRITTEN_FLOAT.fullmatch(written) and math.isfinite(number := float(written)):
         return [text, number]
     return [text]
@@ -136,8 +147,30 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
         if field in spec:
             raise FilterError(f"filter field {field!r} is given twice: give it once, with any of several values as "
                               f"{field}=a,b")
-        spec[field] = typed_filter_value([token.strip() for token in value.split(",")])  # "Men, Women" = "Men,Women"
+        values = [typed for quoted, plain in _cli_tokens(field, value)
+                  for typed in ([quoted] if quoted is not None else cli_values(plain))]
+        spec[field] = values[0] if len(values) == 1 else values
     return spec
+
+
+def _cli_tokens(field: str, value: str) -> list[tuple[str | None, str]]:
+    """The comma-separated tokens of a ``--filter`` value, spaces around each dropped ("Men, Women" = "Men,Women"):
+    ``(text, "")`` for a token in double quotes, a JSON string (commas kept, only text matched), else
+    ``(None, token)``."""
+    tokens: list[tuple[str | None, str]] = []
+    for match in CLI_TOKEN.finditer(value):
+        quoted, plain, end = match.groups()
+        if quoted is None:
+            tokens.append((None, plain))
+        else:
+            try:
+                tokens.append((json.loads(f'"{quoted}"'), ""))
+            except json.JSONDecodeError as exc:
+                raise FilterError(f"filter on {field!r}: {quoted!r} is no JSON string ({exc.msg}); inside double "
+                                  'quotes write \\" for a quote and \\\\ for a backslash') from exc
+        if not end:
+            break
+    return tokens
 
 
 def filter_text(value: Scalar) -> str:

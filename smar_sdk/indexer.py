@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -71,7 +72,7 @@ class _Prepared(BaseModel):
 class StoreUser:
     """Opens the store a model's vectors live in, and closes it (shared by indexer and retriever)."""
 
-    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
+    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | os.PathLike[str] | None = None,
                  collection: str = "products", **store_options: Any) -> None:
         if not isinstance(store, str):
             ignored = [*store_options, *(["uri"] if uri is not None else []),
@@ -106,7 +107,7 @@ class SMARIndexer(StoreUser):
     ``stored_view``: ``fused``, or the view a single-modality ablation was trained for).
     """
 
-    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
+    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | os.PathLike[str] | None = None,
                  collection: str = "products", mapping: FieldMapping | dict[str, Any] | None = None,
                  batch_size: int = 32,
                  allow_outside_images: bool = False, loader_threads: int = 2, view: ItemView | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,7 @@ from .model import SMARModel
 from .query_synonyms import QuerySynonyms
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore, catalog_payload
 from .stored_models import check_store_models, check_views, sampled_model, stored_dimension, stored_view
+from .text import NOT_UTF8, is_utf8
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
 
@@ -23,7 +25,7 @@ class SMARRetriever(StoreUser):
     ``synonyms`` (a ``QuerySynonyms``) rewrites each query's shopper words to the catalog's before encoding.
     """
 
-    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | None = None,
+    def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | os.PathLike[str] | None = None,
                  collection: str = "products", *, synonyms: QuerySynonyms | None = None, **store_options: Any) -> None:
         if synonyms is not None and not isinstance(synonyms, QuerySynonyms):
             raise TypeError("synonyms must be a QuerySynonyms (QuerySynonyms(groups) or "
@@ -45,6 +47,8 @@ class SMARRetriever(StoreUser):
         queries = list(queries)  # a generator is read once, here
         if blank := [i for i, query in enumerate(queries) if not isinstance(query, str) or not query.strip()]:
             raise ValueError(f"queries must be non-blank strings; query {blank[0]} is {queries[blank[0]]!r}")
+        if not_text := [i for i, query in enumerate(queries) if not is_utf8(query)]:
+            raise ValueError(f"query {not_text[0]} ({queries[not_text[0]]!r}) holds {NOT_UTF8}")
         if not queries:
             return []
         conditions = parse_filter(filter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import uuid
 from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -89,8 +90,15 @@ def connector_takes(store: str, option: str) -> bool:
     return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
-def open_store(store: str, uri: str | None = None, collection: str = "products", **options: Any) -> VectorStore:
+def uri_text(uri: str | os.PathLike[str] | None, default: str | None = None) -> str | None:
+    """A store's ``uri`` as text (a ``pathlib.Path`` is a path like a string); ``default`` when none is given."""
+    return os.fspath(uri) if uri else default
+
+
+def open_store(store: str, uri: str | os.PathLike[str] | None = None, collection: str = "products",
+               **options: Any) -> VectorStore:
     """Instantiate the connector registered under the name ``store`` (``qdrant``, ``milvus``, ...)."""
+    uri = uri_text(uri)
     name = store
     connectors = available_connectors()
     if name not in connectors:

@@ -95,7 +95,8 @@ def test_field_mapping_options(run, catalog: Path, tmp_path: Path) -> None:
 
 def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
-    typed = [{**row, "year": 2010 + i % 3, "price": 9.5 + i % 2, "in_stock": i % 2 == 0, "size": str(40 + i % 2)}
+    typed = [{**row, "year": 2010 + i % 3, "price": 9.5 + i % 2, "in_stock": i % 2 == 0, "size": str(40 + i % 2),
+              "category": ["Bags, Belts", "Bags"][i % 2], "gtin": f"1234567890123456789012{i % 2}"}
              for i, row in enumerate(rows)]
     catalog.write_text("".join(json.dumps(row) + "\n" for row in typed))
     assert run("index", str(catalog), "-q").exit_code == 0
@@ -110,6 +111,10 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert {h["size"] for h in found("size=41")} == {"41"} and len(found("size=41")) == 15
     assert len(found("year=2010,2012", "price=9.5")) == 10
     assert found(" year = 2010, 2012", "price= 9.5 ") == found("year=2010,2012", "price=9.5")  # spaces dropped
+    assert {h["category"] for h in found('category="Bags, Belts"')} == {"Bags, Belts"}  # quoted: one value, commas too
+    assert len(found('category="Bags, Belts"')) == 15
+    assert {h["category"] for h in found("category=Bags, Belts")} == {"Bags"}  # unquoted: "Bags" or "Belts"
+    assert {h["gtin"] for h in found("gtin=12345678901234567890121")} == {"12345678901234567890121"}  # beyond 64 bits
     for spec, note in [("gendr=Men", "no stored product sampled has the field 'gendr' (field names match exactly); "
                                      "did you mean 'gender'?"),
                        ("Gender=Men", "has the field 'Gender' (field names match exactly); did you mean 'gender'?"),
@@ -157,6 +162,8 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "does not exist" in result.output
     result = CliRunner().invoke(main, ["search", "   "])
     assert result.exit_code == 2 and "the query is blank" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["search", "blue \udce9 skirt"])  # a Latin-1 byte in a UTF-8 shell
+    assert result.exit_code == 2 and "Invalid value for QUERY: the query holds a lone surrogate" in result.output
 
 
 @pytest.mark.parametrize(("line", "problem"), [

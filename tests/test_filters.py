@@ -23,6 +23,9 @@ from smar_sdk.filters import Equals, OneOf, Range, matches_conditions, parse_cli
     ({'size "eu"': "42"}, "'size \"eu\"': filters match top-level payload fields"),
     ({"tags": []}, "an empty list matches nothing"),
     ({"meta": object()}, "'meta': unsupported value"),
+    ({"back\\slash": "y"}, "takes no '\\\\' in a name"),  # Qdrant's JSON-path parser refuses it
+    ({"gen\udcffder": "x"}, "'gen\\\\udcffder' holds a lone surrogate escape"),  # a byte the shell could not decode
+    ({"gender": ["Men", "W\udcff"]}, "'gender': the value 'W\\\\udcff' holds a lone surrogate escape"),
 ])
 def test_values_no_store_can_compare_are_refused_by_name(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(FilterError, match=message):
@@ -39,6 +42,31 @@ def test_command_line_values_are_numbers_only_in_plain_ascii_notation() -> None:
     assert parse_cli_filters(["year=2011", "price=-1.5,1e3, .5", "code=1_000", "lot=١٢٣", "size=inf"]) == {
         "year": ["2011", 2011], "price": ["-1.5", -1.5, "1e3", 1000.0, ".5", 0.5], "code": "1_000", "lot": "١٢٣",
         "size": "inf"}
+
+
+def test_numpy_values_filter_as_the_python_ones_they_hold() -> None:
+    import numpy as np
+
+    assert parse_filter({"year": np.int64(2011), "in_stock": np.True_, "price": {"lt": np.float32(9.5)},
+                         "size": [np.int32(38), np.str_("M")]}) == [
+        Equals(field="year", value=2011), Equals(field="in_stock", value=True), Range(field="price", lt=9.5),
+        OneOf(field="size", values=(38, "M"))]
+    assert type(parse_filter({"year": np.int64(2011)})[0].value) is int  # not a numpy integer a connector must know
+
+
+def test_command_line_codes_beyond_64_bits_are_text_only() -> None:  # a GTIN is stored as a string
+    assert parse_cli_filters(["gtin=12345678901234567890120", "ean=9223372036854775807"]) == {
+        "gtin": "12345678901234567890120", "ean": ["9223372036854775807", 2**63 - 1]}
+    parse_filter(parse_cli_filters(["gtin=12345678901234567890120,-9223372036854775809"]))  # no FilterError
+
+
+def test_command_line_values_in_double_quotes_are_json_strings_with_their_commas() -> None:
+    assert parse_cli_filters(['category="Bags, Belts & Wallets"', 'type=Tops, "Tees, Polos" ,Shirts',
+                              'year="2011"', 'size=12" pizza', 'quote="say \\"hi\\""']) == {
+        "category": "Bags, Belts & Wallets", "type": ["Tops", "Tees, Polos", "Shirts"], "year": "2011",
+        "size": '12" pizza', "quote": 'say "hi"'}
+    with pytest.raises(FilterError, match=r"'f': 'a\\\\qb' is no JSON string \(Invalid \\escape\)"):
+        parse_cli_filters(['f="a\\qb"'])
 
 
 def test_command_line_true_and_false_are_also_json_booleans() -> None:

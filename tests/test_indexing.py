@@ -380,6 +380,8 @@ def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, cata
         for query in ("", "   "):
             with pytest.raises(ValueError, match="non-blank"):
                 retriever.search(query)
+        with pytest.raises(ValueError, match=r"query 1 \('blue \\udce9 bag'\) holds a lone surrogate escape"):
+            retriever.search_many(["red dress", "blue \udce9 bag"])  # the tokenizer would raise a bare TypeError
         with pytest.raises(TypeError, match="list of queries"):
             retriever.search_many("red dress")
         assert retriever.search_many([]) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -21,7 +22,16 @@ from pymilvus.client.types import LoadState
 from smar_sdk import store as sdk_store
 from smar_sdk.errors import FilterError, StoreError
 from smar_sdk.filters import EXACT_FLOAT_INTEGERS, INT64, Condition, Equals, OneOf, Range, Scalar
-from smar_sdk.store import HASH_PAYLOAD_KEY, Hit, Metric, check_metric, check_vectors, collection_matches, safe_uri
+from smar_sdk.store import (
+    HASH_PAYLOAD_KEY,
+    Hit,
+    Metric,
+    check_metric,
+    check_vectors,
+    collection_matches,
+    safe_uri,
+    uri_text,
+)
 
 DEFAULT_URI = "./smar.db"
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
@@ -177,12 +187,13 @@ class MilvusStore:
     the collection skips the steps already done), so a retry or a re-run never doubles a row.
     """
 
-    def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
+    def __init__(self, uri: str | os.PathLike[str] | None = None,
+                 collection: str = "products", api_key: str | None = None,
                  index_type: str | None = None, index_params: dict[str, Any] | None = None,
                  search_params: dict[str, Any] | None = None, metric: Metric | None = None, db_name: str = "",
                  timeout: float = 30.0, consistency_level: str = "Session",
                  retry_seconds: float = DEFAULT_RETRY_SECONDS) -> None:
-        self.uri = uri or DEFAULT_URI
+        self.uri = uri_text(uri, DEFAULT_URI)
         self.collection = collection
         self.is_server = self.uri.startswith(SERVER_SCHEMES)
         self.index_type = (index_type or ("AUTOINDEX" if self.is_server else "FLAT")).upper()

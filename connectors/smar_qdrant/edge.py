@@ -8,6 +8,7 @@ indexing threshold stay brute-force).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import uuid
@@ -30,6 +31,7 @@ from smar_sdk.store import (
     check_vectors,
     collection_matches,
     point_uuid,
+    uri_text,
 )
 
 from .store import ONE_OPENER_HINT, QdrantStore, build_filter, metric_name, to_hit
@@ -76,7 +78,8 @@ class QdrantEdgeStore(QdrantStore):
     A collection can be open in one process at a time.
     """
 
-    def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
+    def __init__(self, uri: str | os.PathLike[str] | None = None,
+                 collection: str = "products", api_key: str | None = None,
                  prefer_grpc: bool = False, timeout: float = 30.0, shard_number: int | None = None,
                  replication_factor: int | None = None, write_consistency_factor: int | None = None,
                  on_disk: bool = False, engine: str | None = "edge", *, hnsw_m: int | None = None,
@@ -85,7 +88,7 @@ class QdrantEdgeStore(QdrantStore):
                  indexing_threshold_kb: int | None = None) -> None:
         from .store import DEFAULT_PATH, folder_engine
 
-        self.uri = uri or DEFAULT_PATH
+        self.uri = uri_text(uri, DEFAULT_PATH)
         if folder_engine(self.uri) == "local":
             raise StoreError(f"{self.uri} holds a Qdrant local-mode store; open it with engine='local'")
         self.collection = collection

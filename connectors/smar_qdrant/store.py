@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import threading
 import warnings
@@ -27,6 +28,7 @@ from smar_sdk.store import (
     collection_matches,
     point_uuid,
     safe_uri,
+    uri_text,
 )
 
 DEFAULT_PATH = "./smar_data"
@@ -102,9 +104,10 @@ def folder_engine(uri: str | None) -> Engine | None:
     return None
 
 
-def select_engine(uri: str | None, engine: Engine | None = None) -> Engine | None:
+def select_engine(uri: str | os.PathLike[str] | None, engine: Engine | None = None) -> Engine | None:
     """The embedded engine for ``uri``: the folder's own, else the one asked for, else ``DEFAULT_ENGINE``; None for
     a server URL. Asking a folder for the other engine's format is refused (one format per folder)."""
+    uri = uri_text(uri)
     if uri and uri.startswith(("http://", "https://")):
         if engine is not None:
             raise StoreError(f"engine={engine!r} is for embedded folders, not for the server {uri}")
@@ -141,7 +144,8 @@ class QdrantStore:
     retrievers in one process share it): local mode is not thread-safe, so its calls take turns under a lock.
     """
 
-    def __new__(cls, uri: str | None = None, collection: str = "products", *args: Any, engine: Engine | None = None,
+    def __new__(cls, uri: str | os.PathLike[str] | None = None,
+                collection: str = "products", *args: Any, engine: Engine | None = None,
                 **options: Any) -> QdrantStore:
         if cls is QdrantStore and select_engine(uri, engine) == "edge":
             from .edge import QdrantEdgeStore
@@ -149,11 +153,12 @@ class QdrantStore:
             cls = QdrantEdgeStore
         return super().__new__(cls)
 
-    def __init__(self, uri: str | None = None, collection: str = "products", api_key: str | None = None,
+    def __init__(self, uri: str | os.PathLike[str] | None = None,
+                 collection: str = "products", api_key: str | None = None,
                  prefer_grpc: bool = False, timeout: float = 30.0, shard_number: int | None = None,
                  replication_factor: int | None = None, write_consistency_factor: int | None = None,
                  on_disk: bool = False, engine: Engine | None = None) -> None:
-        self.uri = uri or DEFAULT_PATH
+        self.uri = uri_text(uri, DEFAULT_PATH)
         self.engine = None if self.uri.startswith(("http://", "https://")) else "local"
         self.collection = collection
         self.is_server = self.uri.startswith(("http://", "https://"))

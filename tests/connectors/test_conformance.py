@@ -8,6 +8,7 @@ written, a clear ``VectorSizeError``, and data that outlives the store object.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -257,6 +258,8 @@ def test_close_and_reopen(store_factory: StoreFactory) -> None:
         assert reopened.search(vectors[3], k=1)[0][0].payload == payloads[3]
         reopened.ensure_collection(DIM)  # an existing collection of the right size is fine
         reopened.delete(ids[:5])
+    if "://" not in store_factory.uri:
+        store_factory.uri = Path(store_factory.uri)  # a pathlib.Path names an embedded store as its text does
     with store_factory() as again:
         assert again.count() == len(ids) - 5
 
