@@ -123,7 +123,8 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
     try:
         row = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        return Rejection(line=line, reason=f"not valid JSON ({exc.msg} at column {exc.colno})", raw=raw)
+        at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at" says it
+        return Rejection(line=line, reason=f"not valid JSON ({exc.msg}{at} column {exc.colno})", raw=raw)
     except NonFiniteNumber as exc:
         return Rejection(line=line, reason=f"not valid JSON ({exc}; write null or a finite number)", raw=raw)
     if not isinstance(row, dict):
@@ -260,7 +261,9 @@ def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
                 raw = raw_bytes.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 text = raw_bytes.decode("utf-8", errors="replace").rstrip("\r\n")
-                yield Rejection(line=line_no, reason=f"invalid UTF-8 at byte {exc.start}", raw=text)
+                readable = parse_row(text, line_no, mapping)  # the id, when the bad bytes are elsewhere
+                item_id = readable.id if readable is not None and "\ufffd" not in (readable.id or "\ufffd") else None
+                yield Rejection(line=line_no, id=item_id, reason=f"invalid UTF-8 at byte {exc.start}", raw=text)
                 continue
             if not raw.strip():
                 continue

@@ -50,6 +50,20 @@ def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes,
     assert rejection.line == 2 and reason in rejection.reason
 
 
+def test_a_line_with_bad_bytes_is_named_by_its_id_when_the_id_reads(tmp_path: Path) -> None:
+    lines = [b'{"id": "a", "title": "caf\xe9", "image": "a.jpg"}', b'{"id": "b\xe9", "title": "t", "image": "a.jpg"}',
+             b'{"id": "c", "title": "caf\xe9']
+    assert [(r.id, r.reason) for r in read_catalog(lines_to_catalog(tmp_path, lines))] == [
+        ("a", "invalid UTF-8 at byte 25"), (None, "invalid UTF-8 at byte 9"), (None, "invalid UTF-8 at byte 25")]
+
+
+def test_json_errors_say_where_once(tmp_path: Path) -> None:
+    (rejection,) = read_catalog(lines_to_catalog(tmp_path, [b'{"id": "a", "title": "t']))
+    assert rejection.reason == "not valid JSON (Unterminated string starting at column 22)"
+    (rejection,) = read_catalog(lines_to_catalog(tmp_path, [b'{"id": "a" "title": "t"}']))
+    assert rejection.reason == "not valid JSON (Expecting ',' delimiter at column 12)"
+
+
 def test_a_utf8_bom_is_read_and_utf16_is_refused_once(tmp_path: Path) -> None:
     text = json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "a2"}) + "\n"
     path = tmp_path / "catalog.jsonl"
