@@ -109,16 +109,17 @@ def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny
 def test_list_fields_give_one_chip_per_element_and_each_chip_filters(tiny_model: SMARModel, catalog: Path,
                                                                      tmp_path: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
-    catalog.write_text("".join(json.dumps({**r, "sizes": ["S", "M"] if i % 2 else ["M", "L", "M"]}) + "\n"
-                               for i, r in enumerate(rows)))
+    catalog.write_text("".join(json.dumps({**r, "sizes": ["S", "M", {"eu": 38}] if i % 2 else ["M", "L", "M", ["XL"]],
+                                           "meta": {"a": i % 2}}) + "\n" for i, r in enumerate(rows)))
     index_catalog(tiny_model, catalog, tmp_path / "store")
     with open_store("qdrant", uri=str(tmp_path / "store")) as store:
-        search = DemoSearch(tiny_model, store, facets=("sizes",), attributes=("sizes",))
+        search = DemoSearch(tiny_model, store, facets=("sizes", "meta"), attributes=("sizes",))
         everything = search.search("shirt", k=30)
         small = search.search("shirt", k=30, filters={"sizes": "S"})
     odd = (len(rows)) // 2
-    assert everything.facets["sizes"] == {"M": len(rows), "S": odd, "L": len(rows) - odd}
-    assert len(small.hits) == odd and all(h.attributes["sizes"] == "S, M" for h in small.hits)
+    # objects and nested lists match no filter, so they offer no chip
+    assert everything.facets == {"sizes": {"M": len(rows), "S": odd, "L": len(rows) - odd}, "meta": {}}
+    assert len(small.hits) == odd and all(h.attributes["sizes"].startswith("S, M") for h in small.hits)
 
 
 def test_page_assets_info_and_headers(client: TestClient) -> None:
@@ -151,6 +152,9 @@ def test_images_are_served_by_id_and_confined(client: TestClient, catalog: Path,
     images = CatalogImages(catalog)
     assert [images.path(i) for i in ("up", "abs", "link", "txt")] == [None] * 4
     assert images.path("ok") == (catalog.parent / "images" / "000.jpg").resolve()
+    assert images.outside_count() == 3  # up, abs and link: what --allow-outside-images would serve
+    allowed = CatalogImages(catalog, allow_outside=True)  # as `index --allow-outside-images` read the catalog
+    assert [allowed.path(i) for i in ("up", "abs", "link", "txt")] == [outside.resolve()] * 3 + [None]
     outside.unlink()
     with pytest.raises(CatalogError, match="none of its 35 rows has the field 'pic' .--image-field"):
         CatalogImages(catalog, FieldMapping(image_field="pic"))  # a mistyped field would serve no image at all
@@ -204,7 +208,30 @@ def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_
     clash = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
                                       "--facets", "gender,mode"])
     assert clash.exit_code == 2 and "mode cannot be a facet" in clash.output
+    nested = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
+                                       "--facets", "gender,sub.cat"])  # its chips could never filter
+    assert nested.exit_code == 2 and "Invalid value for --facets: filter field 'sub.cat'" in nested.output
     assert CliRunner().invoke(demo, ["--port", "0"]).exit_code == 2 and not seen
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere" / "x.jpg"  # as --allow-outside-images indexes it
+    write_jpeg(outside, (9, 9, 9))
+    with catalog.open("a") as handle:
+        handle.write(json.dumps({"id": "far", "title": "t", "image": str(outside)}) + "\n")
+    for flags, warned in [([], True), (["--allow-outside-images"], False)]:
+        result = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
+                                           "--catalog", str(catalog), "--port", str(port), *flags])
+        assert result.exit_code == 0 and seen["image"] == 200
+        assert ("warning: 1 of the 31 products' images in" in result.output) is warned
+        assert ("pass --allow-outside-images to serve them" in result.output) is warned
+
+
+def test_a_filter_a_store_cannot_take_is_the_requests_fault(tiny_model: SMARModel, catalog: Path,
+                                                            tmp_path: Path) -> None:
+    index_catalog(tiny_model, catalog, tmp_path / "store")
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        search = DemoSearch(tiny_model, store, facets=("sub.cat",))  # built in code: no start-up check
+        with TestClient(create_app(search, None, {})) as test_client:
+            response = test_client.get("/api/search", params={"q": "shirt", "sub.cat": "A"})
+    assert response.status_code == 422 and "filter field 'sub.cat'" in response.json()["detail"]
 
 
 # ----- the real page in a real browser, with the shipped model and real Myntra products -----

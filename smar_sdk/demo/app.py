@@ -9,7 +9,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import SMARError
+from ..errors import FilterError, SMARError
 from .images import CatalogImages
 from .search import DemoSearch, SearchResult
 
@@ -41,8 +41,12 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
         return response
 
     @app.exception_handler(SMARError)
-    async def smar_error(_: Request, exc: SMARError) -> JSONResponse:
+    async def smar_error(_: Request, exc: SMARError) -> JSONResponse:  # the store or model failed
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(FilterError)
+    async def filter_error(_: Request, exc: FilterError) -> JSONResponse:  # the request's filter is at fault
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

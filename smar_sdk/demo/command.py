@@ -37,11 +37,15 @@ from ..cli_options import (
               help="Comma-separated payload fields shown on each product card.")
 @click.option("--pool", default=200, show_default=True, type=click.IntRange(1, 10_000),
               help="Fused candidates re-ranked in text-only mode, and counted for the filter chips.")
+@click.option("--allow-outside-images", is_flag=True,
+              help="Serve --catalog images that lie outside its folder (a symlinked folder, absolute paths), as "
+                   "`index --allow-outside-images` read them.")
 @synonyms_option
 @fail_cleanly
 def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, store: str, uri: str | None,
          collection: str, api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None,
-         image_field: str, facets: str, attributes: str, pool: int, synonyms_path: Path | None) -> None:
+         image_field: str, facets: str, attributes: str, pool: int, allow_outside_images: bool,
+         synonyms_path: Path | None) -> None:
     """Serve a shop page: search box, product grid, filter chips, and SMAR vs text-only ranking.
 
     \b
@@ -55,6 +59,8 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     """
     import uvicorn
 
+    from ..errors import FilterError
+    from ..filters import parse_filter
     from ..model import SMARModel
     from ..retriever import check_store_serves
     from ..store import open_store
@@ -66,10 +72,18 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     if clash := sorted(SEARCH_PARAMS & set(facet_fields)):
         raise click.BadParameter(f"{', '.join(clash)} cannot be a facet: the search API uses that parameter",
                                  param_hint="--facets")
+    try:
+        parse_filter(dict.fromkeys(facet_fields, ""))  # a chip must be a filter every store takes
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--facets") from exc
     synonyms = query_synonyms(synonyms_path)
     model = SMARModel.load(model_dir)
     mapping = field_mapping(model, id_field, text_fields, image_field)
-    images = CatalogImages(catalog, mapping) if catalog else None
+    images = CatalogImages(catalog, mapping, allow_outside=allow_outside_images) if catalog else None
+    if images is not None and not allow_outside_images and (outside := images.outside_count()):
+        click.echo(f"warning: {outside} of the {len(images)} products' images in {catalog} lie outside its folder "
+                   "(a symlink, ../ or an absolute path) and are not served; pass --allow-outside-images to serve "
+                   "them", err=True)
     vector_store = open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds))
     try:
         require_collection(vector_store, uri)

@@ -26,13 +26,15 @@ class CatalogImages:
     """Product id -> image file of one catalog, confined to the catalog's folder.
 
     Relative image paths are resolved against the catalog's folder; a path that resolves outside it
-    (``../``, a symlink, an absolute path elsewhere) or is not an image file is never served. http(s)
-    references are handed to the browser as they are.
+    (``../``, a symlink, an absolute path elsewhere) is served only with ``allow_outside`` (as the catalog was
+    indexed with ``--allow-outside-images``), and a file without an image suffix never. http(s) references are
+    handed to the browser as they are.
     """
 
-    def __init__(self, catalog: str | Path, mapping: FieldMapping | None = None) -> None:
+    def __init__(self, catalog: str | Path, mapping: FieldMapping | None = None, allow_outside: bool = False) -> None:
         self.catalog = Path(catalog)
         self.folder = self.catalog.resolve().parent
+        self.allow_outside = allow_outside
         mapping = mapping or FieldMapping()
         self.image_field = mapping.image_field
         check_mapping(self.catalog, mapping)
@@ -52,12 +54,20 @@ class CatalogImages:
         return reference if _is_url(reference) else f"/images/{quote(hit.id, safe='')}"
 
     def path(self, item_id: str) -> Path | None:
-        """The image file of a product, or None when unknown, outside the catalog folder or not an image."""
-        reference = self._references.get(item_id)
+        """The image file of a product, or None when unknown, not an image or (unless ``allow_outside``) outside the
+        catalog folder."""
+        resolved = self._resolved(self._references.get(item_id))
+        if resolved is None or not (self.allow_outside or resolved.is_relative_to(self.folder)):
+            return None
+        return resolved if resolved.suffix.lower() in IMAGE_SUFFIXES and resolved.is_file() else None
+
+    def outside_count(self) -> int:
+        """How many local image references resolve outside the catalog folder (served only with ``allow_outside``)."""
+        return sum(1 for reference in self._references.values()
+                   if (resolved := self._resolved(reference)) is not None and not resolved.is_relative_to(self.folder))
+
+    def _resolved(self, reference: str | None) -> Path | None:
         if reference is None or _is_url(reference):
             return None
         candidate = Path(reference).expanduser()
-        resolved = (candidate if candidate.is_absolute() else self.folder / candidate).resolve()
-        if not resolved.is_relative_to(self.folder) or resolved.suffix.lower() not in IMAGE_SUFFIXES:
-            return None
-        return resolved if resolved.is_file() else None
+        return (candidate if candidate.is_absolute() else self.folder / candidate).resolve()

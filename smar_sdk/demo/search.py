@@ -142,8 +142,9 @@ class DemoSearch:
 
 def _elements(value: Any) -> list[str]:
     """A field's values as chip text, which filters read back (``filter_text``): the distinct elements of a list, or
-    the value itself."""
-    return list(dict.fromkeys(map(filter_text, value))) if isinstance(value, list) else [filter_text(value)]
+    the value itself; objects and nested lists, which no filter matches, give no chip."""
+    values = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(filter_text(v) for v in values if isinstance(v, str | int | float)))
 
 
 @torch.inference_mode()
