@@ -74,6 +74,11 @@ class StoreUser:
 
     def __init__(self, model: SMARModel, store: str | VectorStore = "qdrant", uri: str | os.PathLike[str] | None = None,
                  collection: str = "products", **store_options: Any) -> None:
+        if not isinstance(model, SMARModel):
+            raise TypeError(f"model must be a SMARModel (SMARModel.load() or SMARModel.load(DIR)), got {model!r}")
+        if not isinstance(store, str) and not callable(getattr(store, "search", None)):
+            raise TypeError(f"store must be a connector name such as 'qdrant' or 'milvus', or an open store "
+                            f"(smar_sdk.open_store(...)), got {store!r}")
         if not isinstance(store, str):
             ignored = [*store_options, *(["uri"] if uri is not None else []),
                        *(["collection"] if collection not in ("products", getattr(store, "collection", None)) else [])]
@@ -117,6 +122,9 @@ class SMARIndexer(StoreUser):
         check_count("batch_size", batch_size)
         check_count("loader_threads", loader_threads)
         super().__init__(model, store, uri, collection, **store_options)
+        if not isinstance(mapping, FieldMapping | dict | None):
+            raise TypeError(f"mapping must be a FieldMapping or a dict of its fields (id_field, text_fields, "
+                            f"image_field), got {mapping!r}")
         if isinstance(mapping, dict):  # FieldMapping's fields as a dict
             mapping = FieldMapping(**{"text_fields": model.config.text_fields, **mapping})
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
@@ -134,6 +142,10 @@ class SMARIndexer(StoreUser):
         whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
         A collection another model filled is refused unless ``replace_model`` re-encodes it in place.
         """
+        if not isinstance(catalog, str | os.PathLike):
+            raise TypeError(f"catalog is the path of a JSON Lines file, got "
+                            f"{type(catalog).__name__}; to index rows held in memory, write one json.dumps(row) per "
+                            "line to a file and index that")
         catalog = Path(catalog)
         only = only_as_text(only)  # a wrong type fails here, before anything is created
         _check_paths(catalog, rejects_path)

@@ -392,6 +392,24 @@ def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, cata
         assert len(retriever.search("red dress", k=np.int64(4))) == 4
 
 
+def test_arguments_of_the_wrong_kind_are_named_at_once(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    with pytest.raises(TypeError, match="model must be a SMARModel .*got 'model'"):
+        SMARRetriever("model", uri=uri)
+    for store in (None, 123):
+        with pytest.raises(TypeError, match=f"store must be a connector name .*got {store}"):
+            SMARRetriever(tiny_model, store=store)
+    with pytest.raises(TypeError, match="mapping must be a FieldMapping or a dict .*got 'sku'"):
+        SMARIndexer(tiny_model, uri=uri, mapping="sku")
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    with SMARIndexer(tiny_model, uri=uri) as indexer, catalog.open() as handle:
+        for in_memory in (rows, iter(rows), handle):
+            with pytest.raises(TypeError, match="catalog is the path of a JSON Lines file, got .*write one "
+                                                r"json.dumps\(row\) per line"):
+                indexer.index(in_memory)
+        assert indexer.index(str(catalog), progress=False).indexed == len(rows)  # a path as text works
+
+
 def test_a_field_mapping_may_be_a_dict(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     catalog.write_text("".join(json.dumps({**{k: v for k, v in r.items() if k != "id"}, "sku": r["id"]}) + "\n"

@@ -118,7 +118,15 @@ class QdrantEdgeStore(QdrantStore):
                           f"{self.uri}: {type(exc).__name__}: {exc}{hint}")
 
     def _exists(self) -> bool:
-        return self._live() is not None
+        """Whether the collection exists; one made since this store opened is a StoreError (this store never opens
+        it, see :meth:`_load`), not an empty collection."""
+        if self._live() is not None:
+            return True
+        if (self.folder / CONFIG_FILE).exists():
+            raise StoreError(f"collection {self.collection!r} at {self.uri} was created after this store opened (by "
+                             "another process or store object): open the store again (a new SMARRetriever, "
+                             "open_store) to use it")
+        return False
 
     def _live(self) -> Any:
         """The open shard (None when the collection does not exist); a closed store is a StoreError."""
@@ -135,9 +143,7 @@ class QdrantEdgeStore(QdrantStore):
                 self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
 
     def _require_dim(self) -> int:
-        if self._live() is None and (self.folder / CONFIG_FILE).exists():
-            raise StoreError(f"collection {self.collection!r} at {self.uri} was created by another process after this "
-                             "store opened: open the store again (a new SMARRetriever, open_store) to search it")
+        self._exists()
         return super()._require_dim()
 
     def dimension(self) -> int | None:

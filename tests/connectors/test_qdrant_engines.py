@@ -91,9 +91,11 @@ def test_a_store_opened_before_the_collection_existed_is_told_to_open_it_again(t
     with QdrantEdgeStore(uri=uri) as service:
         assert service.count() == 0
         fill(QdrantEdgeStore(uri=uri))  # the index run (another process in production)
-        with pytest.raises(StoreError, match="created by another process after this store opened: open the store "
-                                             "again"):
-            service.search(np.eye(4, dtype=np.float32)[1], k=1)
+        for use in (lambda: service.search(np.eye(4, dtype=np.float32)[1], k=1), service.count, service.ids,
+                    lambda: service.stored_hashes(["b"]), lambda: service.delete(["b"])):  # never "empty"
+            with pytest.raises(StoreError, match=r"created after this store opened \(by another process or store "
+                                                 r"object\): open the store again"):
+                use()
     with QdrantEdgeStore(uri=uri) as reopened:
         assert reopened.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
 
