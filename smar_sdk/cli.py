@@ -249,12 +249,15 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
     """Remove the products with these IDS from the collection (unknown ids are ignored)."""
     from .store import open_store
 
+    if blank := [number for number, item_id in enumerate(ids, start=1) if not item_id.strip()]:
+        raise click.BadParameter(f"id {blank[0]} is blank; catalog ids are never blank", param_hint="IDS")
+    unique = list(dict.fromkeys(ids))
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         require_collection(vector_store, uri)
         before = vector_store.count()
-        vector_store.delete(list(ids))
+        vector_store.delete(unique)
         after = vector_store.count()
-    click.echo(f"deleted {before - after} of {len(ids)} ids; {after} products remain")
+    click.echo(f"deleted {before - after} of {len(unique)} ids; {after} products remain")
 
 
 @main.command()

@@ -39,8 +39,10 @@ def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> N
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     text = run("search", "red shirt", "-k", "2").output.splitlines()
     assert len(text) == 2 and text[0].lstrip().startswith("1.")
-    result = run("delete", hits[0]["id"], "no-such-id", model=False)
-    assert "deleted 1 of 2 ids; 29 products remain" in result.output
+    result = run("delete", hits[0]["id"], "no-such-id", hits[0]["id"], model=False)
+    assert "deleted 1 of 2 ids; 29 products remain" in result.output  # each id counted once
+    blank = run("delete", hits[1]["id"], " ", model=False)
+    assert blank.exit_code == 2 and "id 2 is blank" in blank.output
     info = json.loads(run("info", "--json").stdout)
     assert info["count"] == 29 and info["dim"] == 16 and info["collection"] == "products" and info["exists"]
     assert info["indexed_with_this_model"] is True and info["indexed_with"] == info["model_files"]
