@@ -147,30 +147,28 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
         if field in spec:
             raise FilterError(f"filter field {field!r} is given twice: give it once, with any of several values as "
                               f"{field}=a,b")
-        values = [typed for quoted, plain in _cli_tokens(field, value)
-                  for typed in ([quoted] if quoted is not None else cli_values(plain))]
-        spec[field] = values[0] if len(values) == 1 else values
+        spec[field] = _equality_or_membership(_cli_token_values(field, value))
     return spec
 
 
-def _cli_tokens(field: str, value: str) -> list[tuple[str | None, str]]:
-    """The comma-separated tokens of a ``--filter`` value, spaces around each dropped ("Men, Women" = "Men,Women"):
-    ``(text, "")`` for a token in double quotes, a JSON string (commas kept, only text matched), else
-    ``(None, token)``."""
-    tokens: list[tuple[str | None, str]] = []
+def _cli_token_values(field: str, value: str) -> list[Scalar]:
+    """The payload values of a ``--filter`` value's comma-separated tokens, spaces around each dropped ("Men, Women" =
+    "Men,Women"): a token in double quotes is a JSON string (commas kept, only text matched), any other is read by
+    :func:`cli_values`."""
+    values: list[Scalar] = []
     for match in CLI_TOKEN.finditer(value):
         quoted, plain, end = match.groups()
         if quoted is None:
-            tokens.append((None, plain))
+            values.extend(cli_values(plain))
         else:
             try:
-                tokens.append((json.loads(f'"{quoted}"'), ""))
+                values.append(json.loads(f'"{quoted}"'))
             except json.JSONDecodeError as exc:
                 raise FilterError(f"filter on {field!r}: {quoted!r} is no JSON string ({exc.msg}); inside double "
                                   'quotes write \\" for a quote and \\\\ for a backslash') from exc
         if not end:
             break
-    return tokens
+    return values
 
 
 def filter_text(value: Scalar) -> str:
@@ -182,7 +180,11 @@ def filter_text(value: Scalar) -> str:
 def typed_filter_value(tokens: list[str]) -> Any:
     """The filter value of untyped text tokens (command line, query string): each token as a string and, when it
     reads as one, as a number or a boolean; a single string stays an equality, anything more is membership."""
-    values = [typed for token in tokens for typed in cli_values(token)]
+    return _equality_or_membership([typed for token in tokens for typed in cli_values(token)])
+
+
+def _equality_or_membership(values: list[Scalar]) -> Any:
+    """A single value stays an equality; anything more is membership."""
     return values[0] if len(values) == 1 else values
 
 
