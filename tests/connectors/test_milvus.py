@@ -50,7 +50,7 @@ def test_milvus_lite_compares_true_with_one(tmp_path: Path) -> None:
     """The one documented filter difference: Milvus Lite matches a stored ``true`` with 1 and 1 with ``true`` (in
     equalities, lists and ranges), where Milvus servers, Qdrant and ``matches_conditions`` keep the JSON types apart.
     Should this start failing, Lite has become strict: drop the skip in ``test_booleans_are_not_numbers``."""
-    with MilvusStore(uri=str(tmp_path / "lite.db")) as store:
+    with MilvusStore(uri=tmp_path / "lite.db") as store:  # a pathlib.Path names the file as its text does
         store.ensure_collection(4)
         store.upsert(["true", "one", "zero"], np.eye(4, dtype=np.float32)[:3], [{"f": True}, {"f": 1}, {"f": 0}])
 

@@ -30,7 +30,7 @@ def test_folder_keeps_its_engine(tmp_path: Path, engine: str) -> None:
     uri = str(tmp_path / "store")
     fill(QdrantStore(uri=uri, engine=engine))  # type: ignore[arg-type]
     assert select_engine(uri) == engine
-    with QdrantStore(uri=uri) as store:
+    with QdrantStore(uri=Path(uri)) as store:  # a pathlib.Path names the folder as its text does
         assert isinstance(store, QdrantEdgeStore) == (engine == "edge")
         assert store.count() == 2
         assert store.search(np.eye(4, dtype=np.float32)[1], k=1)[0][0].id == "b"
