@@ -126,7 +126,10 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
         at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at" says it
         return Rejection(line=line, reason=f"not valid JSON ({exc.msg}{at} column {exc.colno})", raw=raw)
     except NonFiniteNumber as exc:
-        return Rejection(line=line, reason=f"not valid JSON ({exc}; write null or a finite number)", raw=raw)
+        readable = json.loads(raw)  # Python's json reads NaN and Infinity: the id, for the rejection
+        item_id = item_id_text(readable.get(mapping.id_field)) if isinstance(readable, dict) else None
+        return Rejection(line=line, id=item_id, reason=f"not valid JSON ({exc}; write null or a finite number)",
+                         raw=raw)
     if not isinstance(row, dict):
         return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
     if only and not matches(row, only):

@@ -6,9 +6,10 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +22,7 @@ from .catalog import FieldMapping, Product, Rejection, check_mapping, only_as_te
 from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
+from .rows import rows_catalog
 from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store
 from .stored_models import check_index_model
 
@@ -135,17 +137,17 @@ class SMARIndexer(StoreUser):
 
     def index(self, catalog: str | Path, only: dict[str, Any] | None = None, rejects_path: str | Path | None = None,
               progress: bool = True, prune: bool = False, resume: bool = True,
-              replace_model: bool = False) -> IndexReport:
+              replace_model: bool = False, images_dir: str | Path | None = None) -> IndexReport:
         """Index every valid row of a JSON Lines catalog; return counts, rejections and timing.
 
         ``resume`` skips rows stored with the same content hash; ``prune`` then deletes stored items
         whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
         A collection another model filled is refused unless ``replace_model`` re-encodes it in place.
+        Relative image paths start from ``images_dir`` (default: the catalog's folder).
         """
         if not isinstance(catalog, str | os.PathLike):
-            raise TypeError(f"catalog is the path of a JSON Lines file, got "
-                            f"{type(catalog).__name__}; to index rows held in memory, write one json.dumps(row) per "
-                            "line to a file and index that")
+            raise TypeError(f"catalog is the path of a JSON Lines file, got {type(catalog).__name__}; to index "
+                            "rows held in memory (dicts), use index_rows(rows)")
         catalog = Path(catalog)
         only = only_as_text(only)  # a wrong type fails here, before anything is created
         _check_paths(catalog, rejects_path)
@@ -157,8 +159,7 @@ class SMARIndexer(StoreUser):
             raise StoreError(f"the {type(self.store).__name__} connector cannot list its ids, so it cannot prune "
                              f"(collection {self.store.collection!r}): index without --prune / prune=False, and "
                              "delete products that left the catalog by id")
-        base_dir = catalog.resolve().parent if catalog.is_file() and catalog != STANDARD_INPUT else Path.cwd()
-        loader = ImageLoader(base_dir=base_dir, allow_outside=self.allow_outside_images)
+        loader = ImageLoader(base_dir=_images_dir(catalog, images_dir), allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
         settled: set[str] = set()
@@ -200,6 +201,16 @@ class SMARIndexer(StoreUser):
                 rejects.close()
             report.seconds = time.perf_counter() - started
         return report
+
+    def index_rows(self, rows: Iterable[Mapping[str, Any]], images_dir: str | Path | None = None,
+                   **options: Any) -> IndexReport:
+        """Index rows held in memory (dicts with the catalog's fields; for a DataFrame, ``df.to_dict("records")``)
+        as :meth:`index` indexes a catalog file, with the same ``options``. A rejection's ``line`` is the row's
+        position, counting from 1. Relative image paths start from ``images_dir`` (default: the working directory).
+        """
+        with tempfile.TemporaryDirectory(prefix="smar-rows-") as folder:
+            catalog = rows_catalog(rows, Path(folder))
+            return self.index(catalog, images_dir=Path.cwd() if images_dir is None else images_dir, **options)
 
     def _not_replaced(self, settled: set[str], stored: set[str] | None = None) -> int | None:
         """How many stored ids (``stored``, or listed now) a replace run did not re-encode; None when the connector
@@ -334,6 +345,17 @@ class SMARIndexer(StoreUser):
         except RowError as exc:
             return Rejection(line=product.line, id=product.id, reason=str(exc),
                              raw=json.dumps(product.payload, ensure_ascii=False))
+
+
+def _images_dir(catalog: Path, images_dir: str | Path | None) -> Path:
+    """Where a catalog's relative image paths start: ``images_dir``, else the catalog's folder (the working
+    directory for a catalog read from a pipe)."""
+    if images_dir is not None:
+        if not Path(images_dir).is_dir():
+            raise CatalogError(f"images_dir {images_dir} is not a folder: pass the folder the catalog's relative "
+                               "image paths start from")
+        return Path(images_dir).resolve()
+    return catalog.resolve().parent if catalog.is_file() and catalog != STANDARD_INPUT else Path.cwd()
 
 
 def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:

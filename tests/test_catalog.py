@@ -57,6 +57,13 @@ def test_a_line_with_bad_bytes_is_named_by_its_id_when_the_id_reads(tmp_path: Pa
         ("a", "invalid UTF-8 at byte 25"), (None, "invalid UTF-8 at byte 9"), (None, "invalid UTF-8 at byte 25")]
 
 
+def test_a_row_with_nan_or_infinity_is_named_by_its_id(tmp_path: Path) -> None:
+    lines = [b'{"id": "a", "title": "t", "image": "a.jpg", "price": NaN}', b'{"id": 7, "price": Infinity}',
+             b'[NaN]', b'{"sku": "c", "price": 1e400}']
+    assert [(r.line, r.id) for r in read_catalog(lines_to_catalog(tmp_path, lines))] == [
+        (1, "a"), (2, "7"), (3, None), (4, None)]
+
+
 def test_json_errors_say_where_once(tmp_path: Path) -> None:
     (rejection,) = read_catalog(lines_to_catalog(tmp_path, [b'{"id": "a", "title": "t']))
     assert rejection.reason == "not valid JSON (Unterminated string starting at column 22)"

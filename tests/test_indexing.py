@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -404,10 +405,54 @@ def test_arguments_of_the_wrong_kind_are_named_at_once(tiny_model: SMARModel, ca
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     with SMARIndexer(tiny_model, uri=uri) as indexer, catalog.open() as handle:
         for in_memory in (rows, iter(rows), handle):
-            with pytest.raises(TypeError, match="catalog is the path of a JSON Lines file, got .*write one "
-                                                r"json.dumps\(row\) per line"):
+            with pytest.raises(TypeError, match=r"catalog is the path of a JSON Lines file, got .*index_rows\(rows\)"):
                 indexer.index(in_memory)
         assert indexer.index(str(catalog), progress=False).indexed == len(rows)  # a path as text works
+
+
+def test_rows_in_memory_index_like_their_catalog_file(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    numpy_rows = [{**row, "year": np.int64(row["year"]), "sizes": np.array([38, 40])} for row in rows]
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "file")) as from_file:
+        from_file.index(catalog, progress=False)
+        expected = from_file.store.search(tiny_model.encode_queries(["red shirt"]), 30)[0]
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "rows")) as indexer:
+        report = indexer.index_rows(iter(numpy_rows), images_dir=catalog.parent, progress=False)
+        assert (report.indexed, report.rejected) == (30, 0)
+        hits = indexer.store.search(tiny_model.encode_queries(["red shirt"]), 30)[0]
+        assert [h.id for h in hits] == [h.id for h in expected]
+        assert np.allclose([h.score for h in hits], [h.score for h in expected], atol=1e-5)
+        assert hits[0].payload["year"] == next(r["year"] for r in rows if r["id"] == hits[0].id)
+        assert hits[0].payload["sizes"] == [38, 40]
+        assert indexer.index_rows(numpy_rows, images_dir=catalog.parent, progress=False).unchanged == 30  # resumes
+        monkeypatch.chdir(catalog.parent)  # relative images start from the working directory by default
+        broken = [numpy_rows[0], {**rows[1], "image": "images/missing.jpg"}, {**rows[2], "year": float("nan")}]
+        report = indexer.index_rows(broken, progress=False)
+        assert (report.unchanged, report.rejected) == (1, 2)
+        assert [(r.line, r.id) for r in report.rejections] == [(2, rows[1]["id"]), (3, rows[2]["id"])]
+        assert "missing.jpg" in report.rejections[0].reason and "NaN" in report.rejections[1].reason
+        assert indexer.store.count() == 30  # nothing lost
+
+
+def test_rows_that_cannot_be_written_stop_before_anything_is_indexed(tiny_model: SMARModel, catalog: Path,
+                                                                     tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        for bad, message in [([rows[0], ["sku-1", "red shirt"]], "row 2 is a list, not a mapping"),
+                             ([rows[0], {**rows[1], "added": {1, 2}}], "row 2 cannot be written as JSON .*set"),
+                             ([rows[0], rows[1], {**rows[2], "when": datetime.date(2024, 1, 1)}],
+                              "row 3 cannot be written as JSON .*date")]:
+            with pytest.raises(CatalogError, match=message):
+                indexer.index_rows(bad, images_dir=catalog.parent, progress=False)
+        assert indexer.store.count() == 0
+        with pytest.raises(TypeError, match="must be an iterable of rows .*got one dict"):
+            indexer.index_rows(rows[0])
+        with pytest.raises(CatalogError, match="images_dir .* is not a folder"):
+            indexer.index_rows(rows, images_dir=catalog)
+        surrogate = indexer.index_rows([{**rows[0], "title": "red \ud800 shirt"}], images_dir=catalog.parent,
+                                       progress=False)
+        assert surrogate.rejected == 1 and "lone surrogate" in surrogate.rejections[0].reason
 
 
 def test_a_field_mapping_may_be_a_dict(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:

@@ -1,0 +1,53 @@
+"""Rows held in memory (dicts, a DataFrame's records) written as a JSON Lines catalog, so they index like a file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .errors import CatalogError
+from .text import is_utf8
+
+
+def _json_value(value: Any) -> Any:
+    """numpy values (as pandas gives them) as the Python values they hold; anything else is not a JSON value."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
+def write_rows(rows: Iterable[Mapping[str, Any]], handle: TextIO, source: str = "rows") -> int:
+    """Write each row as one JSON line; return how many. A row that is not a mapping, or holds a value JSON cannot
+    express (a ``datetime``, a set), stops here, before anything is indexed, naming the row by its position
+    (counting from 1, as rejections do) so it can be fixed. ``NaN`` is written as it is: the catalog rejects that
+    row under its id, as it would in a file."""
+    if isinstance(rows, Mapping | str | bytes):
+        raise TypeError(f"{source} must be an iterable of rows (dicts), got one {type(rows).__name__}")
+    count = 0
+    for count, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            raise CatalogError(f"{source}: row {count} is a {type(row).__name__}, not a mapping of field names to "
+                               "values: pass dicts (for a DataFrame, df.to_dict('records'))")
+        try:
+            line = json.dumps(dict(row), ensure_ascii=False, default=_json_value)
+            if not is_utf8(line):  # a lone surrogate: escaped, so the catalog names its field
+                line = json.dumps(dict(row), default=_json_value)
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"{source}: row {count} cannot be written as JSON ({exc}): convert that value to a "
+                               "string, number, boolean, null, list or object") from exc
+        handle.write(line + "\n")
+    return count
+
+
+def rows_catalog(rows: Iterable[Mapping[str, Any]], folder: Path) -> Path:
+    """``rows`` written to ``folder/rows.jsonl``, the catalog an in-memory index run reads."""
+    path = folder / "rows.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        write_rows(rows, handle)
+    return path
