@@ -29,9 +29,25 @@ class EpochCheckpoint:
         self.directory = Path(out_dir) / CHECKPOINT_DIR if out_dir is not None else None
         self.fingerprint = fingerprint
 
+    def _sibling(self, suffix: str) -> Path:
+        assert self.directory is not None
+        return self.directory.with_name(CHECKPOINT_DIR + suffix)
+
+    def _finish_swap(self) -> None:
+        """Complete a swap :meth:`save` was stopped in (a kill between its renames): the old checkpoint was moved
+        aside only after the new one was written whole, so the new one is put in place."""
+        old, staging = self._sibling(".old"), self._sibling(".tmp")
+        if not self.directory.exists() and old.exists() and staging.exists():
+            staging.rename(self.directory)
+        if self.directory.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
     def _state(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none."""
-        if self.directory is None or not (self.directory / "state.pt").is_file():
+        if self.directory is None:
+            return None
+        self._finish_swap()
+        if not (self.directory / "state.pt").is_file():
             return None
         return torch.load(self.directory / "state.pt", map_location="cpu", weights_only=True)
 
@@ -73,8 +89,9 @@ class EpochCheckpoint:
         ``extra`` (tensors, lists and dicts of them only)."""
         if self.directory is None:
             return
-        staging = self.directory.with_name(CHECKPOINT_DIR + ".tmp")
+        staging, old = self._sibling(".tmp"), self._sibling(".old")
         try:
+            self._finish_swap()
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()
@@ -85,12 +102,15 @@ class EpochCheckpoint:
                         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                         "extra": extra or {}},
                        staging / "state.pt")
-            shutil.rmtree(self.directory, ignore_errors=True)
+            if self.directory.exists():  # moved aside, not deleted: a kill before the next rename loses no epoch
+                self.directory.rename(old)
             staging.rename(self.directory)
+            shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
             raise ModelError(f"cannot save the training checkpoint in {self.directory} after epoch {epoch}: "
                              f"{exc.strerror or exc}; free space or choose another --out") from exc
 
     def clear(self) -> None:
         if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            for folder in (self.directory, self._sibling(".tmp"), self._sibling(".old")):
+                shutil.rmtree(folder, ignore_errors=True)

@@ -91,7 +91,7 @@ class FeatureCache:
 def text_pooled(model: SMARModel, texts: Sequence[str], cache: FeatureCache, batch_size: int = 256,
                 progress: bool = True) -> torch.Tensor:
     """Pooled text-encoder vectors (queries)."""
-    name = _cache_key("query", model.config.text_encoder.model_dump_json(), texts)
+    name = _cache_key("query", model.config.text_encoder.model_dump_json() + weights_digest(model.text_encoder), texts)
     if (hit := cache.get(name)) is not None:
         return hit["pooled"]
     chunks = [model.text_encoder.encode(list(texts[i : i + batch_size])).pooled
@@ -105,11 +105,8 @@ def text_pooled(model: SMARModel, texts: Sequence[str], cache: FeatureCache, bat
 def item_text_states(model: SMARModel, texts: Sequence[str], cache: FeatureCache, batch_size: int = 256,
                      progress: bool = True) -> ItemTextStates:
     """Title token states padded to the encoder's ``max_tokens``."""
-    encoder = model.config.text_encoder.model_dump_json()
-    trained = model.config.trained_backbone_prefixes  # the fine-tuned weights it loaded
-    if tuned := tuple(p.removeprefix("text_encoder.") for p in trained if p.startswith("text_encoder.")):
-        encoder += _tensor_digest([v for k, v in model.text_encoder.state_dict().items() if k.startswith(tuned)])
-    name = _cache_key("itemtext", encoder, texts)
+    name = _cache_key("itemtext", model.config.text_encoder.model_dump_json() + weights_digest(model.text_encoder),
+                      texts)  # the weights, fine-tuned or replaced in place under the same name, not only the name
     if (hit := cache.get(name)) is not None:
         return ItemTextStates(hit["tokens"], hit["mask"].bool(), hit["pooled"])
     length = model.config.text_encoder.max_tokens
@@ -172,7 +169,7 @@ def item_image_states(model: SMARModel, products: Sequence[Product], image_field
         if not encoder.config.colour_features:
             return plain
         return _joined(plain, item_colour_states(model, products, image_field, loader, cache, batch_size, progress))
-    plain_name = _image_cache_key("image", model, products, image_field, loader)
+    plain_name = _image_cache_key("image", model, products, image_field, loader, weights_digest(encoder.backbone))
 
     def plain_states() -> ItemImageStates:
         return _cached(cache, plain_name) or _store(cache, plain_name, _encode_images(
@@ -237,6 +234,12 @@ def _image_cache_key(kind: str, model: SMARModel, products: Sequence[Product], i
         config += "+foreground"
     keys = [f"{p.id}:{loader.identity(p.payload.get(image_field))}" for p in products]
     return _cache_key(f"{kind}-{image_field}{'-mirrored' if loader.mirror else ''}", config, keys)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """A digest of a module's weights: states computed by it are cached under it, so weights replaced in place
+    under the same name or path are not mistaken for the old ones."""
+    return _tensor_digest(list(module.state_dict().values()))
 
 
 def _tensor_digest(tensors: Sequence[torch.Tensor]) -> str:

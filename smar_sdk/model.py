@@ -268,6 +268,10 @@ class SMARModel(nn.Module):
         if missing := sorted(expected - set(state)):
             raise ModelError(f"{weights_path} lacks {len(missing)} tensors, e.g. {missing[:3]}; was it saved "
                              "by this model configuration?")
+        if unused := sorted(set(state) - expected):  # dropped, they would make another model than was trained
+            raise ModelError(f"{weights_path} holds {len(unused)} tensors {config_path} does not use, e.g. "
+                             f"{unused[:3]}; was config.json edited (the tuned layers or blocks, the encoders), or "
+                             "the weights saved by another model? Restore the config they were saved with")
         try:
             model.load_state_dict(state, strict=False)
         except RuntimeError as exc:

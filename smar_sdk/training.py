@@ -36,7 +36,7 @@ from .catalog import FieldMapping, Product, Rejection, check_mapping, item_id_te
 from .checkpoint import EpochCheckpoint
 from .config import SMARConfig
 from .errors import CatalogError, ImageError, ModelError, TrainingError, TrainingInterrupted
-from .features import DEFAULT_CACHE_DIR, FeatureCache
+from .features import DEFAULT_CACHE_DIR, FeatureCache, weights_digest
 from .images import ImageLoader
 from .labels import batch_positives, known_wrong, pair_keys, relevance_codes, relevance_positives
 from .mining import mine_hard_negatives, sample_negatives
@@ -65,7 +65,8 @@ class TrainConfig(BaseModel):
     text_weight: float = Field(0.5, ge=0, description="a: weight of L(query, text view)")
     image_weight: float = Field(0.5, ge=0, description="b: weight of L(query, image view)")
     fused_weight: float = Field(1.0, ge=0, description="c: weight of L(query, fused view)")
-    temperature: float = Field(0.05, gt=0, le=1, description="initial softmax temperature")
+    temperature: float = Field(0.05, ge=0.01, le=1, description="initial softmax temperature (learned, bounded below "
+                                                              "at 0.01)")
     learn_temperature: bool = True
     image_fields: list[str] | None = Field(None, min_length=1,
                                            description="image fields to sample from per step (resolution "
@@ -337,7 +338,7 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
     :class:`~smar_sdk.errors.TrainingInterrupted`, which says how many epochs a re-run resumes after.
     """
     checkpoints: list[EpochCheckpoint] = []
-    new_folder = out_dir is not None and not Path(out_dir).exists()
+    new_folders = _missing_folders(Path(out_dir)) if out_dir is not None else []
     try:
         return _train(catalog, pairs_path, out_dir, model_config, train_config, mapping, cache_dir, progress,
                       on_epoch, checkpoints.append)
@@ -345,9 +346,18 @@ def train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | Non
         saved = checkpoints[0].saved_epochs() if checkpoints else None
         raise TrainingInterrupted(saved, checkpoints[0].directory if checkpoints else None) from None
     finally:
-        if new_folder:  # a run that failed before writing anything leaves no empty --out folder behind
+        for folder in new_folders:  # a run that failed before writing anything leaves no empty folder behind
             with contextlib.suppress(OSError):
-                Path(out_dir).rmdir()
+                folder.rmdir()
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, deepest first (the folders a run would create)."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | None, model_config: SMARConfig | None,
@@ -360,7 +370,8 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     model_config = (model_config or SMARConfig()).training_base()
     if out_dir is not None:
         check_writable(Path(out_dir))
-    mapping = mapping or FieldMapping(text_fields=model_config.text_fields)
+    if mapping is None or "text_fields" not in mapping.model_fields_set:  # a mapping set for its id or image only
+        mapping = FieldMapping(**{**(mapping.model_dump() if mapping else {}), "text_fields": model_config.text_fields})
     model_config = model_config.model_copy(update={"text_fields": mapping.text_fields})
     started = time.perf_counter()
     model = SMARModel(model_config)
@@ -368,6 +379,10 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
         raise ValueError("train_stored_vector trains the second stage's stored vector, but the model sets no "
                          "second-stage weight: give text_blend, other_text_blend or image_blend")
     check_mapping(catalog, mapping, cfg.image_fields)
+    for path in cfg.text_variant_catalogs:
+        if not Path(path).is_file():
+            raise CatalogError(f"text-variant catalog {path} is not a file: check the path (--text-variant-catalog, "
+                               "TrainConfig.text_variant_catalogs)")
     products = _last_row_of_each_id(catalog, [r for r in read_catalog(catalog, mapping, cfg.only or None)
                                               if isinstance(r, Product) and not held_out(r.id, cfg.holdout)])
     if not products:
@@ -390,9 +405,10 @@ def _train(catalog: str | Path, pairs_path: str | Path, out_dir: str | Path | No
     data_files = [Path(catalog), Path(pairs_path), *map(Path, cfg.text_variant_catalogs)]
     images = hashlib.sha256("\n".join(loader.identity(p.payload.get(field)) for field in image_fields
                                       for p in products).encode()).hexdigest()[:24]  # a replaced photo too
+    backbones = [weights_digest(model.text_encoder), weights_digest(model.image_encoder)]  # weights, not names
     fingerprint = json.dumps([cfg.model_dump(exclude={"text_variant_catalogs"}), model_config.model_dump(),
-                              mapping.model_dump(), file_digest(*data_files), images, len(pairs), len(products)],
-                              sort_keys=True)  # the files' contents, not paths: edited data is another run
+                              mapping.model_dump(), file_digest(*data_files), images, len(pairs), len(products),
+                              backbones], sort_keys=True)  # the files' contents, not paths: edited data is another run
     checkpoint = EpochCheckpoint(out_dir, fingerprint)
     made_checkpoint(checkpoint)
     cache = FeatureCache(cache_dir)

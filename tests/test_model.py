@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageOps
+from safetensors.torch import load_file, save_file
 
 from smar_sdk import ImageError, ModelError, SMARConfig, SMARModel
 
@@ -149,6 +152,16 @@ def test_damaged_weights_wrong_arch_kwargs_and_too_many_tokens_fail_clearly(tiny
     for update, message in cases:
         with pytest.raises(ModelError, match=message):
             SMARModel(tiny_config.model_copy(update=update))
+
+
+def test_weights_a_config_does_not_use_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    edited = Path(shutil.copytree(tiny_model_dir, tmp_path / "edited"))
+    state = load_file(str(edited / "model.safetensors"))
+    state["query_encoder.encoder.layer.1.output.dense.weight"] = torch.zeros(2, 2)  # a tuned layer config dropped
+    save_file(state, str(edited / "model.safetensors"))
+    with pytest.raises(ModelError, match="holds 1 tensors .*config.json does not use, e.g. "
+                                         r"\['query_encoder.encoder.layer.1.*was config.json edited"):
+        SMARModel.load(edited)
 
 
 def test_relative_encoder_paths_are_saved_absolute(tiny_config, tmp_path: Path, monkeypatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from smar_sdk import CatalogError, FieldMapping, ImageError, SMARModel, TrainingInterrupted
 from smar_sdk.config import DEFAULT_IMAGE_WEIGHTS, IMAGE_BACKBONES, ImageEncoderConfig, SMARConfig, image_backbone
@@ -225,6 +227,83 @@ def test_feature_cache_is_reused(tiny_config, catalog: Path, pairs: Path, tmp_pa
     train(catalog, pairs, None, tiny_config, config, cache_dir=tmp_path / "cache", progress=False)
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
     assert cached == ["image", "image", "itemtext", "query"]
+
+
+def perturb_weights(path: Path) -> None:
+    """Overwrite a safetensors file in place with slightly different weights (an encoder fine-tuned or upgraded
+    under the same name)."""
+    state = load_file(str(path))
+    save_file({k: v * 1.1 if v.is_floating_point() else v for k, v in state.items()}, str(path))
+
+
+def test_feature_cache_and_checkpoint_follow_the_encoders_weights_not_their_names(
+        tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    text_dir = shutil.copytree(tiny_config.text_encoder.name_or_path, tmp_path / "text-encoder")
+    image_file = Path(shutil.copy(tiny_config.image_encoder.weights, tmp_path / "cnn.safetensors"))
+    config = tiny_config.model_copy(update={
+        "text_encoder": tiny_config.text_encoder.model_copy(update={"name_or_path": str(text_dir)}),
+        "image_encoder": tiny_config.image_encoder.model_copy(update={"weights": str(image_file)})})
+    settings = TrainConfig(epochs=2, batch_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        train(catalog, pairs, tmp_path / "model", config, settings, cache_dir=tmp_path / "cache", progress=False,
+              on_epoch=crash_after_first_epoch)
+    perturb_weights(text_dir / "model.safetensors")
+    perturb_weights(image_file)
+    seen: list[int] = []
+    cached, _ = train(catalog, pairs, tmp_path / "model", config, settings, cache_dir=tmp_path / "cache",
+                      progress=False, on_epoch=lambda epoch, loss: seen.append(epoch))
+    assert seen == [1, 2]  # the checkpoint was made with the old weights: not resumed
+    fresh, _ = train(catalog, pairs, None, config, settings, cache_dir=None, progress=False)
+    np.testing.assert_allclose(cached.encode_queries(["red shirt"]), fresh.encode_queries(["red shirt"]), atol=1e-5)
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()[:4]]
+    np.testing.assert_allclose(cached.encode_items(rows, base_dir=catalog.parent),
+                               fresh.encode_items(rows, base_dir=catalog.parent), atol=1e-5)
+    kinds = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
+    assert kinds == ["image", "image", "itemtext", "itemtext", "query", "query"]
+
+
+def test_a_missing_text_variant_catalog_is_named(tiny_config, catalog: Path, pairs: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=16, text_variant_catalogs=[str(tmp_path / "nosuch.jsonl")])
+    with pytest.raises(CatalogError, match="text-variant catalog .*nosuch.jsonl is not a file: check the path"):
+        train(catalog, pairs, None, tiny_config, config, cache_dir=None, progress=False)
+
+
+def test_a_kill_between_the_checkpoint_renames_loses_no_epoch(tiny_config, catalog: Path, pairs: Path,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rename, saves = Path.rename, []
+
+    class Killed(BaseException):
+        """A kill -9: no handler of the trainer runs."""
+
+    def killed_in_the_second_swap(self: Path, target: Path) -> Path:
+        if self.name == ".checkpoint.tmp":
+            saves.append(self)
+            if len(saves) == 2:  # the old checkpoint is already moved aside
+                raise Killed
+        return rename(self, target)
+
+    config = TrainConfig(epochs=3, batch_size=16)
+    monkeypatch.setattr(Path, "rename", killed_in_the_second_swap)
+    with pytest.raises(Killed):
+        train(catalog, pairs, tmp_path / "model", tiny_config, config, cache_dir=None, progress=False)
+    monkeypatch.setattr(Path, "rename", rename)
+    assert not (tmp_path / "model" / ".checkpoint").exists() and (tmp_path / "model" / ".checkpoint.old").is_dir()
+    seen: list[int] = []
+    train(catalog, pairs, tmp_path / "model", tiny_config, config, cache_dir=None, progress=False,
+          on_epoch=lambda epoch, loss: seen.append(epoch))
+    assert seen == [3]  # resumed after epoch 2, whose checkpoint was written whole
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_mapping_that_names_no_text_fields_keeps_the_models(tiny_config, catalog: Path, pairs: Path) -> None:
+    config = tiny_config.model_copy(update={"text_fields": ["gender", "title"]})
+    settings = TrainConfig(epochs=1, batch_size=16)
+    model, _ = train(catalog, pairs, None, config, settings, mapping=FieldMapping(image_field="image"),
+                     cache_dir=None, progress=False)
+    assert model.config.text_fields == ["gender", "title"]
+    model, _ = train(catalog, pairs, None, config, settings, mapping=FieldMapping(text_fields=["title"]),
+                     cache_dir=None, progress=False)
+    assert model.config.text_fields == ["title"]  # named on the mapping: the mapping's
 
 
 def test_pairs_without_known_items_fail_clearly(tiny_config, catalog: Path, tmp_path: Path) -> None:
@@ -713,6 +792,14 @@ def test_pairs_file_reasons_bom_and_bytes_that_are_not_utf8(tmp_path: Path, capl
     assert "1 whose item is not a valid catalog row (or is outside --only / the holdout), e.g. line 5" in caplog.text
 
 
+def test_a_failed_run_leaves_none_of_the_folders_it_made(tiny_config, catalog: Path, tmp_path: Path) -> None:
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(CatalogError):
+        train(catalog, tmp_path / "no-pairs.jsonl", tmp_path / "kept" / "new" / "child" / "model", tiny_config,
+              TrainConfig(epochs=1), cache_dir=None, progress=False)
+    assert not any((tmp_path / "kept").iterdir())  # new/child/model all removed; kept was there before
+
+
 def test_an_unwritable_out_dir_stops_before_any_work(tiny_config, catalog: Path, pairs: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a-file").write_text("")
@@ -823,7 +910,7 @@ def test_a_diverging_loss_stops_training_with_what_to_do(tiny_config, catalog: P
               cache_dir=None, progress=False)
 
 
-@pytest.mark.parametrize("setting", [{"seed": -1}, {"seed": 2**32}, {"temperature": 2.0}])
+@pytest.mark.parametrize("setting", [{"seed": -1}, {"seed": 2**32}, {"temperature": 2.0}, {"temperature": 0.005}])
 def test_settings_numpy_or_the_softmax_cannot_take_are_refused(setting: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(setting))):
         TrainConfig(**setting)
