@@ -19,6 +19,8 @@ from .text import is_utf8
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_BYTES = 1024  # the tightest id limit of the built-in stores (Milvus' VarChar key), so a catalog fits all
+MAX_PAYLOAD_BYTES = 64 * 1024 - 1024  # Milvus' JSON field limit, less room for the SDK's bookkeeping keys
+MAX_NESTING = 64  # lists and objects within each other: far beyond a catalog's needs, well within a JSON parser's
 
 
 class NonFiniteNumber(ValueError):
@@ -39,9 +41,12 @@ def _finite_float(text: str) -> float:
 RESERVED_PREFIX = "_smar"  # payload keys the SDK keeps its bookkeeping under (store.ID_PAYLOAD_KEY, ...)
 
 
-def _unstorable(value: Any, path: str) -> str | None:
+def _unstorable(value: Any, path: str, depth: int = 0) -> str | None:
     """Why ``value`` (at ``path``) cannot be stored as it is, if it cannot: an integer stores would round to a float
-    (beyond 64 bits), or text that is not UTF-8 (a lone surrogate escape such as ``\\ud800``)."""
+    (beyond 64 bits), text that is not UTF-8 (a lone surrogate escape such as ``\\ud800``), or lists and objects
+    nested more than ``MAX_NESTING`` deep."""
+    if depth > MAX_NESTING:
+        return f"field {path!r} is nested more than {MAX_NESTING} lists or objects deep; flatten it"
     if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
         return (f"field {path!r} holds an integer beyond 64 bits, which stores keep only as a rounded float; "
                 "write it as a string")
@@ -52,9 +57,23 @@ def _unstorable(value: Any, path: str) -> str | None:
         if not is_utf8(str(key)):
             where = f" in {path!r}" if path != "row" else ""
             return f"a field name{where} holds a lone surrogate escape, which is not UTF-8 text"
-        if found := _unstorable(item, f"{path}[{key!r}]" if isinstance(key, int) else f"{path}.{key}"):
+        if found := _unstorable(item, f"{path}[{key!r}]" if isinstance(key, int) else f"{path}.{key}", depth + 1):
             return found
     return None
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _oversized(row: dict[str, Any]) -> str | None:
+    """Why a row is too large for every store to keep as its payload (Milvus keeps at most 64 KiB of JSON), if it is."""
+    size = _json_bytes(row)
+    if size <= MAX_PAYLOAD_BYTES:
+        return None
+    largest = max(row, key=lambda name: _json_bytes(row[name]))
+    return (f"the row is {size:,} bytes as JSON, over the {MAX_PAYLOAD_BYTES:,}-byte payload every store keeps; "
+            f"shorten it (its largest field, {largest!r}, is {_json_bytes(row[largest]):,} bytes)")
 
 
 def item_id_text(value: Any) -> str | None:
@@ -125,6 +144,9 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
     except json.JSONDecodeError as exc:
         at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at" says it
         return Rejection(line=line, reason=f"not valid JSON ({exc.msg}{at} column {exc.colno})", raw=raw)
+    except RecursionError:
+        return Rejection(line=line, reason=f"nested more than {MAX_NESTING} lists or objects deep (too deep to read); "
+                                           "flatten it", raw=raw)
     except NonFiniteNumber as exc:
         readable = json.loads(raw)  # Python's json reads NaN and Infinity: the id, for the rejection
         item_id = item_id_text(readable.get(mapping.id_field)) if isinstance(readable, dict) else None
@@ -146,6 +168,8 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
     if problem := _unstorable(row, "row"):
         return Rejection(line=line, id=item_id if is_utf8(item_id) else None,
                          reason=problem.replace("'row.", "'", 1), raw=raw)
+    if too_big := _oversized(row):
+        return Rejection(line=line, id=item_id, reason=too_big, raw=raw)
     for name in [*mapping.text_fields, mapping.image_field]:
         value = row.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -224,7 +248,7 @@ def check_mapping(path: str | Path, mapping: FieldMapping, extra_image_fields: l
         for raw in handle:
             try:
                 row = json.loads(raw.removeprefix(codecs.BOM_UTF8))
-            except ValueError:  # not JSON or not UTF-8: that row's own rejection says so
+            except (ValueError, RecursionError):  # not JSON, not UTF-8 or too deep: that row's rejection says so
                 continue
             if not isinstance(row, dict):
                 continue

@@ -97,10 +97,13 @@ class ImageLoader:
     def resolve_path(self, reference: str) -> Path:
         if "\0" in reference:
             raise ImageError(f"image path {reference!r} holds a NUL character; no file system takes that")
-        path = Path(reference).expanduser()
-        if path.is_absolute():
-            return path
-        resolved = (self.base_dir / path).resolve()
+        try:
+            path = Path(reference).expanduser()
+            if path.is_absolute():
+                return path
+            resolved = (self.base_dir / path).resolve()
+        except (RuntimeError, OSError) as exc:  # "~nobody/x.jpg" (no such user), a symlink loop
+            raise ImageError(f"image path {reference!r} cannot be resolved: {exc}; fix the path or the link") from exc
         if not self.allow_outside and not resolved.is_relative_to(self.base_dir):
             raise ImageError(f"image path {reference!r} leaves the catalog folder {self.base_dir}; "
                              "if that is intended, pass allow_outside_images=True (--allow-outside-images)")
@@ -128,6 +131,8 @@ class ImageLoader:
             raise _unreadable(path, exc) from exc
         if len(data) > self.max_bytes:
             raise ImageError(f"image file {path} is over the {self.max_bytes}-byte limit")
+        if not data:
+            raise ImageError(f"image file {path} is empty (0 bytes): a copy or download cut short? Replace it")
         return data
 
     def _download(self, url: str) -> bytes:

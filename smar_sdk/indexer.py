@@ -268,7 +268,7 @@ class SMARIndexer(StoreUser):
                                       "row": rejection.raw}, ensure_ascii=False) + "\n")
             rejects.flush()
 
-    def _prepare(self, groups: Iterable[list[Product | Rejection]], loader: ImageLoader,
+    def _prepare(self, groups: Iterable[list[Record]], loader: ImageLoader,
                  resume: bool) -> Iterator[_Prepared]:
         """Batch groups of records (a group is never split) and decode their images on ``loader_threads`` threads,
         one batch ahead of the encoder."""
@@ -285,7 +285,7 @@ class SMARIndexer(StoreUser):
             if pending is not None:
                 yield pending.result()
 
-    def _stored_hashes(self, batch: list[Product | Rejection], earlier: set[str]) -> dict[str, str]:
+    def _stored_hashes(self, batch: list[Record], earlier: set[str]) -> dict[str, str]:
         """Stored content hashes of the batch's ids. An id an earlier batch also has (read from a pipe, which cannot
         be read ahead for repeated ids, or let through past the hold limits of ``_grouped``) is left out, and so
         encoded again: that batch's row may overwrite the stored one before this batch is written, and the later
@@ -296,7 +296,7 @@ class SMARIndexer(StoreUser):
         earlier.update(ids)
         return stored
 
-    def _load_batch(self, batch: list[Product | Rejection], loader: ImageLoader, stored: dict[str, str],
+    def _load_batch(self, batch: list[Record], loader: ImageLoader, stored: dict[str, str],
                     decoders: ThreadPoolExecutor) -> _Prepared:
         """Hash and load a batch's rows. Rows are visited last first, so for a repeated id the last good row wins
         and earlier good ones (counted as superseded) cannot overwrite it, whether it is new or stored unchanged; an
@@ -318,7 +318,8 @@ class SMARIndexer(StoreUser):
         rejections = [r for r in batch if isinstance(r, Rejection)]
         latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
         settled: set[str] = set()  # ids whose last good row is loaded or stored unchanged
-        good = unchanged = superseded = 0
+        good = unchanged = 0
+        superseded = sum(isinstance(r, _Dropped) for r in batch)
         for product in reversed(products):
             result = pixels.get(id(product))
             if isinstance(result, Rejection):
@@ -365,9 +366,11 @@ def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
         raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
                            "catalog before it is read: choose another --rejects path")
     try:
-        with catalog.open("rb") as handle:
-            if catalog.is_file():  # peeking at a pipe here would lose what it read
+        if catalog.is_file():
+            with catalog.open("rb") as handle:
                 refuse_utf16(handle, catalog)
+        else:  # a pipe is not opened here: opening and closing a named pipe would lose what its writer sent
+            catalog.stat()
     except OSError as exc:
         raise CatalogError(f"cannot open catalog {catalog}: {exc.strerror}; check the path") from exc
     try:
@@ -392,12 +395,23 @@ def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, Any] | N
     return last
 
 
-def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) -> Iterator[list[Product | Rejection]]:
+class _Dropped(BaseModel):
+    """An earlier row of a repeated id let go past the hold limits: superseded by its id's later rows unread (its
+    image is not loaded, nothing is encoded or written)."""
+
+    line: int
+    id: str
+
+
+Record = Product | Rejection | _Dropped
+
+
+def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) -> Iterator[list[Record]]:
     """Each record alone, except that the earlier rows of a repeated id are held back and come with its last row,
     so that all rows of an id fall in one batch: only the last good one is then encoded, on every run. Memory is
-    bounded: beyond ``MAX_HELD_ROWS`` rows held, or ``MAX_HELD_PER_ID`` rows of one id, the oldest go through
-    alone (encoded, then overwritten by the later row, as for a pipe)."""
-    held: OrderedDict[str, list[Product | Rejection]] = OrderedDict()
+    bounded: beyond ``MAX_HELD_ROWS`` rows held, or ``MAX_HELD_PER_ID`` rows of one id, the oldest are dropped as
+    superseded (so the last good row among an id's last ``MAX_HELD_PER_ID + 1`` wins; never encoded twice)."""
+    held: OrderedDict[str, list[Product]] = OrderedDict()
     count = 0
     for record in records:
         if isinstance(record, Product) and record.line < repeats.get(record.id, 0):
@@ -405,12 +419,12 @@ def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) ->
             rows.append(record)
             count += 1
             if len(rows) > MAX_HELD_PER_ID:
-                yield [rows.pop(0)]
+                yield [_dropped(rows.pop(0))]
                 count -= 1
             if count > MAX_HELD_ROWS:
                 _, oldest = held.popitem(last=False)
                 count -= len(oldest)
-                yield from ([row] for row in oldest)
+                yield [_dropped(row) for row in oldest]
         elif isinstance(record, Product) and record.id in held:
             rows = held.pop(record.id)
             count -= len(rows)
@@ -420,8 +434,12 @@ def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) ->
     yield from held.values()  # the file changed between the two reads
 
 
-def _batched(groups: Iterable[list[Product | Rejection]], size: int) -> Iterator[list[Product | Rejection]]:
-    batch: list[Product | Rejection] = []
+def _dropped(row: Product) -> _Dropped:
+    return _Dropped(line=row.line, id=row.id)
+
+
+def _batched(groups: Iterable[list[Record]], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
     products = 0
     for group in groups:
         batch.extend(group)

@@ -38,5 +38,8 @@ def resolve_source(reference: str) -> str:
     """
     if reference.startswith(PACKAGE_PREFIX):
         return str(resolve_package_path(reference))
-    path = Path(reference).expanduser()
+    try:
+        path = Path(reference).expanduser()
+    except RuntimeError:  # "~nobody/model" (no such user): not a local path, so left to the library as a name
+        return reference
     return str(path) if path.exists() else reference

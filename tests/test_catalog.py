@@ -41,6 +41,12 @@ def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
     (b'{"id": "a", "title": "t", "image": "a.jpg", "note": "bad \\ud800"}', "field 'note' holds a lone surrogate"),
     (b'{"id": "\\udc00", "title": "t", "image": "a.jpg"}', "field 'id' holds a lone surrogate"),
     (b'{"id": "a", "title": "t", "image": "a.jpg", "k\\ud800": 1}', "a field name holds a lone surrogate"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "m": ' + b"[" * 5000 + b"]" * 5000 + b"}", "too deep to read"),
+    (b'{"id": "a", "title": "t", "image": "a.jpg", "m": ' + b"[" * 70 + b"]" * 70 + b"}",
+     "field 'm[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]"),
+    (json.dumps({**GOOD, "notes": "x" * 70_000}).encode(), "the row is 70,073 bytes as JSON, over the 64,512-byte "
+                                                          "payload every store keeps; shorten it (its largest field, "
+                                                          "'notes', is 70,002 bytes)"),
 ])
 def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path, line: bytes, reason: str) -> None:
     path = lines_to_catalog(tmp_path, [json.dumps(GOOD).encode(), line, json.dumps({**GOOD, "id": "a2"}).encode()])

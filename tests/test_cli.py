@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +304,14 @@ def test_a_piped_or_redirected_catalog_reads_relative_images_from_the_current_fo
                                  str(tiny_model_dir), "--uri", str(tmp_path / "store")], input=catalog.read_text(),
                                 capture_output=True, text=True, cwd=catalog.parent, timeout=300)
         assert result.returncode == 0 and expected in result.stdout, result.stderr
+    fifo = tmp_path / "feed.jsonl"  # a named pipe: opened once, as its writer sends it only once
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f'cat "{catalog}" > "{fifo}"'])
+    result = subprocess.run([sys.executable, "-m", "smar_sdk", "index", str(fifo), "-q", "--model",
+                             str(tiny_model_dir), "--uri", str(tmp_path / "fifo-store")], capture_output=True,
+                            text=True, cwd=catalog.parent, timeout=120)
+    assert writer.wait(timeout=30) == 0
+    assert result.returncode == 0 and "indexed 30, rejected 0" in result.stdout, result.stderr
     elsewhere = tmp_path / "elsewhere" / "catalog.jsonl"  # redirected from a file away from the images: still the cwd
     elsewhere.parent.mkdir()
     elsewhere.write_text(catalog.read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -115,6 +116,16 @@ def test_local_paths_are_confined_and_bombs_refused(tmp_path: Path) -> None:
         with pytest.raises(ImageError, match="NUL character"):
             loader.load(name)
         assert loader.identity(name) == repr(name)  # the training cache key does not fail either
+    (tmp_path / "cat" / "loop.jpg").symlink_to(tmp_path / "cat" / "loop.jpg")
+    for name, message in [("~no-such-user-smar/a.jpg", "cannot be resolved: .*home directory"),
+                          ("loop.jpg", "cannot be resolved: .*[Ss]ymlink loop|Too many levels of symbolic links")]:
+        with pytest.raises(ImageError, match=message):
+            loader.load(name)
+        assert loader.identity(name) == repr(name) and loader.version(name) == name  # keys and hashes do not fail
+        assert re.search(message, loader.decode_problem(name))
+    (tmp_path / "cat" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty.jpg is empty \(0 bytes\)"):
+        loader.load("empty.jpg")
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:

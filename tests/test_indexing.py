@@ -238,9 +238,10 @@ def test_rows_held_for_a_repeated_id_are_bounded_and_the_last_row_still_wins(
     assert sorted(r.line for g in groups for r in g) == list(range(1, 13))  # every row exactly once
     assert max(len(g) for g in groups) <= min(held_rows, per_id) + 1  # never more held than the caps
     with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=2) as indexer:
-        for _ in range(2):
+        for run in range(2):
             report = indexer.index(catalog, progress=False)
             assert report.indexed + report.unchanged + report.superseded == 12 and indexer.store.count() == 4
+            assert (report.indexed, report.unchanged) == ((4, 0) if run == 0 else (0, 4))  # each id encoded once
             hits = indexer.store.search(tiny_model.encode_queries(["x"]), k=10)[0]
             assert {h.payload["title"] for h in hits} == {"version 2"}
 
