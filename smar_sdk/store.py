@@ -91,8 +91,9 @@ def connector_takes(store: str, option: str) -> bool:
 
 
 def uri_text(uri: str | os.PathLike[str] | None, default: str | None = None) -> str | None:
-    """A store's ``uri`` as text (a ``pathlib.Path`` is a path like a string); ``default`` when none is given."""
-    return os.fspath(uri) if uri else default
+    """A store's ``uri`` as text (a ``pathlib.Path`` is a path like a string; a leading ``~`` is the home folder, also
+    where no shell expanded it: an env file, ``--uri=~/x``); ``default`` when none is given."""
+    return os.path.expanduser(os.fspath(uri)) if uri else default
 
 
 def open_store(store: str, uri: str | os.PathLike[str] | None = None, collection: str = "products",

@@ -79,3 +79,53 @@ def test_an_unreachable_qdrant_server_is_one_line(tiny_model_dir) -> None:
         answer = RuntimeError("Unexpected Response: 401\nRaw response content:\nb'{}'")
         message = str(store._failure("searching", answer))
     assert "\n" not in message and "Unexpected Response: 401 Raw response content: b'{}'" in message
+
+
+@pytest.fixture()
+def fake_qdrant_server(tmp_path):
+    """A Qdrant REST server stand-in over HTTP: it holds one collection, ``products`` of 8-d vectors (described as
+    qdrant-client's own local mode describes it), and answers that no other exists."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from qdrant_client import QdrantClient, models
+
+    local = QdrantClient(path=str(tmp_path / "local"))
+    local.create_collection("products", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE))
+    info = local.get_collection("products").model_dump_json()
+    local.close()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            result = ('{"exists": true}' if self.path.endswith("/products/exists") else '{"exists": false}'
+                      if self.path.endswith("/exists") else info)
+            body = (f'{{"status": "ok", "time": 0.0, "result": {result}}}' if self.path != "/"
+                    else '{"title": "qdrant", "version": "1.15.0"}').encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_password_in_a_qdrant_url_is_never_shown(fake_qdrant_server: str) -> None:
+    import numpy as np
+
+    url = f"http://admin:{SECRET}@{fake_qdrant_server}"
+    for collection, action, message in [
+            ("products", lambda s: s.ensure_collection(16), "holds 8-d vectors"),
+            ("products", lambda s: s.ensure_collection(8, metric="dot"), "cosine"),
+            ("missing", lambda s: s.search(np.ones((1, 8), dtype=np.float32), k=1), "does not exist"),
+            ("missing", lambda s: s.upsert(["a"], np.ones((1, 8), dtype=np.float32), [{}]), "does not exist")]:
+        with warnings.catch_warnings(), pytest.raises(StoreError, match=message) as caught:
+            warnings.simplefilter("ignore")  # qdrant-client on a plain-HTTP URL with credentials
+            action(open_store("qdrant", uri=url, collection=collection, timeout=0.5))
+        assert f"http://***@{fake_qdrant_server}" in str(caught.value) and SECRET not in str(caught.value)

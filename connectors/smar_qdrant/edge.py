@@ -51,11 +51,19 @@ def _edge() -> Any:
     return qdrant_edge
 
 
+MAX_FOLDER_NAME = 255  # bytes in one folder name on common file systems (ext4, XFS, APFS, NTFS)
+
+
 def edge_folder(root: str | Path, collection: str) -> Path:
     """The shard folder of a collection (its name percent-encoded, so any name is one safe folder)."""
     if collection in ("", ".", ".."):
         raise StoreError(f"invalid collection name {collection!r}")
-    return Path(root) / EDGE_DIR / quote(collection, safe="")
+    name = quote(collection, safe="")
+    if len(name.encode()) > MAX_FOLDER_NAME:
+        raise StoreError(f"collection name {collection!r} is too long for Qdrant Edge, which keeps each collection "
+                         f"in a folder named after it ({len(name)} characters percent-encoded, at most "
+                         f"{MAX_FOLDER_NAME}): choose a shorter --collection")
+    return Path(root) / EDGE_DIR / name
 
 
 def to_edge_filter(conditions: list[Condition] | None) -> Any:

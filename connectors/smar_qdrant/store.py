@@ -110,7 +110,7 @@ def select_engine(uri: str | os.PathLike[str] | None, engine: Engine | None = No
     uri = uri_text(uri)
     if uri and uri.startswith(("http://", "https://")):
         if engine is not None:
-            raise StoreError(f"engine={engine!r} is for embedded folders, not for the server {uri}")
+            raise StoreError(f"engine={engine!r} is for embedded folders, not for the server {safe_uri(uri)}")
         return None
     if uri and SERVER_LIKE.match(uri) and not Path(uri).exists():
         raise StoreError(f"--uri {uri!r} looks like a server address, but a Qdrant server takes an http(s):// URL "
@@ -162,6 +162,7 @@ class QdrantStore:
         self.engine = None if self.uri.startswith(("http://", "https://")) else "local"
         self.collection = collection
         self.is_server = self.uri.startswith(("http://", "https://"))
+        self.shown_uri = safe_uri(self.uri)  # messages never show a password written into the URL
         self._collection_options = {"shard_number": shard_number, "replication_factor": replication_factor,
                                     "write_consistency_factor": write_consistency_factor}
         self._on_disk = on_disk
@@ -172,12 +173,12 @@ class QdrantStore:
         try:
             if self.is_server:
                 self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
-                                           timeout=int(timeout))
+                                           timeout=timeout)
             else:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
                 self.client = QdrantClient(path=self.uri)
         except (RuntimeError, OSError, ValueError) as exc:
-            raise StoreError(f"cannot open Qdrant at {self.uri}: {exc}{ONE_OPENER_HINT}") from exc
+            raise StoreError(f"cannot open Qdrant at {self.shown_uri}: {exc}{ONE_OPENER_HINT}") from exc
 
     # ----- helpers -----
     @contextmanager
@@ -191,7 +192,7 @@ class QdrantStore:
 
     def _failure(self, action: str, exc: Exception) -> StoreError:
         """The one-line error for a failed call: what, on which collection, where, and what to check."""
-        where = f"Qdrant server {safe_uri(self.uri)}" if self.is_server else f"embedded Qdrant at {self.uri}"
+        where = f"Qdrant server {self.shown_uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
         hint = "; is the server running and the URL/API key right?" if self.is_server else ""
         reason = " ".join(str(exc).split())  # one line: a server's answer can span several
         return StoreError(f"{action} (collection {self.collection!r}) failed at {where}: "
@@ -210,7 +211,7 @@ class QdrantStore:
             info = self._call("reading the collection", lambda: self.client.get_collection(self.collection))
             params = info.config.params.vectors
             if not isinstance(params, models.VectorParams):
-                raise StoreError(f"collection {self.collection!r} at {safe_uri(self.uri)} was not made by smar-sdk (it "
+                raise StoreError(f"collection {self.collection!r} at {self.shown_uri} was not made by smar-sdk (it "
                                  f"has named vectors {sorted(params or {})}, smar-sdk one unnamed vector): give "
                                  "smar-sdk a collection of its own (--collection NAME)")
             self._dim = int(params.size)
@@ -220,13 +221,14 @@ class QdrantStore:
     def _require_dim(self) -> int:
         dim = self.dimension()
         if dim is None:
-            raise StoreError(f"collection {self.collection!r} does not exist at {self.uri}; index a catalog first")
+            raise StoreError(f"collection {self.collection!r} does not exist at {self.shown_uri}; index a catalog "
+                             "first")
         return dim
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
         check_metric(metric)
-        if collection_matches(self.collection, self.uri, self.dimension(), dim, self._metric, metric):
+        if collection_matches(self.collection, self.shown_uri, self.dimension(), dim, self._metric, metric):
             return
         options = {k: v for k, v in self._collection_options.items() if v is not None} if self.is_server else {}
         params = models.VectorParams(size=dim, distance=DISTANCES[metric], on_disk=self._on_disk or None)

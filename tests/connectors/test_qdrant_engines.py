@@ -50,6 +50,25 @@ def test_new_folders_get_qdrant_edge(tmp_path: Path) -> None:
     assert select_engine(uri) == "edge" and not (tmp_path / "fresh" / "meta.json").exists()
 
 
+def test_a_home_folder_uri_is_expanded_where_no_shell_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smar_sdk.store import open_store
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with open_store("qdrant", uri="~/store") as store:  # as SMAR_URI=~/store in an env file gives it
+        store.ensure_collection(4)
+        assert store.uri == str(tmp_path / "store")
+    assert select_engine(tmp_path / "store") == "edge" and not (tmp_path / "~").exists()
+
+
+def test_a_collection_name_too_long_for_a_folder_is_named(tmp_path: Path) -> None:
+    fill(QdrantStore(uri=tmp_path / "store"))
+    for name in ("x" * 256, "漢" * 30):  # 270 characters percent-encoded
+        with pytest.raises(StoreError, match="too long for Qdrant Edge, .*: choose a shorter --collection"):
+            QdrantStore(uri=tmp_path / "store", collection=name)
+    assert QdrantStore(uri=tmp_path / "store", collection="漢" * 20).count() == 0  # 180 characters fit
+
+
 def test_engine_is_for_folders_only() -> None:
     with pytest.raises(StoreError, match="embedded folders"):
         QdrantStore(uri="http://localhost:6333", engine="edge")
