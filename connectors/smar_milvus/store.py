@@ -115,11 +115,20 @@ def to_milvus_filter(conditions: list[Condition] | None) -> str:
             listed = [literal for literal in literals if literal != SMALLEST_INT64]
             elements = [f"json_contains_any({key}, [{', '.join(listed)}])"] if listed else []
             elements += [f"json_contains({key}, {SMALLEST_INT64})"] if len(listed) < len(literals) else []
-            parts.append(f"({' or '.join([*(f'{key} == {literal}' for literal in literals), *elements])})")
+            parts.append(_any_of([*(f"{key} == {literal}" for literal in literals), *elements]))
         elif isinstance(cond, Range):
             bounds = ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
             parts.extend(f"{key} {op} {_literal(v)}" for op, v in bounds if v is not None)
     return " and ".join(parts)
+
+
+def _any_of(terms: list[str]) -> str:
+    """``terms`` joined by ``or`` as a balanced tree of parentheses: a Milvus server nests each ``or`` of a flat
+    chain one level deeper in its query plan, which fails from about 50 terms; the tree nests about log2(n)."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_any_of(terms[:middle])} or {_any_of(terms[middle:])})"
 
 
 def _id_filters(ids: list[str]) -> Iterator[str]:

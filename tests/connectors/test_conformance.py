@@ -158,11 +158,14 @@ def test_search_matches_brute_force(filled) -> None:
     {"int64s": -(2 ** 63)},
     {"int64s": [-(2 ** 63), 3]},
     {"int64": {"gte": -(2 ** 63), "lte": 0}},
+    {"colour": [*(f"colour {i}" for i in range(300)), "red"]},
+    {"year": list(range(1700, 2300)), "colour": [*(f"colour {i}" for i in range(100)), "blue", "green"]},
 ], ids=["equals", "in", "range", "float-range", "combined", "no-match", "float-equals", "float-in", "int-equals-float",
         "ints-in-floats", "ints-in", "list-equals", "list-in", "list-int-equals", "list-numbers-in", "list-no-match",
         "field-with-space", "field-with-space-in", "big-integer-equals", "big-integers-in",
         "boolean-equals", "boolean-in", "list-boolean-equals", "first-inexact-integer", "smallest-int64-equals",
-        "int64-edges-in", "list-smallest-int64-equals", "list-smallest-int64-in", "from-smallest-int64"])
+        "int64-edges-in", "list-smallest-int64-equals", "list-smallest-int64-in", "from-smallest-int64",
+        "in-many-texts", "in-many-numbers-and-texts"])
 def test_filters(filled, spec: dict[str, Any]) -> None:
     assert_filtered_search(filled, spec)
 

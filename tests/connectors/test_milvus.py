@@ -34,16 +34,26 @@ def test_filter_translation() -> None:
     assert to_milvus_filter(parse_filter({"gender": "Women"})) == (
         '(payload["gender"] == "Women" or json_contains_any(payload["gender"], ["Women"]))')
     assert to_milvus_filter(parse_filter({"colour": ["Red", "Navy Blue"], "year": {"gte": 2012, "lt": 2016}})) == (
-        '(payload["colour"] == "Red" or payload["colour"] == "Navy Blue" or '
-        'json_contains_any(payload["colour"], ["Red", "Navy Blue"])) and '
+        '(payload["colour"] == "Red" or (payload["colour"] == "Navy Blue" or '
+        'json_contains_any(payload["colour"], ["Red", "Navy Blue"]))) and '
         'payload["year"] >= 2012.0 and payload["year"] < 2016.0')
     assert to_milvus_filter(parse_filter({"new": True, "n": 3})) == (
         '(payload["new"] == true or json_contains_any(payload["new"], [true])) and '
-        '(payload["n"] == 3 or payload["n"] == 3.0 or json_contains_any(payload["n"], [3, 3.0]))')
+        '(payload["n"] == 3 or (payload["n"] == 3.0 or json_contains_any(payload["n"], [3, 3.0])))')
+    many = to_milvus_filter(parse_filter({"sku": [f"s{i}" for i in range(1000)]}))  # a tree, not a chain of 1,001
+    assert many.count(" or ") == 1000 and max_nesting(many) == 11
     tricky = to_milvus_filter([Equals(field='we"ird\\key', value='a "quoted" \\ value\n女装')])
     assert tricky.startswith('(payload["we\\"ird\\\\key"] == "a \\"quoted\\" \\\\ value\\n女装" or ')
     with pytest.raises(FilterError):
         to_milvus_filter([Equals(field="x", value=float("nan"))])
+
+
+def max_nesting(expression: str) -> int:
+    depth = deepest = 0
+    for char in expression:
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def test_milvus_lite_compares_true_with_one(tmp_path: Path) -> None:
