@@ -159,8 +159,10 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
     raw_id = row.get(mapping.id_field)
     item_id = item_id_text(raw_id)
     if item_id is None:
-        what = "missing" if raw_id is None else f"a {type(raw_id).__name__}, not a string"
+        what = "missing" if raw_id is None else f"a {type(raw_id).__name__}; ids are strings or whole numbers"
         return Rejection(line=line, reason=f"id field {mapping.id_field!r} is {what}", raw=raw)
+    if not item_id.strip():
+        return Rejection(line=line, reason=f"id field {mapping.id_field!r} is blank", raw=raw)
     if reserved := sorted(k for k in row if k.startswith(RESERVED_PREFIX)):
         return Rejection(line=line, id=item_id,
                          reason=f"field {reserved[0]!r} is reserved: the SDK keeps its bookkeeping under "
@@ -218,10 +220,19 @@ def only_as_text(only: dict[str, Any] | None) -> dict[str, str] | None:
     return texts
 
 
-def refuse_utf16(handle: io.BufferedReader, path: Path) -> None:
-    """Stop at a UTF-16 byte-order mark (peeked, as a pipe cannot seek back): catalogs are UTF-8."""
-    if handle.peek(2)[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+COMPRESSED = {b"\x1f\x8b": ("gzip", "zcat"), b"BZh": ("bzip2", "bzcat"), b"\xfd7zXZ\x00": ("xz", "xzcat"),
+              b"\x28\xb5\x2f\xfd": ("zstd", "zstdcat"), b"PK\x03\x04": ("zip", "unzip -p")}  # magic: kind, reader
+
+
+def refuse_non_utf8_file(handle: io.BufferedReader, path: Path) -> None:
+    """Stop at a UTF-16 byte-order mark or a compressed file's magic bytes (peeked, as a pipe cannot seek back):
+    catalogs are UTF-8 text, and each line of such a file would otherwise be rejected as not UTF-8."""
+    start = handle.peek(6)[:6]
+    if start[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         raise CatalogError(f"catalog {path} is UTF-16 text; catalogs are UTF-8 JSON Lines: re-save it as UTF-8")
+    if found := next((kind for magic, kind in COMPRESSED.items() if start.startswith(magic)), None):
+        raise CatalogError(f"catalog {path} is {found[0]}-compressed; catalogs are UTF-8 JSON Lines: decompress it "
+                           f"first, or pipe it in: {found[1]} {path} | smar-sdk index -")
 
 
 MAPPING_OPTIONS = {"id_field": "--id-field", "text_fields": "--text-fields", "image_field": "--image-field"}
@@ -280,7 +291,7 @@ def read_catalog(path: str | Path, mapping: FieldMapping | None = None,
     except OSError as exc:
         raise CatalogError(f"cannot open catalog {path}: {exc.strerror}; check the path") from exc
     with handle:
-        refuse_utf16(handle, path)
+        refuse_non_utf8_file(handle, path)
         for line_no, raw_bytes in enumerate(handle, start=1):
             if line_no == 1:
                 raw_bytes = raw_bytes.removeprefix(codecs.BOM_UTF8)  # spreadsheet and Notepad exports start with one

@@ -121,13 +121,14 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     catalog) skips products already stored with the same content and model. CATALOG `-` reads standard
     input (relative image paths then start from the current folder).
     """
-    from .indexer import STANDARD_INPUT, SMARIndexer
+    from .indexer import STANDARD_INPUT, SMARIndexer, check_catalog_paths
 
     catalog = STANDARD_INPUT if str(catalog) == "-" else catalog
     only_rows = _pairs(only, "--only")
     if prune and only_rows:
         raise click.UsageError("--prune with --only would delete every stored product outside the --only subset; "
                                "prune with a run over the whole catalog")
+    check_catalog_paths(catalog, rejects_path)  # a mistyped path is told at once, not after the model loads
     model = _load_model(model_dir)
     with SMARIndexer(model, mapping=field_mapping(model, id_field, text_fields, image_field), batch_size=batch_size,
                      allow_outside_images=allow_outside_images,

@@ -9,6 +9,7 @@ import stat
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -54,6 +55,9 @@ class ImageLoader:
         if isinstance(reference, Image.Image):
             return as_rgb(reference)
         reference = _reference_text(reference)
+        if reference[:5].lower() == "data:":
+            raise ImageError("image is a data: URI, which is not supported: save the picture as a file and give its "
+                             "path, or serve it over http(s)")
         if "://" in reference:
             return self._decode(self._download(reference), reference)
         return self._decode(self._read_file(reference), reference)
@@ -140,6 +144,8 @@ class ImageLoader:
 
         if not url.lower().startswith(("http://", "https://")):
             raise ImageError(f"image URL {url!r}: only http and https are allowed")
+        if not _host(url):
+            raise ImageError(f"image URL {url!r} names no host: write the whole address (https://host/path.jpg)")
         deadline = time.monotonic() + self.timeout
         try:
             with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
@@ -220,6 +226,13 @@ def _reference_text(reference: object) -> str:
     if not isinstance(reference, str) or not reference.strip():
         raise ImageError(f"image reference must be a non-empty string, got {reference!r}")
     return reference
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # a malformed address (an open IPv6 bracket) that httpx then names
+        return "?"
 
 
 def _unreadable(path: Path, exc: OSError) -> ImageError:

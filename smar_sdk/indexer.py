@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tqdm.auto import tqdm
 
-from .catalog import FieldMapping, Product, Rejection, check_mapping, only_as_text, read_catalog, refuse_utf16
+from .catalog import FieldMapping, Product, Rejection, check_mapping, only_as_text, read_catalog, refuse_non_utf8_file
 from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
@@ -150,7 +150,7 @@ class SMARIndexer(StoreUser):
                             "rows held in memory (dicts), use index_rows(rows)")
         catalog = Path(catalog)
         only = only_as_text(only)  # a wrong type fails here, before anything is created
-        _check_paths(catalog, rejects_path)
+        check_catalog_paths(catalog, rejects_path)
         check_mapping(catalog, self.mapping)
         if prune and only:
             raise ValueError("prune with only would delete every stored product outside the only= subset; prune with "
@@ -359,7 +359,7 @@ def _images_dir(catalog: Path, images_dir: str | Path | None) -> Path:
     return catalog.resolve().parent if catalog.is_file() and catalog != STANDARD_INPUT else Path.cwd()
 
 
-def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
+def check_catalog_paths(catalog: Path, rejects_path: str | Path | None) -> None:
     """Refuse, before anything is created or overwritten, a catalog that cannot be read and a rejects file that is
     the catalog itself (writing it would erase the catalog before it is read) or cannot be written."""
     if rejects_path and Path(rejects_path).resolve() == catalog.resolve():
@@ -368,7 +368,7 @@ def _check_paths(catalog: Path, rejects_path: str | Path | None) -> None:
     try:
         if catalog.is_file():
             with catalog.open("rb") as handle:
-                refuse_utf16(handle, catalog)
+                refuse_non_utf8_file(handle, catalog)
         else:  # a pipe is not opened here: opening and closing a named pipe would lose what its writer sent
             catalog.stat()
     except OSError as exc:

@@ -24,8 +24,10 @@ def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
     (b"[1, 2]", "must be a JSON object"),
     (json.dumps({**GOOD, "id": None}).encode(), "id field 'id' is missing"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "id"}).encode(), "missing"),
-    (json.dumps({**GOOD, "id": ["x"]}).encode(), "a list, not a string"),
-    (json.dumps({**GOOD, "id": "   "}).encode(), "must not be blank"),
+    (json.dumps({**GOOD, "id": ["x"]}).encode(), "a list; ids are strings or whole numbers"),
+    (json.dumps({**GOOD, "id": 10.5}).encode(), "id field 'id' is a float; ids are strings or whole numbers"),
+    (json.dumps({**GOOD, "id": "   "}).encode(), "id field 'id' is blank"),
+    (json.dumps({**GOOD, "id": ""}).encode(), "id field 'id' is blank"),
     (json.dumps({**GOOD, "title": ""}).encode(), "'title' is missing or empty"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "image"}).encode(), "'image' is missing"),
     (json.dumps({**GOOD, "title": 42}).encode(), "'title' must be a string"),
@@ -75,6 +77,18 @@ def test_json_errors_say_where_once(tmp_path: Path) -> None:
     assert rejection.reason == "not valid JSON (Unterminated string starting at column 22)"
     (rejection,) = read_catalog(lines_to_catalog(tmp_path, [b'{"id": "a" "title": "t"}']))
     assert rejection.reason == "not valid JSON (Expecting ',' delimiter at column 12)"
+
+
+def test_a_compressed_catalog_is_one_clear_error(tmp_path: Path) -> None:
+    import bz2
+    import gzip
+
+    text = (json.dumps(GOOD) + "\n").encode()
+    for kind, data, reader in [("gzip", gzip.compress(text), "zcat"), ("bzip2", bz2.compress(text), "bzcat")]:
+        path = tmp_path / f"catalog.jsonl.{kind}"
+        path.write_bytes(data)
+        with pytest.raises(CatalogError, match=f"is {kind}-compressed; .* pipe it in: {reader} .* smar-sdk index -"):
+            list(read_catalog(path))
 
 
 def test_a_utf8_bom_is_read_and_utf16_is_refused_once(tmp_path: Path) -> None:

@@ -136,13 +136,15 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert spaced["indexed"] + spaced["unchanged"] == 10
 
 
-def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path) -> None:
+def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(main, ["count", "--store", "nosuchdb"])
     assert result.exit_code == 1 and "unknown store 'nosuchdb'" in result.output
     assert "Traceback" not in result.output
     old_rejects = tmp_path / "rejects.jsonl"
     old_rejects.write_text("kept\n")
-    result = run("index", str(tmp_path / "missing.jsonl"), "--rejects", str(old_rejects))
+    with monkeypatch.context() as patched:  # told before the model loads (seconds for the shipped one)
+        patched.setattr("smar_sdk.cli._load_model", lambda *a: pytest.fail("the model was loaded"))
+        result = run("index", str(tmp_path / "missing.jsonl"), "--rejects", str(old_rejects))
     assert result.exit_code == 1 and "cannot open catalog" in result.output
     assert old_rejects.read_text() == "kept\n" and not (tmp_path / "store").exists()  # nothing created or erased
     result = run("index", str(catalog), "--rejects", str(tmp_path / "no-such-dir" / "r.jsonl"), "-q")

@@ -78,6 +78,10 @@ def test_urls_load_and_unsafe_ones_fail_clearly(server: str) -> None:
             loader.load(f"{server}{path}")
     with pytest.raises(ImageError, match="only http and https"):
         loader.load("ftp://example.invalid/a.jpg")
+    with pytest.raises(ImageError, match="names no host: write the whole address"):
+        loader.load("http://")
+    with pytest.raises(ImageError, match="a data: URI, which is not supported: save the picture as a file"):
+        loader.load("data:image/png;base64,iVBORw0KGgo=")
     with pytest.raises(ImageError, match="could not be fetched"):
         ImageLoader(timeout=2).load("http://127.0.0.1:9/nothing.jpg")  # discard port: connection refused
     with pytest.raises(ImageError, match="could not be fetched"):
