@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import uuid
 from importlib.metadata import entry_points
@@ -146,6 +147,44 @@ def check_ids(ids: object) -> None:
     """Refuse one id given where a list of ids is expected (a string would be read as its characters)."""
     if isinstance(ids, str | bytes):
         raise TypeError(f"ids must be a list of ids, not one string: use [{ids!r}]")
+
+
+def check_search(vectors: np.ndarray, k: int, dim: int, collection: str) -> np.ndarray:
+    """A search's vectors checked as :func:`check_vectors` does, after ``k`` (a whole number, 1 or more)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a whole number of 1 or more (how many hits per query), got {k!r}")
+    return check_vectors(vectors, dim, collection)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
+def plain_payloads(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Payloads as plain JSON values, so every store keeps the same thing: numpy values as the Python values they
+    hold; NaN, infinity and values JSON cannot express are a ``ValueError`` naming the payload."""
+    plain = []
+    for row, payload in enumerate(payloads):
+        try:
+            plain.append(json.loads(json.dumps(payload, allow_nan=False, default=_json_value)))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload {row} cannot be stored as JSON ({exc}): give strings, numbers (not NaN or "
+                             "infinity), booleans, null, lists and objects") from exc
+    return plain
+
+
+def check_batch(ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]], dim: int,
+                collection: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """An upsert's vectors (as :func:`check_vectors` gives them) and payloads (as :func:`plain_payloads` does), after
+    checking that ids, vectors and payloads align."""
+    array = check_vectors(vectors, dim, collection)
+    if not len(ids) == len(array) == len(payloads):
+        raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+    return array, plain_payloads(payloads)
 
 
 def check_vectors(vectors: np.ndarray, dim: int, collection: str) -> np.ndarray:

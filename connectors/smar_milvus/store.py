@@ -26,8 +26,9 @@ from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_batch,
     check_metric,
-    check_vectors,
+    check_search,
     collection_matches,
     safe_uri,
     uri_text,
@@ -402,9 +403,7 @@ class MilvusStore:
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not len(ids):
             return
-        array = check_vectors(vectors, self._require_dim(), self.collection)
-        if not len(ids) == len(array) == len(payloads):
-            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
+        array, payloads = check_batch(ids, vectors, payloads, self._require_dim(), self.collection)
         latest = {str(item_id): row for row, item_id in enumerate(ids)}  # a repeated id: the last one wins
         for item_id in latest:
             if len(item_id.encode()) > MAX_ID_BYTES:
@@ -425,7 +424,9 @@ class MilvusStore:
             self._call("deleting", lambda e=expr: self.client.delete(self.collection, filter=e))
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
-        array = check_vectors(vectors, self._require_dim(), self.collection)
+        array = check_search(vectors, k, self._require_dim(), self.collection)
+        if not len(array):
+            return []
         expr = to_milvus_filter(conditions)
         self._ensure_loaded()
         results = self._call("searching", lambda: self.client.search(

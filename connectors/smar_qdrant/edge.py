@@ -26,9 +26,10 @@ from smar_sdk.store import (
     ID_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_batch,
     check_ids,
     check_metric,
-    check_vectors,
+    check_search,
     collection_matches,
     point_uuid,
     uri_text,
@@ -210,7 +211,7 @@ class QdrantEdgeStore(QdrantStore):
         if not ids:
             return
         self._live()
-        array = self._checked_batch(ids, vectors, payloads)
+        array, payloads = check_batch(ids, vectors, payloads, self._require_dim(), self.collection)
         q = _edge()
         rows = array.tolist()
         for start in range(0, len(ids), BATCH):
@@ -233,7 +234,9 @@ class QdrantEdgeStore(QdrantStore):
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
         self._live()
-        array = check_vectors(vectors, self._require_dim(), self.collection)
+        array = check_search(vectors, k, self._require_dim(), self.collection)
+        if not len(array):
+            return []
         q = _edge()
         query_filter = to_edge_filter(conditions)
         params = q.SearchParams(hnsw_ef=self.hnsw_ef, exact=self.exact) if self.hnsw_ef or self.exact else None

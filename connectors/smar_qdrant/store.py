@@ -22,9 +22,10 @@ from smar_sdk.store import (
     ID_PAYLOAD_KEY,
     Hit,
     Metric,
+    check_batch,
     check_ids,
     check_metric,
-    check_vectors,
+    check_search,
     collection_matches,
     point_uuid,
     safe_uri,
@@ -162,7 +163,6 @@ class QdrantStore:
         self.engine = None if self.uri.startswith(("http://", "https://")) else "local"
         self.collection = collection
         self.is_server = self.uri.startswith(("http://", "https://"))
-        self.shown_uri = safe_uri(self.uri)  # messages never show a password written into the URL
         self._collection_options = {"shard_number": shard_number, "replication_factor": replication_factor,
                                     "write_consistency_factor": write_consistency_factor}
         self._on_disk = on_disk
@@ -179,6 +179,11 @@ class QdrantStore:
                 self.client = QdrantClient(path=self.uri)
         except (RuntimeError, OSError, ValueError) as exc:
             raise StoreError(f"cannot open Qdrant at {self.shown_uri}: {exc}{ONE_OPENER_HINT}") from exc
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI for messages: never a password written into it (Qdrant Edge shares this with its folder path)."""
+        return safe_uri(self.uri)
 
     # ----- helpers -----
     @contextmanager
@@ -239,17 +244,10 @@ class QdrantStore:
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
-        array = self._checked_batch(ids, vectors, payloads)
+        array, payloads = check_batch(ids, vectors, payloads, self._require_dim(), self.collection)
         points = models.Batch(ids=[point_uuid(i) for i in ids], vectors=array.tolist(),
                               payloads=[{**p, ID_PAYLOAD_KEY: i} for i, p in zip(ids, payloads, strict=True)])
         self._call("upserting", lambda: self.client.upsert(self.collection, points=points, wait=True))
-
-    def _checked_batch(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> np.ndarray:
-        """The batch's vectors as float32, after checking their size and that ids/vectors/payloads align."""
-        array = check_vectors(vectors, self._require_dim(), self.collection)
-        if not len(ids) == len(array) == len(payloads):
-            raise ValueError(f"{len(ids)} ids, {len(array)} vectors and {len(payloads)} payloads differ in length")
-        return array
 
     def delete(self, ids: list[str]) -> None:
         check_ids(ids)
@@ -259,7 +257,9 @@ class QdrantStore:
         self._call("deleting", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
-        array = check_vectors(vectors, self._require_dim(), self.collection)
+        array = check_search(vectors, k, self._require_dim(), self.collection)
+        if not len(array):
+            return []
         query_filter = to_qdrant_filter(conditions)
         requests = [models.QueryRequest(query=v.tolist(), limit=k, filter=query_filter, with_payload=True)
                     for v in array]

@@ -211,6 +211,21 @@ def test_payload_round_trip(store_factory: StoreFactory) -> None:
     assert store.count() == 2
 
 
+def test_edge_arguments_mean_the_same_on_every_store(filled) -> None:
+    store, ids, vectors, _ = filled
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=f"k must be a whole number of 1 or more .*got {k!r}"):
+            store.search(vectors[0], k=k)
+    assert store.search(np.zeros((0, DIM), dtype=np.float32), k=3) == []  # an empty batch: no queries, no answers
+    for payload in ({"x": float("nan")}, {"x": [float("inf")]}, {"when": object()}):
+        with pytest.raises(ValueError, match="payload 0 cannot be stored as JSON"):
+            store.upsert(["bad"], vectors[:1], [payload])
+    store.upsert(["numpy"], vectors[:1], [{"n": np.int64(3), "f": np.float32(0.5), "v": np.array([1, 2])}])
+    hit = store.search(vectors[0], k=1, conditions=parse_filter({"n": 3}))[0][0]
+    assert (hit.id, hit.payload) == ("numpy", {"n": 3, "f": 0.5, "v": [1, 2]})
+    assert store.count() == len(ids) + 1
+
+
 def test_stored_hashes(store_factory: StoreFactory) -> None:
     """Optional: ``stored_hashes(ids)`` lets the indexer skip unchanged rows; the hash never shows in hits."""
     store = store_factory()
