@@ -129,3 +129,13 @@ def test_a_password_in_a_qdrant_url_is_never_shown(fake_qdrant_server: str) -> N
             warnings.simplefilter("ignore")  # qdrant-client on a plain-HTTP URL with credentials
             action(open_store("qdrant", uri=url, collection=collection, timeout=0.5))
         assert f"http://***@{fake_qdrant_server}" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_a_key_over_plain_http_is_one_warning_line_of_ours() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "smar_sdk", "count", "--uri", "http://127.0.0.1:9", "--api-key",
+                             SECRET, "--retry-seconds", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "UserWarning" not in result.stderr and SECRET not in result.stderr
+    assert result.stderr.count("the API key goes to http://127.0.0.1:9 over plain http://") == 1, result.stderr

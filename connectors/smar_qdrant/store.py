@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import logging
 import os
 import re
 import threading
@@ -38,6 +40,9 @@ DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if instal
 # qdrant-client checks a server's version in a thread of its own and warns (two lines on stderr) when the server does
 # not answer; an unreachable server is the connector's one-line StoreError at first use instead
 warnings.filterwarnings("ignore", message="Failed to obtain server version", category=UserWarning)
+# and warns with its own source line when an API key goes over http://: the connector says it in one line instead
+warnings.filterwarnings("ignore", message="Api key is used with an insecure connection", category=UserWarning)
+logger = logging.getLogger(__name__)
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
 T = TypeVar("T")
@@ -130,6 +135,14 @@ def default_engine() -> Engine:
     return "local" if DEFAULT_ENGINE == "edge" and importlib.util.find_spec("qdrant_edge") is None else DEFAULT_ENGINE
 
 
+def edge_only_options() -> set[str]:
+    """Constructor options only the Qdrant Edge engine takes (its index and search tuning)."""
+    from .edge import QdrantEdgeStore
+
+    return set(inspect.signature(QdrantEdgeStore.__init__).parameters) - set(
+        inspect.signature(QdrantStore.__init__).parameters)
+
+
 class QdrantStore:
     """A Qdrant collection. ``uri`` is a folder for an embedded engine (default ``./smar_data``) or an
     ``http(s)://host:port`` URL of a server or cluster; ``api_key`` authenticates against a server.
@@ -148,10 +161,16 @@ class QdrantStore:
     def __new__(cls, uri: str | os.PathLike[str] | None = None,
                 collection: str = "products", *args: Any, engine: Engine | None = None,
                 **options: Any) -> QdrantStore:
-        if cls is QdrantStore and select_engine(uri, engine) == "edge":
+        selected = select_engine(uri, engine) if cls is QdrantStore else None
+        if selected == "edge":
             from .edge import QdrantEdgeStore
 
             cls = QdrantEdgeStore
+        elif cls is QdrantStore and (edge_only := sorted(set(options) & edge_only_options())):
+            where = (f"{safe_uri(uri_text(uri))} is a Qdrant server" if selected is None
+                     else f"{uri_text(uri, DEFAULT_PATH)} is a local-mode folder")
+            raise StoreError(f"{', '.join(edge_only)}: options of the embedded Qdrant Edge engine only, and {where}; "
+                             "leave them out")
         return super().__new__(cls)
 
     def __init__(self, uri: str | os.PathLike[str] | None = None,
@@ -170,6 +189,9 @@ class QdrantStore:
         self._metric: str | None = None  # read with the size; "euclid" scores are distances
         # qdrant-client's local mode mutates numpy arrays in place: a search during an upsert can fail or mix points
         self._turns: AbstractContextManager[Any] = nullcontext() if self.is_server else threading.RLock()
+        if self.is_server and api_key and self.uri.startswith("http://"):
+            logger.warning("the API key goes to %s over plain http://, readable on the way: use https:// outside a "
+                           "trusted network", self.shown_uri)
         try:
             if self.is_server:
                 self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,

@@ -69,6 +69,18 @@ def test_a_collection_name_too_long_for_a_folder_is_named(tmp_path: Path) -> Non
     assert QdrantStore(uri=tmp_path / "store", collection="漢" * 20).count() == 0  # 180 characters fit
 
 
+def test_edge_options_elsewhere_name_the_engine_not_the_connector(tmp_path: Path) -> None:
+    from smar_sdk.store import open_store
+
+    fill(QdrantStore(uri=tmp_path / "local", engine="local"))
+    server = ("http://user:pw@localhost:6333", {"exact": True}, r"http://\*\*\*@localhost:6333 is a Qdrant server")
+    for uri, options, where in [(tmp_path / "local", {"hnsw_ef": 128}, "is a local-mode folder"), server]:
+        with pytest.raises(StoreError, match=f"options of the embedded Qdrant Edge engine only, and .*{where}"):
+            open_store("qdrant", uri=uri, **options)
+    with pytest.raises(StoreError, match="connector 'qdrant' does not take the option 'hnsw_eff'"):
+        open_store("qdrant", uri=tmp_path / "local", hnsw_eff=1)  # a misspelling is still the connector's
+
+
 def test_engine_is_for_folders_only() -> None:
     with pytest.raises(StoreError, match="embedded folders"):
         QdrantStore(uri="http://localhost:6333", engine="edge")
