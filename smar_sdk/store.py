@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -95,6 +96,24 @@ def uri_text(uri: str | os.PathLike[str] | None, default: str | None = None) -> 
     """A store's ``uri`` as text (a ``pathlib.Path`` is a path like a string; a leading ``~`` is the home folder, also
     where no shell expanded it: an env file, ``--uri=~/x``); ``default`` when none is given."""
     return os.path.expanduser(os.fspath(uri)) if uri else default
+
+
+def _written_by(folder: Path) -> str | None:
+    """The embedded database whose files ``folder`` holds, if one of the built-in connectors' does."""
+    if (folder / "meta.json").is_file() or (folder / "edge").is_dir():
+        return "qdrant"
+    if (folder / "LOCK").is_file() and (folder / "collections").is_dir():
+        return "milvus"
+    return None
+
+
+def check_not_foreign(path: str, connector: str) -> None:
+    """Refuse an embedded store folder another connector's database wrote: opening it with ``connector`` would
+    write that database's files in among the other's, and find nothing."""
+    found = _written_by(Path(path))
+    if found and found != connector:
+        raise StoreError(f"{path} holds a store of the {found!r} connector, not {connector!r}: open it with --store "
+                         f"{found}, or give --store {connector} another --uri")
 
 
 def open_store(store: str, uri: str | os.PathLike[str] | None = None, collection: str = "products",

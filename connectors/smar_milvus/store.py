@@ -28,6 +28,7 @@ from smar_sdk.store import (
     Metric,
     check_batch,
     check_metric,
+    check_not_foreign,
     check_search,
     collection_matches,
     safe_uri,
@@ -206,6 +207,8 @@ class MilvusStore:
         self.uri = uri_text(uri, DEFAULT_URI)
         self.collection = collection
         self.is_server = self.uri.startswith(SERVER_SCHEMES)
+        if not self.is_server:
+            check_not_foreign(self.uri, "milvus")
         self.index_type = (index_type or ("AUTOINDEX" if self.is_server else "FLAT")).upper()
         self.index_params = dict(index_params or ({"M": 16, "efConstruction": 200} if self.index_type == "HNSW"
                                                   else {}))

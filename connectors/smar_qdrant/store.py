@@ -27,6 +27,7 @@ from smar_sdk.store import (
     check_batch,
     check_ids,
     check_metric,
+    check_not_foreign,
     check_search,
     collection_matches,
     point_uuid,
@@ -123,6 +124,7 @@ def select_engine(uri: str | os.PathLike[str] | None, engine: Engine | None = No
                          "(e.g. http://localhost:6333) and an embedded store a folder path; write the one you mean")
     if engine is not None and engine not in ("local", "edge"):
         raise StoreError(f"unknown Qdrant engine {engine!r}; choose 'local' or 'edge'")
+    check_not_foreign(uri or DEFAULT_PATH, "qdrant")
     found = folder_engine(uri)
     if engine is not None and found is not None and found != engine:
         raise StoreError(f"{uri or DEFAULT_PATH} holds a Qdrant {found!r}-engine store; open it with "

@@ -283,3 +283,24 @@ def test_cli_index_and_search_match_qdrant(where: str, request: pytest.FixtureRe
         assert [h["score"] for h in hits["milvus"]] == pytest.approx([h["score"] for h in hits["qdrant"]], abs=1e-4)
         assert hits["milvus"] == [{**h, "score": m["score"]} for h, m in zip(hits["qdrant"], hits["milvus"],
                                                                              strict=True)]
+
+
+def test_a_folder_of_the_other_database_is_refused_untouched(tmp_path: Path) -> None:
+    from smar_sdk.store import open_store
+
+    vector = np.ones((1, 4), dtype=np.float32)
+    for name, options in [("qdrant-edge.db", {}), ("qdrant-local.db", {"engine": "local"})]:
+        with open_store("qdrant", uri=tmp_path / name, **options) as store:
+            store.ensure_collection(4)
+            store.upsert(["a"], vector, [{}])
+    with open_store("milvus", uri=tmp_path / "milvus.db") as store:
+        store.ensure_collection(4)
+        store.upsert(["a"], vector, [{}])
+    before = {path: sorted(p.name for p in path.iterdir()) for path in tmp_path.iterdir()}
+    for connector, path, found in [("milvus", tmp_path / "qdrant-edge.db", "qdrant"),
+                                   ("milvus", tmp_path / "qdrant-local.db", "qdrant"),
+                                   ("qdrant", tmp_path / "milvus.db", "milvus")]:
+        with pytest.raises(StoreError, match=f"holds a store of the '{found}' connector, not '{connector}': open it "
+                                             f"with --store {found}"):
+            open_store(connector, uri=path).count()
+    assert {path: sorted(p.name for p in path.iterdir()) for path in tmp_path.iterdir()} == before  # nothing written
