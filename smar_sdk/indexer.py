@@ -167,13 +167,13 @@ class SMARIndexer(StoreUser):
         self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
         if not replace_model:
             check_index_model(self.model.fingerprint, self.view, self.model.config.stored_view, self.store)
-        repeats = _repeated_ids(catalog, self.mapping, only)
+        repeats, rows = _read_ahead(catalog, self.mapping, only)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         except OSError as exc:
             raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}") from exc
         try:
-            with tqdm(desc=f"indexing {catalog.name}", unit="item", disable=not progress) as bar:
+            with tqdm(desc=f"indexing {catalog.name}", unit="item", total=rows, disable=not progress) as bar:
                 records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
                 for prepared in self._prepare(_grouped(records, repeats), loader, resume):
                     for rejection in prepared.rejections:
@@ -380,19 +380,20 @@ def check_catalog_paths(catalog: Path, rejects_path: str | Path | None) -> None:
         raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}; check the folder") from exc
 
 
-def _repeated_ids(catalog: Path, mapping: FieldMapping, only: dict[str, Any] | None) -> dict[str, int]:
-    """The last line of each id that several rows of the catalog have, by reading it ahead (nothing for a pipe,
-    which can be read only once)."""
+def _read_ahead(catalog: Path, mapping: FieldMapping, only: dict[str, Any] | None) -> tuple[dict[str, int], int | None]:
+    """The last line of each id that several rows of the catalog have, and how many rows the run will report (for
+    the progress bar), by reading it ahead: nothing and None for a pipe, which can be read only once."""
     if not catalog.is_file():
-        return {}
+        return {}, None
     seen: set[str] = set()
     last: dict[str, int] = {}
-    for record in read_catalog(catalog, mapping, only):
+    rows = 0
+    for rows, record in enumerate(read_catalog(catalog, mapping, only), start=1):  # noqa: B007 - the count
         if isinstance(record, Product):
             if record.id in seen:
                 last[record.id] = record.line
             seen.add(record.id)
-    return last
+    return last, rows
 
 
 class _Dropped(BaseModel):

@@ -24,18 +24,23 @@ from smar_sdk import (
 from smar_sdk.catalog import FieldMapping, Product, read_catalog
 from smar_sdk.filters import parse_filter
 from smar_sdk.images import ImageLoader
-from smar_sdk.indexer import _grouped, _repeated_ids
+from smar_sdk.indexer import _grouped, _read_ahead
 from smar_sdk.store import VIEW_PAYLOAD_KEY
 from smar_sdk.stored_models import sampled_model, sampled_payload
 
 from .conftest import write_jpeg
 
 
-def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
+def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     uri = str(tmp_path / "store")
+    with catalog.open("a") as handle:
+        handle.write("{broken\n")
     with SMARIndexer(tiny_model, uri=uri, batch_size=7) as indexer:
-        report = indexer.index(catalog, progress=False)
-    assert (report.indexed, report.rejected) == (30, 0) and report.seconds > 0
+        report = indexer.index(catalog)
+    assert (report.indexed, report.rejected) == (30, 1) and report.seconds > 0
+    assert "31/31" in capsys.readouterr().err  # the bar knows the total (and so an ETA) from the read-ahead
+    catalog.write_text("".join(catalog.read_text().splitlines(keepends=True)[:-1]))
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     items = tiny_model.encode_items(rows, base_dir=catalog.parent)
     brute = dict(zip([r["id"] for r in rows], items @ tiny_model.encode_queries(["red shirt"])[0], strict=True))
@@ -234,7 +239,9 @@ def test_rows_held_for_a_repeated_id_are_bounded_and_the_last_row_still_wins(
     lines = [{**rows[i % 4], "title": f"version {i // 4}"} for i in range(12)]  # 4 ids, 3 versions each
     catalog.write_text("".join(json.dumps(r) + "\n" for r in lines))
     records = list(read_catalog(catalog))
-    groups = list(_grouped(records, _repeated_ids(catalog, FieldMapping(), None)))
+    repeats, rows = _read_ahead(catalog, FieldMapping(), None)
+    assert rows == 12
+    groups = list(_grouped(records, repeats))
     assert sorted(r.line for g in groups for r in g) == list(range(1, 13))  # every row exactly once
     assert max(len(g) for g in groups) <= min(held_rows, per_id) + 1  # never more held than the caps
     with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), batch_size=2) as indexer:
