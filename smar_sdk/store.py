@@ -98,6 +98,12 @@ def uri_text(uri: str | os.PathLike[str] | None, default: str | None = None) -> 
     return os.path.expanduser(os.fspath(uri)) if uri else default
 
 
+def closed_error(where: str, collection: str) -> StoreError:
+    """The one error of every call on a store after ``close()`` (``where``: the database and its URI)."""
+    return StoreError(f"the store {where} (collection {collection!r}) is closed; open it again (open_store, a new "
+                      "SMARIndexer or SMARRetriever) to use it")
+
+
 def _written_by(folder: Path) -> str | None:
     """The embedded database whose files ``folder`` holds, if one of the built-in connectors' does."""
     if (folder / "meta.json").is_file() or (folder / "edge").is_dir():

@@ -30,6 +30,7 @@ from smar_sdk.store import (
     check_metric,
     check_not_foreign,
     check_search,
+    closed_error,
     collection_matches,
     safe_uri,
     uri_text,
@@ -232,6 +233,7 @@ class MilvusStore:
                              "e.g. --uri ./smar.db, or an http(s)://host:port URI for a Milvus server")
         self._connect_args = {"db_name": db_name, "timeout": timeout}
         self._client: MilvusClient | None = None
+        self._closed = False
         self._connecting = threading.Lock()  # threads sharing a store on a new file must not start two clients
         if not self._missing_file():  # a Lite file is created by the first write, so that reading leaves none
             self._client = self._connect()
@@ -264,6 +266,10 @@ class MilvusStore:
                 if self._client is None:
                     self._client = self._connect()
         return self._client
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error(self._where(), self.collection)
 
     def _where(self) -> str:
         return f"Milvus server {safe_uri(self.uri)}" if self.is_server else f"Milvus Lite at {self.uri}"
@@ -306,6 +312,7 @@ class MilvusStore:
     def _call(self, action: str, fn: Callable[[], T], connecting: bool = False) -> T:
         """Run one client call. On a server, transient failures (unreachable, restarting, not ready, collection not
         loaded yet) are retried with exponential backoff for up to ``retry_seconds``; then one StoreError."""
+        self._check_open()
         started, delays, reload = time.monotonic(), backoff_delays(), False
         with self._errors(action, connecting, started):
             while True:
@@ -378,6 +385,7 @@ class MilvusStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
+        self._check_open()  # a known size would otherwise answer without a call
         check_metric(metric)
         existing = self.dimension()
         made_for = METRIC_NAMES.get(self._metric_type, self._metric_type.lower()) if self._indexed else None
@@ -482,6 +490,7 @@ class MilvusStore:
         return found
 
     def close(self) -> None:
+        self._closed = True
         if self._client is not None:
             self._client.close()
 

@@ -30,6 +30,7 @@ from smar_sdk.store import (
     check_ids,
     check_metric,
     check_search,
+    closed_error,
     collection_matches,
     point_uuid,
     uri_text,
@@ -140,8 +141,7 @@ class QdrantEdgeStore(QdrantStore):
     def _live(self) -> Any:
         """The open shard (None when the collection does not exist); a closed store is a StoreError."""
         if self._closed:
-            raise StoreError(f"the Qdrant Edge store at {self.uri} (collection {self.collection!r}) is closed; open "
-                             "it again (open_store, a new SMARIndexer or SMARRetriever) to use it")
+            raise closed_error(f"Qdrant Edge at {self.uri}", self.collection)
         return self._shard
 
     def _load(self) -> None:

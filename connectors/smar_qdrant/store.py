@@ -29,6 +29,7 @@ from smar_sdk.store import (
     check_metric,
     check_not_foreign,
     check_search,
+    closed_error,
     collection_matches,
     point_uuid,
     safe_uri,
@@ -187,6 +188,7 @@ class QdrantStore:
         self._collection_options = {"shard_number": shard_number, "replication_factor": replication_factor,
                                     "write_consistency_factor": write_consistency_factor}
         self._on_disk = on_disk
+        self._closed = False
         self._dim: int | None = None
         self._metric: str | None = None  # read with the size; "euclid" scores are distances
         # qdrant-client's local mode mutates numpy arrays in place: a search during an upsert can fail or mix points
@@ -210,6 +212,13 @@ class QdrantStore:
         return safe_uri(self.uri)
 
     # ----- helpers -----
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error(self._where(), self.collection)
+
+    def _where(self) -> str:
+        return f"Qdrant server {self.shown_uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
+
     @contextmanager
     def _errors(self, action: str):
         try:
@@ -221,13 +230,14 @@ class QdrantStore:
 
     def _failure(self, action: str, exc: Exception) -> StoreError:
         """The one-line error for a failed call: what, on which collection, where, and what to check."""
-        where = f"Qdrant server {self.shown_uri}" if self.is_server else f"embedded Qdrant at {self.uri}"
+        where = self._where()
         hint = "; is the server running and the URL/API key right?" if self.is_server else ""
         reason = " ".join(str(exc).split())  # one line: a server's answer can span several
         return StoreError(f"{action} (collection {self.collection!r}) failed at {where}: "
                           f"{type(exc).__name__}: {reason}{hint}")
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
+        self._check_open()
         with self._turns, self._errors(action):
             return fn()
 
@@ -256,6 +266,7 @@ class QdrantStore:
 
     # ----- the store protocol -----
     def ensure_collection(self, dim: int, metric: Metric = "cosine") -> None:
+        self._check_open()  # a known size would otherwise answer without a call
         check_metric(metric)
         if collection_matches(self.collection, self.shown_uri, self.dimension(), dim, self._metric, metric):
             return
@@ -321,6 +332,7 @@ class QdrantStore:
 
     def close(self) -> None:
         with self._turns:
+            self._closed = True
             self.client.close()
 
     def __enter__(self) -> QdrantStore:

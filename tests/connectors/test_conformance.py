@@ -265,9 +265,10 @@ def test_close_and_reopen(store_factory: StoreFactory) -> None:
     store.upsert(ids, vectors, payloads)
     store.close()
     for use in (store.count, store.ids, lambda: store.search(vectors[:1], k=1),
-                lambda: store.upsert(ids[:1], vectors[:1], payloads[:1])):
-        with pytest.raises(StoreError):  # a closed store says so; it does not answer "empty"
-            use()
+                lambda: store.upsert(ids[:1], vectors[:1], payloads[:1]), lambda: store.ensure_collection(DIM),
+                lambda: store.delete(ids[:1])):
+        with pytest.raises(StoreError, match=r"\(collection '.*products'\) is closed; open it again"):
+            use()  # a closed store says so, on every store alike; it does not answer "empty"
     store.close()  # closing twice is harmless
     with store_factory() as reopened:
         assert reopened.count() == len(ids)
