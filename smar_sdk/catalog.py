@@ -134,6 +134,21 @@ class Rejection(BaseModel):
     reason: str
     raw: str
 
+    @field_validator("id")
+    @classmethod
+    def _utf8_or_none(cls, value: str | None) -> str | None:
+        return value if value is None or is_utf8(value) else None  # an id that cannot be written names no row
+
+
+def _lenient_id(raw: str, mapping: FieldMapping) -> str | None:
+    """The id of a line read as Python's json reads it (NaN and Infinity allowed), to name a rejected row; None when
+    even that cannot read it."""
+    try:
+        row = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return item_id_text(row.get(mapping.id_field)) if isinstance(row, dict) else None
+
 
 def parse_row(raw: str, line: int, mapping: FieldMapping,
               only: dict[str, str] | None = None) -> Product | Rejection | None:
@@ -148,10 +163,8 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
         return Rejection(line=line, reason=f"nested more than {MAX_NESTING} lists or objects deep (too deep to read); "
                                            "flatten it", raw=raw)
     except NonFiniteNumber as exc:
-        readable = json.loads(raw)  # Python's json reads NaN and Infinity: the id, for the rejection
-        item_id = item_id_text(readable.get(mapping.id_field)) if isinstance(readable, dict) else None
-        return Rejection(line=line, id=item_id, reason=f"not valid JSON ({exc}; write null or a finite number)",
-                         raw=raw)
+        return Rejection(line=line, id=_lenient_id(raw, mapping), raw=raw,
+                         reason=f"not valid JSON ({exc}; write null or a finite number)")
     if not isinstance(row, dict):
         return Rejection(line=line, reason=f"a row must be a JSON object, got {type(row).__name__}", raw=raw)
     if only and not matches(row, only):
@@ -159,7 +172,8 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
     raw_id = row.get(mapping.id_field)
     item_id = item_id_text(raw_id)
     if item_id is None:
-        what = "missing" if raw_id is None else f"a {type(raw_id).__name__}; ids are strings or whole numbers"
+        what = ("missing" if raw_id is None
+                else f"a {type(raw_id).__name__} ({raw_id!r:.40}); ids are strings or integers")
         return Rejection(line=line, reason=f"id field {mapping.id_field!r} is {what}", raw=raw)
     if not item_id.strip():
         return Rejection(line=line, reason=f"id field {mapping.id_field!r} is blank", raw=raw)
@@ -168,8 +182,7 @@ def parse_row(raw: str, line: int, mapping: FieldMapping,
                          reason=f"field {reserved[0]!r} is reserved: the SDK keeps its bookkeeping under "
                                 f"'{RESERVED_PREFIX}*' keys; rename the field", raw=raw)
     if problem := _unstorable(row, "row"):
-        return Rejection(line=line, id=item_id if is_utf8(item_id) else None,
-                         reason=problem.replace("'row.", "'", 1), raw=raw)
+        return Rejection(line=line, id=item_id, reason=problem.replace("'row.", "'", 1), raw=raw)
     if too_big := _oversized(row):
         return Rejection(line=line, id=item_id, reason=too_big, raw=raw)
     for name in [*mapping.text_fields, mapping.image_field]:

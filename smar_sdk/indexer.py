@@ -365,6 +365,8 @@ def check_catalog_paths(catalog: Path, rejects_path: str | Path | None) -> None:
     if rejects_path and Path(rejects_path).resolve() == catalog.resolve():
         raise CatalogError(f"the rejects file {rejects_path} is the catalog itself; writing it would erase the "
                            "catalog before it is read: choose another --rejects path")
+    if catalog.is_dir():
+        raise CatalogError(f"catalog {catalog} is a folder; give the JSON Lines file in it")
     try:
         if catalog.is_file():
             with catalog.open("rb") as handle:
@@ -410,8 +412,10 @@ Record = Product | Rejection | _Dropped
 def _grouped(records: Iterable[Product | Rejection], repeats: dict[str, int]) -> Iterator[list[Record]]:
     """Each record alone, except that the earlier rows of a repeated id are held back and come with its last row,
     so that all rows of an id fall in one batch: only the last good one is then encoded, on every run. Memory is
-    bounded: beyond ``MAX_HELD_ROWS`` rows held, or ``MAX_HELD_PER_ID`` rows of one id, the oldest are dropped as
-    superseded (so the last good row among an id's last ``MAX_HELD_PER_ID + 1`` wins; never encoded twice)."""
+    bounded, and no row is encoded only to be overwritten: beyond ``MAX_HELD_PER_ID`` rows of one id the oldest is
+    dropped as superseded (the last good row among an id's final ``MAX_HELD_PER_ID + 1`` wins), and beyond
+    ``MAX_HELD_ROWS`` rows held, all held rows of the id waiting longest are (should its last row then be broken, the
+    id keeps what the store held)."""
     held: OrderedDict[str, list[Product]] = OrderedDict()
     count = 0
     for record in records:

@@ -7,19 +7,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
 from .errors import CatalogError
+from .store import json_value
 from .text import is_utf8
-
-
-def _json_value(value: Any) -> Any:
-    """numpy values (as pandas gives them) as the Python values they hold; anything else is not a JSON value."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"a {type(value).__name__} is not a JSON value")
 
 
 def write_rows(rows: Iterable[Mapping[str, Any]], handle: TextIO, source: str = "rows") -> int:
@@ -35,9 +25,9 @@ def write_rows(rows: Iterable[Mapping[str, Any]], handle: TextIO, source: str = 
             raise CatalogError(f"{source}: row {count} is a {type(row).__name__}, not a mapping of field names to "
                                "values: pass dicts (for a DataFrame, df.to_dict('records'))")
         try:
-            line = json.dumps(dict(row), ensure_ascii=False, default=_json_value)
+            line = json.dumps(dict(row), ensure_ascii=False, default=json_value)
             if not is_utf8(line):  # a lone surrogate: escaped, so the catalog names its field
-                line = json.dumps(dict(row), default=_json_value)
+                line = json.dumps(dict(row), default=json_value)
         except (TypeError, ValueError) as exc:
             raise CatalogError(f"{source}: row {count} cannot be written as JSON ({exc}): convert that value to a "
                                "string, number, boolean, null, list or object") from exc

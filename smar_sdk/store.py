@@ -174,14 +174,17 @@ def check_ids(ids: object) -> None:
         raise TypeError(f"ids must be a list of ids, not one string: use [{ids!r}]")
 
 
-def check_search(vectors: np.ndarray, k: int, dim: int, collection: str) -> np.ndarray:
-    """A search's vectors checked as :func:`check_vectors` does, after ``k`` (a whole number, 1 or more)."""
+def check_search(vectors: np.ndarray, k: int, dim: int, collection: str) -> tuple[np.ndarray, int]:
+    """A search's vectors, checked as :func:`check_vectors` does, and ``k`` as a Python int (1 or more; a numpy
+    integer too)."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k must be a whole number of 1 or more (how many hits per query), got {k!r}")
-    return check_vectors(vectors, dim, collection)
+    return check_vectors(vectors, dim, collection), int(k)
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """``json.dumps``' ``default``: numpy values (as pandas gives them) as the Python values they hold; anything else
+    is not a JSON value (a ``TypeError``)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -189,13 +192,28 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} is not a JSON value")
 
 
+def _check_keys(value: Any) -> None:
+    """Refuse object keys that are not strings: JSON would turn ``1`` into ``"1"`` (and lose one of ``1`` and
+    ``"1"``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"key {key!r} is a {type(key).__name__}; JSON object keys are strings")
+            _check_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_keys(item)
+
+
 def plain_payloads(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Payloads as plain JSON values, so every store keeps the same thing: numpy values as the Python values they
-    hold; NaN, infinity and values JSON cannot express are a ``ValueError`` naming the payload."""
+    hold; NaN, infinity, keys that are not strings and values JSON cannot express are a ``ValueError`` naming the
+    payload."""
     plain = []
     for row, payload in enumerate(payloads):
         try:
-            plain.append(json.loads(json.dumps(payload, allow_nan=False, default=_json_value)))
+            _check_keys(payload)
+            plain.append(json.loads(json.dumps(payload, allow_nan=False, default=json_value)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"payload {row} cannot be stored as JSON ({exc}): give strings, numbers (not NaN or "
                              "infinity), booleans, null, lists and objects") from exc

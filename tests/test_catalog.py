@@ -24,8 +24,8 @@ def lines_to_catalog(tmp_path: Path, lines: list[bytes]) -> Path:
     (b"[1, 2]", "must be a JSON object"),
     (json.dumps({**GOOD, "id": None}).encode(), "id field 'id' is missing"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "id"}).encode(), "missing"),
-    (json.dumps({**GOOD, "id": ["x"]}).encode(), "a list; ids are strings or whole numbers"),
-    (json.dumps({**GOOD, "id": 10.5}).encode(), "id field 'id' is a float; ids are strings or whole numbers"),
+    (json.dumps({**GOOD, "id": ["x"]}).encode(), "a list (['x']); ids are strings or integers"),
+    (json.dumps({**GOOD, "id": 10.5}).encode(), "id field 'id' is a float (10.5); ids are strings or integers"),
     (json.dumps({**GOOD, "id": "   "}).encode(), "id field 'id' is blank"),
     (json.dumps({**GOOD, "id": ""}).encode(), "id field 'id' is blank"),
     (json.dumps({**GOOD, "title": ""}).encode(), "'title' is missing or empty"),
@@ -67,9 +67,10 @@ def test_a_line_with_bad_bytes_is_named_by_its_id_when_the_id_reads(tmp_path: Pa
 
 def test_a_row_with_nan_or_infinity_is_named_by_its_id(tmp_path: Path) -> None:
     lines = [b'{"id": "a", "title": "t", "image": "a.jpg", "price": NaN}', b'{"id": 7, "price": Infinity}',
-             b'[NaN]', b'{"sku": "c", "price": 1e400}']
+             b'[NaN]', b'{"sku": "c", "price": 1e400}', b'{"id": "deep", "p": NaN, "m": ' + b"[" * 5000 + b"]" * 5000
+             + b"}", b'{"id": "\\udc00", "p": NaN}', b'{"id": "\\udc00", "_smar_x": 1}']
     assert [(r.line, r.id) for r in read_catalog(lines_to_catalog(tmp_path, lines))] == [
-        (1, "a"), (2, "7"), (3, None), (4, None)]
+        (1, "a"), (2, "7"), (3, None), (4, None), (5, None), (6, None), (7, None)]  # an id not UTF-8 names no row
 
 
 def test_json_errors_say_where_once(tmp_path: Path) -> None:

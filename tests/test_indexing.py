@@ -253,6 +253,18 @@ def test_rows_held_for_a_repeated_id_are_bounded_and_the_last_row_still_wins(
             assert {h.payload["title"] for h in hits} == {"version 2"}
 
 
+def test_past_the_hold_limit_an_id_whose_last_row_is_broken_keeps_what_the_store_held(
+        tiny_model: SMARModel, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("smar_sdk.indexer.MAX_HELD_ROWS", 1)
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()][:3]
+    lines = [rows[0], rows[1], rows[2], {**rows[0], "image": "images/missing.jpg"}, rows[1]]  # A, B, C, A broken, B
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        report = indexer.index(catalog, progress=False)
+        assert (report.indexed, report.superseded, report.rejected) == (2, 2, 1)
+        assert indexer.store.ids() == {rows[1]["id"], rows[2]["id"]}  # A's earlier row was let go unread
+
+
 def test_a_replaced_or_deleted_photo_is_a_changed_row(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A re-run looks at the image files, not only their names: a photo replaced under the same name is encoded
@@ -380,6 +392,12 @@ def test_rejects_file_may_not_be_the_catalog_and_empty_catalogs_prune_nothing(ti
         empty = tmp_path / "empty.jsonl"
         empty.write_text("\n")
         assert indexer.index(empty, prune=True, progress=False).pruned == 0 and indexer.store.count() == 30
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_text("kept\n")
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "other")) as indexer:
+        with pytest.raises(CatalogError, match="is a folder; give the JSON Lines file in it"):
+            indexer.index(catalog.parent, rejects_path=rejects)
+        assert rejects.read_text() == "kept\n" and indexer.store.dimension() is None  # nothing made or erased
 
 
 def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:

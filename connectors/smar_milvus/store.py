@@ -412,6 +412,7 @@ class MilvusStore:
         self.client.load_collection(self.collection)
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        self._check_open()
         if not len(ids):
             return
         array, payloads = check_batch(ids, vectors, payloads, self._require_dim(), self.collection)
@@ -435,7 +436,8 @@ class MilvusStore:
             self._call("deleting", lambda e=expr: self.client.delete(self.collection, filter=e))
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
-        array = check_search(vectors, k, self._require_dim(), self.collection)
+        self._check_open()
+        array, k = check_search(vectors, k, self._require_dim(), self.collection)
         if not len(array):
             return []
         expr = to_milvus_filter(conditions)

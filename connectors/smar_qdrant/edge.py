@@ -208,9 +208,9 @@ class QdrantEdgeStore(QdrantStore):
         return _edge().EdgeShard.load(str(self.folder))
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        self._live()
         if not ids:
             return
-        self._live()
         array, payloads = check_batch(ids, vectors, payloads, self._require_dim(), self.collection)
         q = _edge()
         rows = array.tolist()
@@ -234,7 +234,7 @@ class QdrantEdgeStore(QdrantStore):
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
         self._live()
-        array = check_search(vectors, k, self._require_dim(), self.collection)
+        array, k = check_search(vectors, k, self._require_dim(), self.collection)
         if not len(array):
             return []
         q = _edge()

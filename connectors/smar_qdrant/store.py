@@ -171,7 +171,8 @@ class QdrantStore:
             cls = QdrantEdgeStore
         elif cls is QdrantStore and (edge_only := sorted(set(options) & edge_only_options())):
             where = (f"{safe_uri(uri_text(uri))} is a Qdrant server" if selected is None
-                     else f"{uri_text(uri, DEFAULT_PATH)} is a local-mode folder")
+                     else f"{uri_text(uri, DEFAULT_PATH)} is a local-mode folder" if folder_engine(uri_text(uri))
+                     else "qdrant-edge-py is not installed, so new folders use local mode (pip install qdrant-edge-py)")
             raise StoreError(f"{', '.join(edge_only)}: options of the embedded Qdrant Edge engine only, and {where}; "
                              "leave them out")
         return super().__new__(cls)
@@ -277,6 +278,7 @@ class QdrantStore:
         self._dim, self._metric = dim, metric
 
     def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        self._check_open()
         if not ids:
             return
         array, payloads = check_batch(ids, vectors, payloads, self._require_dim(), self.collection)
@@ -292,7 +294,8 @@ class QdrantStore:
         self._call("deleting", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
 
     def search(self, vectors: np.ndarray, k: int, conditions: list[Condition] | None = None) -> list[list[Hit]]:
-        array = check_search(vectors, k, self._require_dim(), self.collection)
+        self._check_open()
+        array, k = check_search(vectors, k, self._require_dim(), self.collection)
         if not len(array):
             return []
         query_filter = to_qdrant_filter(conditions)

@@ -216,8 +216,9 @@ def test_edge_arguments_mean_the_same_on_every_store(filled) -> None:
     for k in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match=f"k must be a whole number of 1 or more .*got {k!r}"):
             store.search(vectors[0], k=k)
+    assert len(store.search(vectors[0], k=np.int64(2))[0]) == 2  # a numpy integer is a k, on every store
     assert store.search(np.zeros((0, DIM), dtype=np.float32), k=3) == []  # an empty batch: no queries, no answers
-    for payload in ({"x": float("nan")}, {"x": [float("inf")]}, {"when": object()}):
+    for payload in ({"x": float("nan")}, {"x": [float("inf")]}, {"when": object()}, {"m": {1: "a", "1": "b"}}):
         with pytest.raises(ValueError, match="payload 0 cannot be stored as JSON"):
             store.upsert(["bad"], vectors[:1], [payload])
     store.upsert(["numpy"], vectors[:1], [{"n": np.int64(3), "f": np.float32(0.5), "v": np.array([1, 2])}])
@@ -266,7 +267,8 @@ def test_close_and_reopen(store_factory: StoreFactory) -> None:
     store.close()
     for use in (store.count, store.ids, lambda: store.search(vectors[:1], k=1),
                 lambda: store.upsert(ids[:1], vectors[:1], payloads[:1]), lambda: store.ensure_collection(DIM),
-                lambda: store.delete(ids[:1])):
+                lambda: store.delete(ids[:1]), lambda: store.upsert([], vectors[:0], []),
+                lambda: store.search(vectors[:0], k=1)):
         with pytest.raises(StoreError, match=r"\(collection '.*products'\) is closed; open it again"):
             use()  # a closed store says so, on every store alike; it does not answer "empty"
     store.close()  # closing twice is harmless

@@ -81,6 +81,15 @@ def test_edge_options_elsewhere_name_the_engine_not_the_connector(tmp_path: Path
         open_store("qdrant", uri=tmp_path / "local", hnsw_eff=1)  # a misspelling is still the connector's
 
 
+def test_edge_options_without_the_edge_package_say_to_install_it(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from smar_sdk.store import open_store
+
+    monkeypatch.setattr("smar_qdrant.store.default_engine", lambda: "local")  # as without qdrant-edge-py
+    with pytest.raises(StoreError, match=r"qdrant-edge-py is not installed, .*\(pip install qdrant-edge-py\)"):
+        open_store("qdrant", uri=tmp_path / "new", hnsw_ef=128)
+
+
 def test_engine_is_for_folders_only() -> None:
     with pytest.raises(StoreError, match="embedded folders"):
         QdrantStore(uri="http://localhost:6333", engine="edge")
