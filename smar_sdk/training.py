@@ -135,6 +135,12 @@ class TrainConfig(BaseModel):
         if self.average_last_epochs > self.epochs:
             raise ValueError(f"average_last_epochs ({self.average_last_epochs}) is more than the {self.epochs} epochs "
                              "of the run: average at most all of them")
+        if self.hard_negatives and self.epochs < 2:
+            raise ValueError("hard_negatives are mined from the second epoch on, and the run has one: train 2 or more "
+                             "epochs (--epochs), or leave out --hard-negatives")
+        if self.image_fields and (repeated := sorted({f for f in self.image_fields if self.image_fields.count(f) > 1})):
+            raise ValueError(f"image_fields names {', '.join(map(repr, repeated))} more than once, which would sample "
+                             "it more often: name each image field once (--image-field, --image-field-extra)")
         if self.fusion_image_dropout_colour_titles and not self.fusion_image_dropout:
             raise ValueError("fusion_image_dropout_colour_titles only narrows fusion_image_dropout: give that "
                              "fraction too (--fusion-image-dropout P)")

@@ -455,7 +455,7 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     assert result.exit_code == 1 and "none of its 30 rows has the field 'thumb' (--image-field-extra, " \
         "TrainConfig.image_fields)" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--hard-negatives", "4",
-                                       "--negative-field", "colr"])
+                                       "--negative-field", "colr", "--epochs", "2"])
     assert result.exit_code == 1 and "negative field 'colr' is in no catalog row" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--attribute-field", "colr"])
     assert result.exit_code == 1 and "attribute field 'colr' has no value in any training row" in result.output

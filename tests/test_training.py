@@ -916,6 +916,15 @@ def test_settings_numpy_or_the_softmax_cannot_take_are_refused(setting: dict) ->
         TrainConfig(**setting)
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"hard_negatives": 8, "negative_fields": ["colour"], "epochs": 1}, "mined from the second epoch on"),
+    ({"image_fields": ["image", "thumbnail", "image"]}, "names 'image' more than once"),
+])
+def test_settings_that_would_do_nothing_or_skew_sampling_are_refused(setting: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**setting)
+
+
 def test_repeated_pairs_are_kept_and_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from smar_sdk.training import read_pairs
 
