@@ -215,6 +215,32 @@ def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
     return all(holds(row.get(k), v) for k, v in only.items())
 
 
+def only_miss(path: Path, only: dict[str, str]) -> str | None:
+    """Why ``only`` matched no row of a catalog file, when reading it tells: a field no row has, or a value that
+    differs from the rows' only in case. None when neither (or for a pipe, which can be read only once)."""
+    if not path.is_file():
+        return None
+    names: set[str] = set()
+    seen: dict[str, set[str]] = {field: set() for field in only}
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                row = json.loads(raw.removeprefix(codecs.BOM_UTF8))
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(row, dict):
+                names.update(row)
+                for field, found in seen.items():
+                    if len(found) < 1000 and isinstance(row.get(field), str | int | float | bool):
+                        found.add(filter_text(row[field]))
+    for field, wanted in only.items():
+        if field not in names:
+            return f"no row has the field {field!r}; its rows have {', '.join(map(repr, sorted(names)[:20]))}"
+        if close := sorted(v for v in seen[field] if v.casefold() == wanted.casefold() and v != wanted):
+            return f"the field {field!r} holds {close[0]!r}, not {wanted!r} (values match case and all)"
+    return None
+
+
 def only_as_text(only: dict[str, Any] | None) -> dict[str, str] | None:
     """``only`` with each value as its command-line text (``{"year": 2011, "in_stock": True}`` ->
     ``{"year": "2011", "in_stock": "true"}``, which ``matches`` reads back as the number and the boolean); a value that
@@ -248,6 +274,7 @@ def refuse_non_utf8_file(handle: io.BufferedReader, path: Path) -> None:
                            f"first, or pipe it in: {found[1]} {path} | smar-sdk index -")
 
 
+REJECTS_FIELDS = {"line", "id", "reason", "row"}  # what ``--rejects FILE`` writes per rejected row
 MAPPING_OPTIONS = {"id_field": "--id-field", "text_fields": "--text-fields", "image_field": "--image-field"}
 
 
@@ -282,6 +309,10 @@ def check_mapping(path: str | Path, mapping: FieldMapping, extra_image_fields: l
             missing = {field: setting for field, setting in missing.items() if field not in row}
             if not missing:
                 return
+    if rows and missing and names >= REJECTS_FIELDS:
+        raise CatalogError(f"catalog {path} is a rejects file (its rows are {', '.join(sorted(REJECTS_FIELDS))}): "
+                           "take the original rows out of it, fix them, and index those from the catalog's folder "
+                           f"(so relative image paths resolve): jq -r .row {path} > fixed.jsonl")
     if rows and missing:
         field, (option, setting) = next(iter(missing.items()))
         raise CatalogError(f"catalog {path}: none of its {rows} rows has the field {field!r} ({option}, "

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -29,6 +30,9 @@ from .config import IMAGE_BACKBONES
 from .demo.command import demo
 from .errors import TrainingInterrupted
 from .wording import read_synonyms
+
+if TYPE_CHECKING:
+    from .indexer import IndexReport
 
 EXIT_REJECTED_ROWS = 3
 
@@ -86,6 +90,17 @@ def main() -> None:
     """
 
 
+def _images_hint(report: IndexReport, catalog: Path, images_dir: Path | None) -> str | None:
+    """Where relative image paths were looked for, when no row was indexed and every rejection shown is a missing
+    image file (a catalog kept away from its images)."""
+    shown = report.rejections
+    if report.indexed or report.unchanged or not shown or not all("not found" in r.reason for r in shown):
+        return None
+    base = images_dir or (catalog.resolve().parent if catalog.is_file() else Path.cwd())
+    return (f"hint: relative image paths start from {base}; if the images are elsewhere, index from the catalog's "
+            "own folder or pass --images-dir")
+
+
 @main.command()
 @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path))
 @model_option
@@ -105,13 +120,16 @@ def main() -> None:
               help="Re-encode every row, even those already stored unchanged (same content and model).")
 @click.option("--allow-outside-images", is_flag=True,
               help="Let relative image paths point outside the catalog's folder.")
+@click.option("--images-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder relative image paths start from (default: the catalog's folder; the current folder for "
+                   "a catalog on standard input).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @fail_cleanly
 def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, collection: str,
           api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None, image_field: str,
           only: tuple[str, ...], batch_size: int, rejects_path: Path | None, prune: bool, replace_model: bool,
-          no_resume: bool, allow_outside_images: bool, as_json: bool, quiet: bool) -> None:
+          no_resume: bool, allow_outside_images: bool, images_dir: Path | None, as_json: bool, quiet: bool) -> None:
     """Encode every product of CATALOG (JSON Lines) into fused vectors and upsert them.
 
     Each line is a JSON object with an id, the text fields (default `title`) and an image (a path
@@ -121,6 +139,7 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
     catalog) skips products already stored with the same content and model. CATALOG `-` reads standard
     input (relative image paths then start from the current folder).
     """
+    from .catalog import only_miss
     from .indexer import STANDARD_INPUT, SMARIndexer, check_catalog_paths
 
     catalog = STANDARD_INPUT if str(catalog) == "-" else catalog
@@ -135,7 +154,7 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
                      **store_kwargs(store, uri, collection, api_key, retry_seconds)) as ix:
         try:
             report = ix.index(catalog, only=only_rows or None, rejects_path=rejects_path, progress=not quiet,
-                              prune=prune, resume=not no_resume, replace_model=replace_model)
+                              prune=prune, resume=not no_resume, replace_model=replace_model, images_dir=images_dir)
         except KeyboardInterrupt:
             raise KeyboardInterrupt("the rows written so far stay indexed; run the same command again to resume "
                                     "(stored rows are skipped)") from None
@@ -152,11 +171,14 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         extra += f", pruned {report.pruned}" if report.pruned else ""
         click.echo(f"indexed {report.indexed}, rejected {report.rejected}{extra} in {report.seconds:.1f}s "
                    f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
+        if images_hint := _images_hint(report, catalog, images_dir):
+            click.echo(images_hint, err=True)
         if report.prune_skipped:
             click.echo(f"not pruned: {report.prune_skipped}; nothing was deleted", err=True)
         elif not (report.indexed or report.unchanged or report.superseded or report.rejected):
-            click.echo(f"warning: {catalog} has no rows{' matching --only' if only_rows else ''}; check the path"
-                       f"{' and --only' if only_rows else ''}", err=True)
+            miss = only_miss(catalog, only_rows) if only_rows else None
+            click.echo(f"warning: {catalog} has no rows{' matching --only' if only_rows else ''}; "
+                       + (miss or f"check the path{' and --only' if only_rows else ''}"), err=True)
         if report.not_replaced:
             click.echo(f"warning: {report.not_replaced} stored products were not re-encoded by this run (rows it "
                        f"rejected, or ids not in {catalog}{' or --only' if only_rows else ''}); if another model "

@@ -159,7 +159,10 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path, monkeypat
     assert result.exit_code == 2 and "--prune with --only would delete every stored product outside" in result.output
     result = run("index", str(catalog), "-q", "--only", "split=tset")
     assert result.exit_code == 0 and "indexed 0" in result.output
-    assert f"warning: {catalog} has no rows matching --only; check the path and --only" in result.output
+    assert f"warning: {catalog} has no rows matching --only; no row has the field 'split'; its rows have " \
+        "'article_type', 'colour'" in result.output
+    result = run("index", str(catalog), "-q", "--only", "gender=women")
+    assert "no rows matching --only; the field 'gender' holds 'Women', not 'women'" in result.output
     for bad in ("novalue", "a.b=1"):  # a wrong argument: exit 2, before the model loads
         result = run("search", "x", "--filter", bad)
         assert result.exit_code == 2 and "Invalid value for --filter" in result.output
@@ -294,6 +297,28 @@ def test_index_with_another_model_needs_replace_model(run, catalog: Path, tiny_m
                    model=False)
     assert replaced.exit_code == 0 and "indexed 25" in replaced.output and "warning" not in replaced.output
     assert run("search", "red shirt", "--model", str(tmp_path / "other"), model=False).exit_code == 0
+
+
+def test_a_catalog_away_from_its_images_gets_a_hint_and_images_dir(run, catalog: Path, tmp_path: Path) -> None:
+    away = tmp_path / "away" / "catalog.jsonl"
+    away.parent.mkdir()
+    away.write_text(catalog.read_text())
+    result = run("index", str(away), "-q")
+    assert result.exit_code == 3 and "indexed 0, rejected 30" in result.output
+    assert f"hint: relative image paths start from {away.parent}; if the images are elsewhere" in result.output
+    result = run("index", str(away), "-q", "--images-dir", str(catalog.parent))
+    assert result.exit_code == 0 and "indexed 30, rejected 0" in result.output and "hint" not in result.output
+
+
+def test_a_rejects_file_given_as_the_catalog_says_how_to_refeed_it(run, catalog: Path, tmp_path: Path) -> None:
+    lines = catalog.read_text().splitlines()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join([lines[0], lines[1].replace('"images/', '"missing/')]) + "\n")
+    rejects = tmp_path / "rejects.jsonl"
+    assert run("index", str(broken), "-q", "--rejects", str(rejects)).exit_code == 3
+    result = run("index", str(rejects), "-q")
+    assert result.exit_code == 1 and "is a rejects file (its rows are id, line, reason, row)" in result.output
+    assert f"jq -r .row {rejects} > fixed.jsonl" in result.output
 
 
 def test_a_piped_or_redirected_catalog_reads_relative_images_from_the_current_folder(

@@ -18,7 +18,7 @@ from smar_sdk import SMARModel, SMARRetriever, open_store
 
 
 def _progress(stderr_path: Path) -> int:
-    counts = re.findall(r"(\d+)item \[", stderr_path.read_text(errors="replace"))  # not the rate: "9.02item/s"
+    counts = re.findall(r"\| (\d+)/\d+ \[", stderr_path.read_text(errors="replace"))  # "| 488/600 [", not a rate
     return int(counts[-1]) if counts else 0
 
 
