@@ -217,10 +217,8 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
            as_json: bool) -> None:
     """Find the K products that best answer the text QUERY."""
     from .errors import FilterError
-    from .filters import empty_filter_hint, parse_cli_filters, parse_filter
+    from .filters import parse_cli_filters, parse_filter
     from .retriever import SMARRetriever
-    from .store import catalog_payload
-    from .stored_models import sampled_payloads
     from .text import NOT_UTF8, is_utf8
 
     if not query.strip():
@@ -236,11 +234,9 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     model = _load_model(model_dir)
     with SMARRetriever(model, synonyms=synonyms,
                        **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
-        hits = retriever.search(query, k=k, filter=spec or None)
-        if not hits and spec:
-            payloads = [catalog_payload(payload) for payload in sampled_payloads(retriever.store, 8, 16)]
-            if hint := empty_filter_hint(spec, payloads):
-                click.echo(f"note: --filter: {hint}", err=True)
+        hits = retriever.search(query, k=k, filter=spec or None, explain_empty=False)
+        if not hits and spec and (hint := retriever.filter_hint(spec)):
+            click.echo(f"note: --filter: {hint}", err=True)
     if as_json:
         click.echo(json.dumps({"hits": [h.model_dump() for h in hits]}, ensure_ascii=False))  # payload nested: a
         # catalog's own "id" or "score" field is kept

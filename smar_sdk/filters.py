@@ -227,10 +227,15 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
             close = [f for f in fields if f.lower() == field.lower()] or difflib.get_close_matches(field, fields, 1)
             guess = f"; did you mean {close[0]!r}?" if close else f"; they have {', '.join(map(repr, sorted(fields)))}"
             return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
-        texts = [v for v in (wanted if isinstance(wanted, list) else [wanted]) if isinstance(v, str)]
+        values = wanted if isinstance(wanted, list) else [wanted]
+        texts = [v for v in values if isinstance(v, str)]
         stored = {filter_text(p[field]) for p in payloads if isinstance(p.get(field), str | bool)}
         if any(text in stored for text in texts):
             continue
+        stored_text = {p[field] for p in payloads if isinstance(p.get(field), str)}
+        if as_text := [str(v) for v in values if is_number(v) and not texts and str(v) in stored_text]:
+            return (f"{field!r} holds {as_text[0]!r} as text, and filters are typed: filter on the text "
+                    f"{as_text[0]!r} (the CLI's --filter tries both)")
         by_case = {value.lower(): value for value in stored}
         if found := [by_case[text.lower()] for text in texts if text.lower() in by_case]:
             return f"{field!r} holds {found[0]!r}, and values match exactly, case included"

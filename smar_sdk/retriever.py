@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 from collections.abc import Iterable
 from typing import Any
 
 from .errors import VectorSizeError
-from .filters import parse_filter
+from .filters import empty_filter_hint, parse_filter
 from .indexer import StoreUser
 from .model import SMARModel
 from .query_synonyms import QuerySynonyms
 from .store import MODEL_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore, catalog_payload
-from .stored_models import check_store_models, check_views, sampled_model, stored_dimension, stored_view
+from .stored_models import (
+    check_store_models,
+    check_views,
+    sampled_model,
+    sampled_payloads,
+    stored_dimension,
+    stored_view,
+)
 from .text import NOT_UTF8, is_utf8
+
+logger = logging.getLogger(__name__)
 
 MAX_K = 16_384  # the most results one search returns (Milvus' limit; the CLI's -k stops at 10,000)
 
@@ -33,12 +43,16 @@ class SMARRetriever(StoreUser):
         super().__init__(model, store, uri, collection, **store_options)
         self.synonyms = synonyms
 
-    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, *,
+               explain_empty: bool = True) -> list[Hit]:
         """The ``k`` best products for one query, best first, optionally filtered (``{"gender": "Women"}``)."""
-        return self.search_many([query], k=k, filter=filter)[0]
+        return self.search_many([query], k=k, filter=filter, explain_empty=explain_empty)[0]
 
-    def search_many(self, queries: Iterable[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """Search several queries at once (one encoder batch, one store round trip)."""
+    def search_many(self, queries: Iterable[str], k: int = 10, filter: dict[str, Any] | None = None, *,
+                    explain_empty: bool = True) -> list[list[Hit]]:
+        """Search several queries at once (one encoder batch, one store round trip). When a filter finds nothing,
+        a warning says why if a sample of stored products tells (:meth:`filter_hint`; ``explain_empty=False``
+        for none)."""
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an integer from 1 to {MAX_K:,}, got {k!r}")
         k = int(k)  # numpy integers too
@@ -56,7 +70,15 @@ class SMARRetriever(StoreUser):
             queries = [self.synonyms.rewrite(query) for query in queries]
         results = self.store.search(self.model.encode_queries(queries), k=k, conditions=conditions)
         check_indexed_with(self.model, results, self.store)
+        if explain_empty and filter and not any(results) and (hint := self.filter_hint(filter)):
+            logger.warning("note: the filter found nothing: %s", hint)
         return [[_public(hit) for hit in hits] for hits in results]
+
+    def filter_hint(self, filter: dict[str, Any]) -> str | None:
+        """Why ``filter`` may match no stored product, judged from a sample of stored payloads: a field they lack,
+        a value that differs only in case, or a number where they hold text (filters are typed)."""
+        payloads = [catalog_payload(payload) for payload in sampled_payloads(self.store, 8, 16)]
+        return empty_filter_hint(filter, payloads)
 
 
 def check_indexed_with(model: SMARModel, results: list[list[Hit]], store: VectorStore) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,24 @@ def test_the_retriever_raises_filter_errors_on_the_embedded_store(tiny_model: SM
         with pytest.raises(FilterError, match="'year'"):
             retriever.search("red shirt", filter={"year": 10**20})
         assert retriever.search("red shirt", k=3, filter={"year": 2**63 - 1}) == []
+
+
+def test_an_empty_filtered_search_in_python_logs_why(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**row, "year": str(row["year"])}) + "\n" for row in rows))  # as text
+    uri = str(tmp_path / "store")
+    with SMARIndexer(tiny_model, uri=uri) as indexer:
+        indexer.index(catalog, progress=False)
+    with SMARRetriever(tiny_model, uri=uri) as retriever, caplog.at_level("WARNING", logger="smar_sdk.retriever"):
+        for spec, note in [({"gendr": "Men"}, "no stored product sampled has the field 'gendr' .*did you mean "
+                                              "'gender'"),
+                           ({"year": 2012}, "'year' holds '2012' as text, and filters are typed: filter on the text "
+                                            "'2012'"),
+                           ({"gender": "men"}, "'gender' holds 'Men', and values match exactly")]:
+            caplog.clear()
+            assert retriever.search("red shirt", k=3, filter=spec) == []
+            assert re.search(f"note: the filter found nothing: {note}", caplog.text), caplog.text
+        caplog.clear()
+        assert retriever.search("red shirt", k=3, filter={"year": "2012"}) and not caplog.text  # found: no note
+        assert retriever.search("red shirt", k=3, filter={"gender": "Nobody"}) == [] and not caplog.text
