@@ -273,10 +273,15 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
     unique = list(dict.fromkeys(ids))
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         require_collection(vector_store, uri)
+        lookup = getattr(vector_store, "stored_hashes", None)  # optional in the store protocol
+        unknown = [i for i in unique if i not in lookup(unique)] if callable(lookup) else []
         before = vector_store.count()
         vector_store.delete(unique)
         after = vector_store.count()
     click.echo(f"deleted {before - after} of {len(unique)} ids; {after} products remain")
+    if unknown:
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        click.echo(f"not in the collection: {', '.join(map(repr, unknown[:10]))}{more}", err=True)
 
 
 @main.command()

@@ -41,7 +41,8 @@ def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> N
     text = run("search", "red shirt", "-k", "2").output.splitlines()
     assert len(text) == 2 and text[0].lstrip().startswith("1.")
     result = run("delete", hits[0]["id"], "no-such-id", hits[0]["id"], model=False)
-    assert "deleted 1 of 2 ids; 29 products remain" in result.output  # each id counted once
+    assert "deleted 1 of 2 ids; 29 products remain" in result.stdout  # each id counted once
+    assert result.stderr == "not in the collection: 'no-such-id'\n"
     blank = run("delete", hits[1]["id"], " ", model=False)
     assert blank.exit_code == 2 and "id 2 is blank" in blank.output
     info = json.loads(run("info", "--json").stdout)

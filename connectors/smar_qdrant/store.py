@@ -165,6 +165,9 @@ class QdrantStore:
                 collection: str = "products", *args: Any, engine: Engine | None = None,
                 **options: Any) -> QdrantStore:
         selected = select_engine(uri, engine) if cls is QdrantStore else None
+        if selected and str(uri_text(uri)).endswith(".db") and not Path(uri_text(uri)).exists():
+            logger.warning("%s will be a Qdrant folder; a name ending in .db is a Milvus Lite store's: for Milvus, "
+                           "pass --store milvus (store='milvus')", uri_text(uri))
         if selected == "edge":
             from .edge import QdrantEdgeStore
 

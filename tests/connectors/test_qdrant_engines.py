@@ -90,6 +90,16 @@ def test_edge_options_without_the_edge_package_say_to_install_it(tmp_path: Path,
         open_store("qdrant", uri=tmp_path / "new", hnsw_ef=128)
 
 
+def test_a_new_qdrant_folder_named_like_a_milvus_lite_store_is_questioned(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="smar_qdrant.store"):
+        fill(QdrantStore(uri=tmp_path / "shop.db"))
+        assert "shop.db will be a Qdrant folder; a name ending in .db is a Milvus Lite store's" in caplog.text
+        caplog.clear()
+        QdrantStore(uri=tmp_path / "shop.db").close()  # an existing Qdrant folder: no question
+        assert not caplog.text
+
+
 def test_engine_is_for_folders_only() -> None:
     with pytest.raises(StoreError, match="embedded folders"):
         QdrantStore(uri="http://localhost:6333", engine="edge")
