@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .checkpoint import CHECKPOINT_DIR
 from .cli_options import (
     collection_exists,
     fail_cleanly,
@@ -33,6 +32,13 @@ from .wording import read_synonyms
 
 if TYPE_CHECKING:
     from .indexer import IndexReport
+
+
+def checkpoint_dir() -> str:
+    """The checkpoint folder's name in a model folder (imported when needed: the checkpoint module loads torch)."""
+    from .checkpoint import CHECKPOINT_DIR
+
+    return CHECKPOINT_DIR
 
 EXIT_REJECTED_ROWS = 3
 
@@ -485,7 +491,7 @@ def train(catalog: Path, pairs_path: Path, out_dir: Path, id_field: str, text_fi
 def _resume_hint(exc: TrainingInterrupted, out_dir: Path, cached: bool) -> str:
     """What a re-run of an interrupted ``train`` will do."""
     if exc.epochs_saved:
-        return (f"{out_dir / CHECKPOINT_DIR} keeps epochs 1-{exc.epochs_saved} of this run; run the same command "
+        return (f"{out_dir / checkpoint_dir()} keeps epochs 1-{exc.epochs_saved} of this run; run the same command "
                 "again to resume after them")
     cache = " (finished feature passes are cached)" if cached else ""
     if exc.epochs_saved is None:

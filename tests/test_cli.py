@@ -485,3 +485,16 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
     assert result.exit_code == 1 and "negative field 'colr' is in no catalog row" in result.output
     result = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "typo"), "--attribute-field", "colr"])
     assert result.exit_code == 1 and "attribute field 'colr' has no value in any training row" in result.output
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """`smar-sdk --help`, `count` and `delete` need no model: importing torch would cost them seconds."""
+    import subprocess
+    import sys
+
+    code = ("import sys, smar_sdk, smar_sdk.cli; assert 'torch' not in sys.modules, 'torch imported'; "
+            "from smar_sdk import *; assert 'torch' in sys.modules and SMARModel.__name__ == 'SMARModel'; "
+            "assert set(smar_sdk.__all__) <= set(dir(smar_sdk)); "
+            "assert sorted(smar_sdk.__all__) == sorted(smar_sdk._HOMES)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
