@@ -50,7 +50,9 @@ def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> N
     assert info["indexed_with_this_model"] is True and info["indexed_with"] == info["model_files"]
     for command in (["count"], ["delete", hits[1]["id"]]):
         typo = run(*command, "--collection", "prodcuts", model=False)
-        assert typo.exit_code == 1 and "collection 'prodcuts' does not exist at " in typo.output, typo.output
+        assert typo.exit_code == 1 and f"collection 'prodcuts' does not exist at {tmp_path / 'store'}; did you " \
+            "mean --collection products?" in typo.output, typo.output
+    assert "it holds 'products'" in run("count", "--collection", "shop", model=False).output
     missing = json.loads(run("info", "--json", "--collection", "prodcuts").stdout)
     assert not missing["exists"] and missing["indexed_with"] is None and missing["indexed_with_this_model"] is None
     assert run("count", model=False).output.strip() == "29"

@@ -449,6 +449,12 @@ class MilvusStore:
         return [[Hit(id=str(hit["id"]), score=sign * float(hit["distance"]), payload=_public(hit["entity"]))
                  for hit in hits] for hits in results]
 
+    def collections(self) -> list[str]:
+        """The names of the collections at this URI (to name them when the one asked for does not exist)."""
+        if self._missing_file():
+            return []
+        return sorted(self._call("listing collections", self.client.list_collections))
+
     def count(self) -> int:
         """The exact number of items (a strongly consistent ``count(*)`` query)."""
         if not self._exists():

@@ -15,7 +15,7 @@ import uuid
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 
@@ -247,6 +247,12 @@ class QdrantEdgeStore(QdrantStore):
         else:
             responses = self._call("searching", lambda: self._shard.query_batch(q.QueryBatchRequest(requests)))
         return [[to_hit(point, self.collection, self._metric == "euclid") for point in points] for points in responses]
+
+    def collections(self) -> list[str]:
+        """The names of the collections in this folder (to name them when the one asked for does not exist)."""
+        self._check_open()
+        root = Path(self.uri) / EDGE_DIR
+        return sorted(unquote(f.name) for f in root.iterdir() if (f / CONFIG_FILE).exists()) if root.is_dir() else []
 
     def count(self) -> int:
         if not self._exists():

@@ -308,6 +308,11 @@ class QdrantStore:
         return [[to_hit(point, self.collection, self._metric == "euclid") for point in response.points]
                 for response in responses]
 
+    def collections(self) -> list[str]:
+        """The names of the collections at this URI (to name them when the one asked for does not exist)."""
+        found = self._call("listing collections", self.client.get_collections)
+        return sorted(c.name for c in found.collections)
+
     def count(self) -> int:
         if not self._exists():
             return 0

@@ -334,6 +334,9 @@ def test_two_collections_side_by_side(store_factory: StoreFactory) -> None:
     with store_factory("beta") as beta:
         assert beta.count() == 12
         assert {h.payload["in"] for h in beta.search(large[5], k=20)[0]} == {"beta"}
+        if callable(getattr(beta, "collections", None)):  # optional: names them when a collection is mistyped
+            prefix = store_factory.prefix
+            assert {f"{prefix}alpha", f"{prefix}beta"} <= set(beta.collections())
 
 
 def test_unknown_connector_name() -> None:
