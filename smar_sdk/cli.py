@@ -243,9 +243,11 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
         hits = retriever.search(query, k=k, filter=spec or None, explain_empty=False)
         if not hits and spec and (hint := retriever.filter_hint(spec)):
             click.echo(f"note: --filter: {hint}", err=True)
-    if as_json:
-        click.echo(json.dumps({"hits": [h.model_dump() for h in hits]}, ensure_ascii=False))  # payload nested: a
-        # catalog's own "id" or "score" field is kept
+    searched = synonyms.rewrite(query) if synonyms is not None else query
+    if searched != query and not as_json:
+        click.echo(f"note: --synonyms: searched for {searched!r}", err=True)
+    if as_json:  # payload nested: a catalog's own "id" or "score" field is kept
+        click.echo(json.dumps({"searched": searched, "hits": [h.model_dump() for h in hits]}, ensure_ascii=False))
     elif not hits:
         click.echo("no results")
     else:

@@ -132,6 +132,12 @@ def test_cli_search_and_eval_take_a_synonyms_file(tiny_model_dir: Path, store_ur
         return [(h["id"], round(h["score"], 5)) for h in json.loads(result.stdout)["hits"]]
 
     assert hits("crimson button down", "--synonyms", str(shop)) == hits("red shirt") != hits("crimson button down")
+    shown = runner.invoke(main, ["search", "crimson button down", "--synonyms", str(shop), "--model",
+                                 str(tiny_model_dir), "--uri", store_uri])
+    assert shown.stderr == "note: --synonyms: searched for 'red shirt'\n"  # what was searched is said
+    as_json = runner.invoke(main, ["search", "crimson button down", "--synonyms", str(shop), "--json", "--model",
+                                   str(tiny_model_dir), "--uri", store_uri])
+    assert json.loads(as_json.stdout)["searched"] == "red shirt"
     shop.write_text("red shirt\n")
     bad = runner.invoke(main, ["search", "x", "--synonyms", str(shop), "--uri", store_uri])
     assert bad.exit_code == 1 and f"synonyms file {shop}, line 1: a group needs two or more" in bad.output
