@@ -210,7 +210,10 @@ class SMARIndexer(StoreUser):
         """
         with tempfile.TemporaryDirectory(prefix="smar-rows-") as folder:
             catalog = rows_catalog(rows, Path(folder))
-            return self.index(catalog, images_dir=Path.cwd() if images_dir is None else images_dir, **options)
+            try:
+                return self.index(catalog, images_dir=Path.cwd() if images_dir is None else images_dir, **options)
+            except CatalogError as exc:  # about the rows, not the temporary file holding them
+                raise CatalogError(str(exc).replace(f"catalog {catalog}", "rows")) from exc
 
     def _not_replaced(self, settled: set[str], stored: set[str] | None = None) -> int | None:
         """How many stored ids (``stored``, or listed now) a replace run did not re-encode; None when the connector

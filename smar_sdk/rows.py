@@ -36,8 +36,9 @@ def write_rows(rows: Iterable[Mapping[str, Any]], handle: TextIO, source: str = 
 
 
 def rows_catalog(rows: Iterable[Mapping[str, Any]], folder: Path) -> Path:
-    """``rows`` written to ``folder/rows.jsonl``, the catalog an in-memory index run reads."""
-    path = folder / "rows.jsonl"
+    """``rows`` written to ``folder/rows`` (JSON Lines; the name the progress bar shows), the catalog an in-memory
+    index run reads."""
+    path = folder / "rows"
     with path.open("w", encoding="utf-8") as handle:
         write_rows(rows, handle)
     return path

@@ -476,6 +476,9 @@ def test_rows_that_cannot_be_written_stop_before_anything_is_indexed(tiny_model:
             indexer.index_rows(rows[0])
         with pytest.raises(CatalogError, match="images_dir .* is not a folder"):
             indexer.index_rows(rows, images_dir=catalog)
+        with pytest.raises(CatalogError, match=r"^rows: none of its 1 rows has the field 'image' \(--image-field, "
+                                               r"FieldMapping.image_field\); its rows have 'id', 'img', 'title'"):
+            indexer.index_rows([{"id": "a", "title": "red shirt", "img": "a.jpg"}], progress=False)
         surrogate = indexer.index_rows([{**rows[0], "title": "red \ud800 shirt"}], images_dir=catalog.parent,
                                        progress=False)
         assert surrogate.rejected == 1 and "lone surrogate" in surrogate.rejections[0].reason
