@@ -215,13 +215,9 @@ def matches(row: dict[str, Any], only: dict[str, str]) -> bool:
     return all(holds(row.get(k), v) for k, v in only.items())
 
 
-def only_miss(path: Path, only: dict[str, str]) -> str | None:
-    """Why ``only`` matched no row of a catalog file, when reading it tells: a field no row has, or a value that
-    differs from the rows' only in case. None when neither (or for a pipe, which can be read only once)."""
-    if not path.is_file():
-        return None
-    names: set[str] = set()
-    seen: dict[str, set[str]] = {field: set() for field in only}
+def _json_objects(path: Path) -> Iterator[dict[str, Any]]:
+    """The lines of a catalog file that are JSON objects, read leniently and fast (for checks before a run; a line
+    that is not JSON, not UTF-8 or too deep is skipped: its own rejection says so)."""
     with path.open("rb") as handle:
         for raw in handle:
             try:
@@ -229,10 +225,21 @@ def only_miss(path: Path, only: dict[str, str]) -> str | None:
             except (ValueError, RecursionError):
                 continue
             if isinstance(row, dict):
-                names.update(row)
-                for field, found in seen.items():
-                    if len(found) < 1000 and isinstance(row.get(field), str | int | float | bool):
-                        found.add(filter_text(row[field]))
+                yield row
+
+
+def only_miss(path: Path, only: dict[str, str]) -> str | None:
+    """Why ``only`` matched no row of a catalog file, when reading it tells: a field no row has, or a value that
+    differs from the rows' only in case. None when neither (or for a pipe, which can be read only once)."""
+    if not path.is_file():
+        return None
+    names: set[str] = set()
+    seen: dict[str, set[str]] = {field: set() for field in only}
+    for row in _json_objects(path):
+        names.update(row)
+        for field, found in seen.items():
+            if len(found) < 1000 and isinstance(row.get(field), str | int | float | bool):
+                found.add(filter_text(row[field]))
     for field, wanted in only.items():
         if field not in names:
             return f"no row has the field {field!r}; its rows have {', '.join(map(repr, sorted(names)[:20]))}"
@@ -295,20 +302,13 @@ def check_mapping(path: str | Path, mapping: FieldMapping, extra_image_fields: l
         missing.setdefault(field, ("--image-field-extra", "TrainConfig.image_fields"))
     names: set[str] = set()
     rows = 0
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                row = json.loads(raw.removeprefix(codecs.BOM_UTF8))
-            except (ValueError, RecursionError):  # not JSON, not UTF-8 or too deep: that row's rejection says so
-                continue
-            if not isinstance(row, dict):
-                continue
-            rows += 1
-            if rows <= 100:  # the field names to suggest
-                names.update(row)
-            missing = {field: setting for field, setting in missing.items() if field not in row}
-            if not missing:
-                return
+    for row in _json_objects(path):
+        rows += 1
+        if rows <= 100:  # the field names to suggest
+            names.update(row)
+        missing = {field: setting for field, setting in missing.items() if field not in row}
+        if not missing:
+            return
     if rows and missing and names >= REJECTS_FIELDS:
         raise CatalogError(f"catalog {path} is a rejects file (its rows are {', '.join(sorted(REJECTS_FIELDS))}): "
                            "take the original rows out of it, fix them, and index those from the catalog's folder "

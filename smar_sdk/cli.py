@@ -102,9 +102,10 @@ def _images_hint(report: IndexReport, catalog: Path, images_dir: Path | None) ->
     shown = report.rejections
     if report.indexed or report.unchanged or not shown or not all("not found" in r.reason for r in shown):
         return None
-    base = images_dir or (catalog.resolve().parent if catalog.is_file() else Path.cwd())
-    return (f"hint: relative image paths start from {base}; if the images are elsewhere, index from the catalog's "
-            "own folder or pass --images-dir")
+    from .indexer import images_base
+
+    return (f"hint: relative image paths start from {images_base(catalog, images_dir)}; if the images are "
+            "elsewhere, index from the catalog's own folder or pass --images-dir")
 
 
 @main.command()
@@ -282,7 +283,8 @@ def delete(ids: tuple[str, ...], store: str, uri: str | None, collection: str, a
     with open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds)) as vector_store:
         require_collection(vector_store, uri)
         lookup = getattr(vector_store, "stored_hashes", None)  # optional in the store protocol
-        unknown = [i for i in unique if i not in lookup(unique)] if callable(lookup) else []
+        stored = lookup(unique) if callable(lookup) else None
+        unknown = [i for i in unique if i not in stored] if stored is not None else []
         before = vector_store.count()
         vector_store.delete(unique)
         after = vector_store.count()

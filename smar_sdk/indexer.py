@@ -159,7 +159,7 @@ class SMARIndexer(StoreUser):
             raise StoreError(f"the {type(self.store).__name__} connector cannot list its ids, so it cannot prune "
                              f"(collection {self.store.collection!r}): index without --prune / prune=False, and "
                              "delete products that left the catalog by id")
-        loader = ImageLoader(base_dir=_images_dir(catalog, images_dir), allow_outside=self.allow_outside_images)
+        loader = ImageLoader(base_dir=images_base(catalog, images_dir), allow_outside=self.allow_outside_images)
         report = IndexReport(rejects_file=str(rejects_path) if rejects_path else None)
         seen: set[str] = set()
         settled: set[str] = set()
@@ -351,7 +351,7 @@ class SMARIndexer(StoreUser):
                              raw=json.dumps(product.payload, ensure_ascii=False))
 
 
-def _images_dir(catalog: Path, images_dir: str | Path | None) -> Path:
+def images_base(catalog: Path, images_dir: str | Path | None) -> Path:
     """Where a catalog's relative image paths start: ``images_dir``, else the catalog's folder (the working
     directory for a catalog read from a pipe)."""
     if images_dir is not None:

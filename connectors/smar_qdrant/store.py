@@ -164,17 +164,18 @@ class QdrantStore:
     def __new__(cls, uri: str | os.PathLike[str] | None = None,
                 collection: str = "products", *args: Any, engine: Engine | None = None,
                 **options: Any) -> QdrantStore:
+        text = uri_text(uri, DEFAULT_PATH)
         selected = select_engine(uri, engine) if cls is QdrantStore else None
-        if selected and str(uri_text(uri)).endswith(".db") and not Path(uri_text(uri)).exists():
+        if selected and text.endswith(".db") and not Path(text).exists():
             logger.warning("%s will be a Qdrant folder; a name ending in .db is a Milvus Lite store's: for Milvus, "
-                           "pass --store milvus (store='milvus')", uri_text(uri))
+                           "pass --store milvus (store='milvus')", text)
         if selected == "edge":
             from .edge import QdrantEdgeStore
 
             cls = QdrantEdgeStore
         elif cls is QdrantStore and (edge_only := sorted(set(options) & edge_only_options())):
-            where = (f"{safe_uri(uri_text(uri))} is a Qdrant server" if selected is None
-                     else f"{uri_text(uri, DEFAULT_PATH)} is a local-mode folder" if folder_engine(uri_text(uri))
+            where = (f"{safe_uri(text)} is a Qdrant server" if selected is None
+                     else f"{text} is a local-mode folder" if folder_engine(text)
                      else "qdrant-edge-py is not installed, so new folders use local mode (pip install qdrant-edge-py)")
             raise StoreError(f"{', '.join(edge_only)}: options of the embedded Qdrant Edge engine only, and {where}; "
                              "leave them out")
