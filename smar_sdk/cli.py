@@ -41,6 +41,7 @@ def checkpoint_dir() -> str:
     return CHECKPOINT_DIR
 
 EXIT_REJECTED_ROWS = 3
+EXIT_ONLY_MATCHED_NOTHING = 4
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -165,6 +166,7 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         except KeyboardInterrupt:
             raise KeyboardInterrupt("the rows written so far stay indexed; run the same command again to resume "
                                     "(stored rows are skipped)") from None
+    nothing_read = not (report.indexed or report.unchanged or report.superseded or report.rejected)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -182,7 +184,7 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
             click.echo(images_hint, err=True)
         if report.prune_skipped:
             click.echo(f"not pruned: {report.prune_skipped}; nothing was deleted", err=True)
-        elif not (report.indexed or report.unchanged or report.superseded or report.rejected):
+        elif nothing_read:
             miss = only_miss(catalog, only_rows) if only_rows else None
             click.echo(f"warning: {catalog} has no rows{' matching --only' if only_rows else ''}; "
                        + (miss or f"check the path{' and --only' if only_rows else ''}"), err=True)
@@ -193,6 +195,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
                        "again over the whole catalog with --replace-model --prune", err=True)
     if report.rejected:
         sys.exit(EXIT_REJECTED_ROWS)
+    if nothing_read and only_rows:  # a mistyped --only in a script must not pass for a run that indexed its subset
+        sys.exit(EXIT_ONLY_MATCHED_NOTHING)
 
 
 def _hit_line(rank: int, hit) -> str:

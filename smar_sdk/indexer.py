@@ -164,10 +164,11 @@ class SMARIndexer(StoreUser):
         seen: set[str] = set()
         settled: set[str] = set()
         started = time.perf_counter()
-        self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
-        if not replace_model:
-            check_index_model(self.model.fingerprint, self.view, self.model.config.stored_view, self.store)
         repeats, rows = _read_ahead(catalog, self.mapping, only)
+        if rows != 0:  # a catalog (or only= subset) with no rows creates no collection
+            self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
+            if not replace_model:
+                check_index_model(self.model.fingerprint, self.view, self.model.config.stored_view, self.store)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         except OSError as exc:
@@ -194,7 +195,7 @@ class SMARIndexer(StoreUser):
             elif prune:
                 report.prune_skipped = (f"{report.rejected} rows were rejected" if report.rejected
                                         else "the catalog had no rows (check the path and --only)")
-            if replace_model:
+            if replace_model and rows != 0:
                 report.not_replaced = self._not_replaced(settled, left)
         finally:
             if rejects:

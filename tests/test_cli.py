@@ -161,10 +161,12 @@ def test_errors_are_one_clear_line(run, catalog: Path, tmp_path: Path, monkeypat
     result = run("index", str(catalog), "-q", "--prune", "--only", "split=test")
     assert result.exit_code == 2 and "--prune with --only would delete every stored product outside" in result.output
     result = run("index", str(catalog), "-q", "--only", "split=tset")
-    assert result.exit_code == 0 and "indexed 0" in result.output
+    assert result.exit_code == 4 and "indexed 0" in result.output  # a script's typo does not pass for success
+    assert "does not exist" in run("count", model=False).output  # and no empty collection was made for it
     assert f"warning: {catalog} has no rows matching --only; no row has the field 'split'; its rows have " \
         "'article_type', 'colour'" in result.output
     result = run("index", str(catalog), "-q", "--only", "gender=women")
+    assert result.exit_code == 4
     assert "no rows matching --only; the field 'gender' holds 'Women', not 'women'" in result.output
     for bad in ("novalue", "a.b=1"):  # a wrong argument: exit 2, before the model loads
         result = run("search", "x", "--filter", bad)

@@ -398,6 +398,8 @@ def test_rejects_file_may_not_be_the_catalog_and_empty_catalogs_prune_nothing(ti
         with pytest.raises(CatalogError, match="is a folder; give the JSON Lines file in it"):
             indexer.index(catalog.parent, rejects_path=rejects)
         assert rejects.read_text() == "kept\n" and indexer.store.dimension() is None  # nothing made or erased
+        report = indexer.index(catalog, only={"colour": "Chartreuse"}, progress=False)
+        assert report.indexed == report.rejected == 0 and indexer.store.dimension() is None  # no empty collection
 
 
 def test_blank_queries_and_a_bare_string_are_refused(tiny_model: SMARModel, catalog: Path, tmp_path: Path) -> None:
