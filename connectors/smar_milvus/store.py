@@ -255,8 +255,21 @@ class MilvusStore:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of Milvus Lite file {self.uri}: {exc.strerror} "
                                  f"({exc.filename}); use a --uri in a folder you can write") from exc
-        return self._call("connecting", lambda: MilvusClient(uri=self.uri, token=self._token, **self._connect_args),
-                          connecting=True)
+        return self._call("connecting", self._new_client, connecting=True)
+
+    def _new_client(self) -> MilvusClient:
+        """A client, refused when its ``db_name`` names no database on the server (pymilvus connects to one anyway:
+        reads then find nothing and writes fail with "not found")."""
+        client = MilvusClient(uri=self.uri, token=self._token, **self._connect_args)
+        db_name = self._connect_args["db_name"]
+        if self.is_server and db_name:
+            databases = client.list_databases()
+            if db_name not in databases:
+                client.close()
+                raise StoreError(f"database {db_name!r} does not exist at {self._where()} (it has "
+                                 f"{', '.join(map(repr, databases))}): check db_name, or create it first "
+                                 f"(MilvusClient(uri).create_database({db_name!r}))")
+        return client
 
     @property
     def client(self) -> MilvusClient:

@@ -304,3 +304,20 @@ def test_a_folder_of_the_other_database_is_refused_untouched(tmp_path: Path) -> 
                                              f"with --store {found}"):
             open_store(connector, uri=path).count()
     assert {path: sorted(p.name for p in path.iterdir()) for path in tmp_path.iterdir()} == before  # nothing written
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_database_that_does_not_exist_is_named(milvus_server_uri: str) -> None:
+    name = f"shop_{uuid.uuid4().hex[:10]}"
+    with pytest.raises(StoreError, match=rf"database '{name}' does not exist at Milvus server .*'default'.*"
+                                         rf"create_database\('{name}'\)"):
+        MilvusStore(milvus_server_uri, db_name=name)  # not an empty store that every write then fails on
+    with MilvusStore(milvus_server_uri, collection=name) as default:
+        default.client.create_database(name)
+    with MilvusStore(milvus_server_uri, collection=name, db_name=name) as store:
+        store.ensure_collection(4)
+        store.upsert(["a"], np.ones((1, 4), dtype=np.float32), [{"x": 1}])
+        assert store.count() == 1
+    with MilvusStore(milvus_server_uri, collection=name) as default:
+        assert not default.client.has_collection(name)  # written to the named database, not the default one
