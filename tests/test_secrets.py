@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import warnings
@@ -13,6 +14,8 @@ from smar_sdk import StoreError, open_store
 from smar_sdk.cli import main
 
 SECRET = "sk-live-DO-NOT-LEAK-4242"
+_MAJOR, _MINOR = map(int, importlib.metadata.version("qdrant-client").split(".")[:2])
+OLD_SERVER = f"{_MAJOR}.{max(0, _MINOR - 5)}.3"  # what the fake Qdrant server says it runs: too old for this client
 
 
 @pytest.mark.parametrize(("store", "options"), [("qdrant", {}), ("milvus", {"retry_seconds": 1})])
@@ -100,7 +103,7 @@ def fake_qdrant_server(tmp_path):
             result = ('{"exists": true}' if self.path.endswith("/products/exists") else '{"exists": false}'
                       if self.path.endswith("/exists") else info)
             body = (f'{{"status": "ok", "time": 0.0, "result": {result}}}' if self.path != "/"
-                    else '{"title": "qdrant", "version": "1.15.0"}').encode()
+                    else f'{{"title": "qdrant", "version": "{OLD_SERVER}"}}').encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -139,3 +142,22 @@ def test_a_key_over_plain_http_is_one_warning_line_of_ours() -> None:
                              SECRET, "--retry-seconds", "0"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "UserWarning" not in result.stderr and SECRET not in result.stderr
     assert result.stderr.count("the API key goes to http://127.0.0.1:9 over plain http://") == 1, result.stderr
+
+
+def test_a_server_too_old_for_the_client_is_one_warning_line_of_ours(fake_qdrant_server: str,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from smar_qdrant.store import compatible_versions
+
+    assert compatible_versions("1.20.0", "1.19.4") and compatible_versions("1.20.0", "1.21.0")
+    assert not compatible_versions("1.20.0", "1.18.9") and not compatible_versions("1.20.0", "2.20.0")
+    assert not compatible_versions("1.20.0", "dev")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # qdrant-client's own raw UserWarning would fail here
+        store = open_store("qdrant", uri=f"http://admin:{SECRET}@{fake_qdrant_server}", timeout=2)
+        store.version_check.join(10)
+    shown = [r.getMessage() for r in caplog.records if "runs" in r.getMessage()]
+    assert shown == [f"the Qdrant server at http://***@{fake_qdrant_server} runs {OLD_SERVER}, and qdrant-client "
+                     f"{importlib.metadata.version('qdrant-client')} supports servers within one minor version of its "
+                     f"own: upgrade the server, or install the client of its version (pip install "
+                     f"\"qdrant-client~={OLD_SERVER.rsplit('.', 1)[0]}.0\")"]
+    store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import inspect
 import logging
@@ -39,10 +40,7 @@ from smar_sdk.store import (
 DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
 DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
-# qdrant-client checks a server's version in a thread of its own and warns (two lines on stderr) when the server does
-# not answer; an unreachable server is the connector's one-line StoreError at first use instead
-warnings.filterwarnings("ignore", message="Failed to obtain server version", category=UserWarning)
-# and warns with its own source line when an API key goes over http://: the connector says it in one line instead
+# qdrant-client warns with its own source line when an API key goes over http://: the connector says it in one line
 warnings.filterwarnings("ignore", message="Api key is used with an insecure connection", category=UserWarning)
 logger = logging.getLogger(__name__)
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
@@ -146,6 +144,16 @@ def edge_only_options() -> set[str]:
         inspect.signature(QdrantStore.__init__).parameters)
 
 
+def compatible_versions(client: str, server: str) -> bool:
+    """qdrant-client's rule: the same major version and minor versions at most 1 apart (unparsable: not compatible)."""
+    try:
+        (client_major, client_minor), (server_major, server_minor) = (
+            tuple(int(part) for part in version.split(".")[:2]) for version in (client, server))
+    except ValueError:
+        return False
+    return client_major == server_major and abs(client_minor - server_minor) <= 1
+
+
 class QdrantStore:
     """A Qdrant collection. ``uri`` is a folder for an embedded engine (default ``./smar_data``) or an
     ``http(s)://host:port`` URL of a server or cluster; ``api_key`` authenticates against a server.
@@ -204,12 +212,28 @@ class QdrantStore:
         try:
             if self.is_server:
                 self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
-                                           timeout=timeout)
+                                           timeout=timeout, check_compatibility=False)
+                self.version_check = threading.Thread(target=self._check_server_version, daemon=True)
+                self.version_check.start()  # in the background, as qdrant-client does: a slow server delays nothing
             else:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
                 self.client = QdrantClient(path=self.uri)
         except (RuntimeError, OSError, ValueError) as exc:
             raise StoreError(f"cannot open Qdrant at {self.shown_uri}: {exc}{ONE_OPENER_HINT}") from exc
+
+    def _check_server_version(self) -> None:
+        """Warn in one line when the server's version is outside what this qdrant-client supports (its major version,
+        and a minor version at most 1 apart). A server that does not answer is left to the first real call."""
+        try:
+            server = self.client.info().version
+        except Exception:  # noqa: BLE001 - unreachable or not Qdrant: the first call says so, clearly
+            return
+        client = importlib.metadata.version("qdrant-client")
+        if not compatible_versions(client, server):
+            logger.warning("the Qdrant server at %s runs %s, and qdrant-client %s supports servers within one minor "
+                           "version of its own: upgrade the server, or install the client of its version (pip install "
+                           "\"qdrant-client~=%s\")", self.shown_uri, server, client,
+                           ".".join(server.split(".")[:2]) + ".0")
 
     @property
     def shown_uri(self) -> str:
