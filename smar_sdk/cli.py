@@ -178,8 +178,9 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         extra = f", unchanged {report.unchanged}" if report.unchanged else ""
         extra += f", superseded {report.superseded} (an id repeated later)" if report.superseded else ""
         extra += f", pruned {report.pruned}" if report.pruned else ""
+        pace = f" encoded, {report.rows_per_second:.1f} rows/s read" if report.unchanged else ""
         click.echo(f"indexed {report.indexed}, rejected {report.rejected}{extra} in {report.seconds:.1f}s "
-                   f"({report.items_per_second:.1f} items/s) into {store}:{collection}")
+                   f"({report.items_per_second:.1f} items/s{pace}) into {store}:{collection}")
         if images_hint := _images_hint(report, catalog, images_dir):
             click.echo(images_hint, err=True)
         if report.prune_skipped:

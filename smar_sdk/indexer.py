@@ -55,7 +55,15 @@ class IndexReport(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def items_per_second(self) -> float:
+        """Products encoded and written per second (the model's pace; rows skipped as unchanged are not counted)."""
         return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rows_per_second(self) -> float:
+        """Catalog rows settled per second: encoded, unchanged, superseded or rejected (a re-run's pace)."""
+        rows = self.indexed + self.unchanged + self.superseded + self.rejected
+        return rows / self.seconds if self.seconds > 0 else 0.0
 
 
 class _Prepared(BaseModel):

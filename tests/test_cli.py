@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,9 @@ def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> N
     assert run("count", model=False).output.strip() == "30"
     again = json.loads(run("index", str(catalog), "-q", "--json").stdout)
     assert again["unchanged"] == 30 and again["items_per_second"] == 0.0  # a property, in the JSON report too
+    assert again["rows_per_second"] == pytest.approx(30 / again["seconds"])  # a re-run's pace counts skipped rows
+    assert re.search(r"unchanged 30 in .*s \(0\.0 items/s encoded, [\d.]+ rows/s read\)",
+                     run("index", str(catalog), "-q").output)
     result = run("search", "red shirt", "-k", "3", "--filter", "gender=Women", "--json")
     hits = json.loads(result.stdout)["hits"]
     assert len(hits) == 3 and all(h["payload"]["gender"] == "Women" and set(h) == {"id", "score", "payload"}
