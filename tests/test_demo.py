@@ -129,7 +129,8 @@ def test_page_assets_info_and_headers(client: TestClient) -> None:
     assert "http" not in "".join(line for line in page.text.splitlines() if "<script" in line or "<link" in line)
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
     assert client.get("/api/docs").status_code == 404  # its page would load scripts from the internet
-    assert "/api/search" in client.get("/api/openapi.json").json()["paths"]
+    search = client.get("/api/openapi.json").json()["paths"]["/api/search"]["get"]
+    assert [p["name"] for p in search["parameters"]] == ["q", "k", "mode", "gender", "article_type"]  # the facets too
     info = client.get("/api/info").json()
     assert info["count"] == 30 and info["facets"] == ["gender", "article_type"] and set(info["modes"]) == {
         "fused", "text"}

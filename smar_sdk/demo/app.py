@@ -57,7 +57,10 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
         """The model, store and collection behind the demo, the facets and what each mode means."""
         return {**details, "count": search.count()}
 
-    @app.get("/api/search", response_model=SearchResult)
+    facet_params = [{"name": f, "in": "query", "required": False, "schema": {"type": "string", "minLength": 1},
+                     "description": f"only products whose {f} is this value (exact match)"} for f in search.facets]
+
+    @app.get("/api/search", response_model=SearchResult, openapi_extra={"parameters": facet_params})
     def api_search(request: Request, q: str = Query(min_length=1, max_length=500),
                    k: int = Query(24, ge=1, le=MAX_K),
                    mode: Literal["fused", "text"] = "fused") -> SearchResult:
