@@ -205,6 +205,8 @@ class SMARIndexer(StoreUser):
                                         else "the catalog had no rows (check the path and --only)")
             if replace_model and rows != 0:
                 report.not_replaced = self._not_replaced(settled, left)
+            if report.indexed or report.pruned:
+                self._build_search_index()
         finally:
             if rejects:
                 rejects.close()
@@ -223,6 +225,13 @@ class SMARIndexer(StoreUser):
                 return self.index(catalog, images_dir=Path.cwd() if images_dir is None else images_dir, **options)
             except CatalogError as exc:  # about the rows, not the temporary file holding them
                 raise CatalogError(str(exc).replace(f"catalog {catalog}", "rows")) from exc
+
+    def _build_search_index(self) -> None:
+        """Have the store index what this run wrote now (Qdrant Edge builds its HNSW graph), not when it closes: a
+        service sharing the store searches the new rows through the index at once."""
+        optimize = getattr(self.store, "optimize", None)
+        if callable(optimize):
+            optimize()
 
     def _not_replaced(self, settled: set[str], stored: set[str] | None = None) -> int | None:
         """How many stored ids (``stored``, or listed now) a replace run did not re-encode; None when the connector

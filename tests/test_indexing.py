@@ -543,3 +543,14 @@ def test_store_options_next_to_an_open_store_are_refused(tiny_model: SMARModel, 
             with pytest.raises(ValueError, match=f"so {named} would be ignored"):
                 SMARRetriever(tiny_model, store=store, **options)
         assert SMARRetriever(tiny_model, store=store, collection="products").store is store
+
+
+def test_an_index_run_builds_the_search_index_of_a_shared_store(tiny_model: SMARModel, catalog: Path,
+                                                                 tmp_path: Path) -> None:
+    """A service that shares its store with an indexer searches the new rows through the HNSW index at once, not
+    only after the store closes (Qdrant Edge builds it on optimize())."""
+    with open_store("qdrant", uri=str(tmp_path / "store"), indexing_threshold_kb=1) as store:
+        with SMARIndexer(tiny_model, store=store) as indexer:
+            assert indexer.index(catalog, progress=False).indexed == 30
+            assert store._shard.info().indexed_vectors_count == 30  # noqa: SLF001 - the engine's own count
+        assert SMARRetriever(tiny_model, store=store).search("red shirt", k=3)

@@ -1,8 +1,8 @@
 """``QdrantEdgeStore``: the smar-sdk store protocol on Qdrant Edge (``qdrant-edge-py``), Qdrant's in-process engine.
 
 Each collection is one Edge shard in ``<folder>/edge/<collection>/`` with an HNSW index; the index is built by
-``optimize()``, which ``close()`` runs in a store that was written to or readied for writing (segments below the
-indexing threshold stay brute-force).
+``optimize()``, which ``SMARIndexer.index`` runs after writing and ``close()`` runs in a store that was written to or
+readied for writing (segments below the indexing threshold stay brute-force).
 """
 
 from __future__ import annotations
