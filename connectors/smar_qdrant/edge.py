@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import uuid
+import weakref
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +54,8 @@ def _edge() -> Any:
     return qdrant_edge
 
 
+# the open store of each collection folder in this process, to tell "open here, not closed" from another process
+_OPEN_HERE: weakref.WeakValueDictionary[str, QdrantEdgeStore] = weakref.WeakValueDictionary()
 MAX_FOLDER_NAME = 255  # bytes in one folder name on common file systems (ext4, XFS, APFS, NTFS)
 
 
@@ -123,7 +126,11 @@ class QdrantEdgeStore(QdrantStore):
 
     # ----- helpers -----
     def _failure(self, action: str, exc: Exception) -> StoreError:
-        hint = ONE_OPENER_HINT if "WAL" in str(exc) else ""
+        holder = _OPEN_HERE.get(str(self.folder))
+        hint = ("" if "WAL" not in str(exc) else ONE_OPENER_HINT if holder is None or holder is self else
+                "; this process already has it open, through a store that was not closed (an earlier SMARRetriever, "
+                "SMARIndexer or open_store, such as a notebook cell run again): close() that one first, or share it "
+                "(store=...)")
         return StoreError(f"{action} (collection {self.collection!r}) failed in the Qdrant Edge store at "
                           f"{self.uri}: {type(exc).__name__}: {exc}{hint}")
 
@@ -150,6 +157,7 @@ class QdrantEdgeStore(QdrantStore):
         with self._opening:
             if self._shard is None and not self._closed and (self.folder / CONFIG_FILE).exists():
                 self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
+                _OPEN_HERE[str(self.folder)] = self
 
     def _require_dim(self) -> int:
         self._exists()
@@ -191,6 +199,7 @@ class QdrantEdgeStore(QdrantStore):
                                   hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads,
                                   optimizers=q.EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb))
             self._shard = self._call("creating the collection", lambda: self._create(config))
+            _OPEN_HERE[str(self.folder)] = self
             self._dim, self._metric = dim, metric
 
     def _create(self, config: Any) -> Any:
@@ -294,6 +303,8 @@ class QdrantEdgeStore(QdrantStore):
         with self._opening:  # no thread opens the shard again once it is taken here
             self._closed = True
             shard, self._shard = self._shard, None
+            if _OPEN_HERE.get(str(self.folder)) is self:
+                del _OPEN_HERE[str(self.folder)]
         if shard is None:
             return
         try:

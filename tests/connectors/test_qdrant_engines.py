@@ -181,12 +181,25 @@ def test_threads_sharing_a_store_create_its_collection_once(tmp_path: Path) -> N
     assert [p.name for p in (tmp_path / "store" / "edge").iterdir()] == ["products"]  # no staging folder left
 
 
-def test_a_second_open_names_both_ways_out(tmp_path: Path) -> None:
+def test_a_second_open_names_who_holds_it(tmp_path: Path) -> None:
     uri = str(tmp_path / "store")
     fill(QdrantEdgeStore(uri=uri))
-    with QdrantEdgeStore(uri=uri), pytest.raises(StoreError, match="one store at a time: stop the other process using "
-                                                                   "it, or, in one process, open the store once"):
+    forgotten = QdrantEdgeStore(uri=uri)  # a notebook cell run twice: the first store was never closed
+    with pytest.raises(StoreError, match=r"this process already has it open, through a store that was not closed .*"
+                                         r"close\(\) that one first, or share it"):
         QdrantEdgeStore(uri=uri)
+    forgotten.close()
+    QdrantEdgeStore(uri=uri).close()  # closed, it is free
+    holder = subprocess.Popen([sys.executable, "-c", f"from smar_qdrant.edge import QdrantEdgeStore; "
+                               f"s = QdrantEdgeStore(uri={uri!r}); print('open', flush=True); input()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        with pytest.raises(StoreError, match="one store at a time: stop the other process using it, or, in one "
+                                             "process, open the store once"):
+            QdrantEdgeStore(uri=uri)
+    finally:
+        holder.communicate("\n", timeout=60)
 
 
 KILLED_WRITER = """
