@@ -161,3 +161,27 @@ def test_a_server_too_old_for_the_client_is_one_warning_line_of_ours(fake_qdrant
                      f"own: upgrade the server, or install the client of its version (pip install "
                      f"\"qdrant-client~={OLD_SERVER.rsplit('.', 1)[0]}.0\")"]
     store.close()
+
+
+def test_the_sdk_leaves_the_process_warnings_and_logging_alone(tiny_model_dir) -> None:
+    """The SDK's own one-line messages must not silence the user's: their own QdrantClient still warns about a key
+    over http://, and their transformers verbosity and progress bars are theirs after a model loads."""
+    import subprocess
+    import sys
+
+    from transformers.utils import logging as hf_logging
+
+    from smar_sdk import SMARModel
+
+    user_code = ("from smar_sdk import open_store\n"
+                 "open_store('qdrant', uri='http://127.0.0.1:9', api_key='k', timeout=1).close()\n"
+                 "from qdrant_client import QdrantClient\n"
+                 "QdrantClient(url='http://127.0.0.1:9', api_key='k', check_compatibility=False)\n")
+    result = subprocess.run([sys.executable, "-c", user_code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("the API key goes to http://127.0.0.1:9 over plain http://") == 1  # the SDK's line
+    assert result.stderr.count("UserWarning: Api key is used with an insecure connection") == 1  # the user's own
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_progress_bar()
+    SMARModel.load(tiny_model_dir)
+    assert hf_logging.get_verbosity() == hf_logging.WARNING and hf_logging.is_progress_bar_enabled()

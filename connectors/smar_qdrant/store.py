@@ -40,8 +40,6 @@ from smar_sdk.store import (
 DEFAULT_PATH = "./smar_data"
 Engine = Literal["local", "edge"]
 DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
-# qdrant-client warns with its own source line when an API key goes over http://: the connector says it in one line
-warnings.filterwarnings("ignore", message="Api key is used with an insecure connection", category=UserWarning)
 logger = logging.getLogger(__name__)
 DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 METRIC_NAMES = {distance.value: name for name, distance in DISTANCES.items()}  # Qdrant's "Cosine" -> "cosine"
@@ -211,8 +209,10 @@ class QdrantStore:
                            "trusted network", self.shown_uri)
         try:
             if self.is_server:
-                self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
-                                           timeout=timeout, check_compatibility=False)
+                with warnings.catch_warnings():  # its raw warning of a key over http://: said in one line above
+                    warnings.filterwarnings("ignore", "Api key is used with an insecure connection", UserWarning)
+                    self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
+                                               timeout=timeout, check_compatibility=False)
                 self.version_check = threading.Thread(target=self._check_server_version, daemon=True)
                 self.version_check.start()  # in the background, as qdrant-client does: a slow server delays nothing
             else:

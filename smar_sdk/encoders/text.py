@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +24,23 @@ class TextStates:
     pooled: torch.Tensor
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No per-tensor "Loading weights" bars or load-time notes while loading, and the process's own transformers
+    settings back afterwards (a user's logging is theirs)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class TextEncoder(nn.Module):
     """A sentence-transformers model loaded from a name, a local folder or a ``package:`` reference."""
 
@@ -29,13 +48,11 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.config = config
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars are noise for SDK users
-        hf_logging.set_verbosity_error()
         source = resolve_source(config.name_or_path)
         try:
-            self.model = SentenceTransformer(source, device="cpu")
+            with _quiet_transformers():
+                self.model = SentenceTransformer(source, device="cpu")
         except Exception as exc:  # the library raises many kinds (OSError, HTTP errors, ValueError)
             hint = "" if os.path.exists(source) else " (no local folder of that name; hub downloads may be off)"
             raise ModelError(f"cannot load text encoder {config.name_or_path!r}{hint}: {exc}") from exc
