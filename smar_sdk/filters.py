@@ -236,6 +236,10 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
         if as_text := [str(v) for v in values if is_number(v) and not texts and str(v) in stored_text]:
             return (f"{field!r} holds {as_text[0]!r} as text, and filters are typed: filter on the text "
                     f"{as_text[0]!r} (the CLI's --filter tries both)")
+        stored_numbers = {filter_text(p[field]) for p in payloads if is_number(p.get(field))}
+        if as_number := [text for text in texts if text in stored_numbers and not any(map(is_number, values))]:
+            return (f"{field!r} holds {as_number[0]} as a number, and filters are typed: filter on the number "
+                    f"{as_number[0]} (the CLI's --filter tries both)")
         by_case = {value.lower(): value for value in stored}
         if found := [by_case[text.lower()] for text in texts if text.lower() in by_case]:
             return f"{field!r} holds {found[0]!r}, and values match exactly, case included"

@@ -87,6 +87,19 @@ def test_bad_requests_are_rejected(client: TestClient) -> None:
     assert two_queries.status_code == 422 and "'q' is given more than once" in two_queries.json()["detail"]
     empty = client.get("/api/search", params={"q": "x", "gender": ""})  # never silently unfiltered
     assert empty.status_code == 422 and "facet 'gender' is empty" in empty.json()["detail"]
+    assert client.get("/api/search", params={"q": "\x00\x01 "}).json() == {"detail": "the query q is blank"}
+    long = client.get("/api/search", params={"q": "x" * 20_000, "k": "many"})  # one line per parameter, no echo
+    assert long.status_code == 422 and long.json() == {"detail": "q: String should have at most 500 characters; "
+                                                                 "k: Input should be a valid integer, unable to parse "
+                                                                 "string as an integer"}
+    bogus = client.get("/api/search", params={"q": "x", **{f"p{i:04d}": "1" for i in range(5000)}})
+    assert bogus.status_code == 422 and len(bogus.content) < 400 and "'p0004' and 4995 more" in bogus.json()["detail"]
+    for path in ("/", "/images/sku-003"):  # link checkers and caches ask HEAD
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+    note = client.get("/api/search", params={"q": "x", "gender": "women"}).json()
+    assert note["hits"] == [] and note["note"] == "'gender' holds 'Women', and values match exactly, case included"
+    assert client.get("/api/search", params={"q": "x", "gender": "Women"}).json()["note"] is None
 
 
 def test_numeric_chips_filter_and_payload_image_urls_follow_the_image_field(tiny_model: SMARModel, catalog: Path,
@@ -221,8 +234,72 @@ def test_demo_command_serves_the_store(tiny_model_dir: Path, catalog: Path, tmp_
         result = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"),
                                            "--catalog", str(catalog), "--port", str(port), *flags])
         assert result.exit_code == 0 and seen["image"] == 200
-        assert ("warning: 1 of the 31 products' images in" in result.output) is warned
+        assert ("warning: 1 of the 31 products' images lie outside" in result.output) is warned
         assert ("pass --allow-outside-images to serve them" in result.output) is warned
+        assert "not found" not in result.output and "no stored product sampled" not in result.output
+
+
+def test_demo_command_finds_images_kept_apart_and_names_mistyped_fields(tiny_model_dir: Path, catalog: Path,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    index_catalog(SMARModel.load(tiny_model_dir), catalog, tmp_path / "store")
+    apart = tmp_path / "feeds" / "catalog.jsonl"  # the catalog moved away from its images, as `index --images-dir`
+    apart.parent.mkdir()
+    catalog.rename(apart)
+    seen: dict = {}
+
+    def fake_run(app, **_: object) -> None:
+        with TestClient(app) as test_client:
+            seen["hits"] = test_client.get("/api/search", params={"q": "blue bag", "k": 3}).json()["hits"]
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    base = ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"), "--catalog", str(apart), "--port",
+            str(free_port())]
+    lost = CliRunner().invoke(demo, [*base, "--facets", "gendr,article_type", "--attributes", "colour,colur"])
+    assert lost.exit_code == 0, lost.output
+    assert f"warning: 30 of the 30 products' images are not found under {apart.parent}; if the catalog was " \
+        "indexed with --images-dir, pass the same --images-dir" in lost.output
+    assert [h["image_url"] for h in seen["hits"]] == [None] * 3  # no link the server would answer with 404
+    assert "no stored product sampled has the field 'gendr' (--facets); did you mean 'gender'?" in lost.output
+    assert "no stored product sampled has the field 'colur' (--attributes); did you mean 'colour'?" in lost.output
+    found = CliRunner().invoke(demo, [*base, "--images-dir", str(tmp_path)])
+    assert found.exit_code == 0 and "warning" not in found.output, found.output
+    assert all(h["image_url"] == f"/images/{h['id']}" for h in seen["hits"])
+    alone = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--images-dir", str(tmp_path)])
+    assert alone.exit_code == 2 and "give --catalog as well" in alone.output
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return  # no IPv6 loopback on this machine
+    port = free_port()
+    six = CliRunner().invoke(demo, ["--model", str(tiny_model_dir), "--uri", str(tmp_path / "store"), "--host", "::1",
+                                    "--port", str(port)])
+    assert six.exit_code == 0 and f"on http://[::1]:{port} " in six.output  # a URL a browser opens
+
+
+def test_a_half_replaced_collection_is_refused_through_a_filter_too(tiny_model: SMARModel, catalog: Path,
+                                                                    tmp_path: Path) -> None:
+    """The pool the unfiltered check sees can miss the products a filter reaches: those are checked as well."""
+    index_catalog(tiny_model, catalog, tmp_path / "store")
+    rows = {row["id"]: row for row in map(json.loads, catalog.read_text().splitlines())}
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        ranked = [h.id for h in DemoSearch(tiny_model, store, pool=30).search("red shirt", k=30).hits]
+    last = rows[ranked[-1]]  # re-encoded as another view by a replace run cut short: far from the pool's top
+    two = catalog.with_name("two.jsonl")
+    two.write_text(json.dumps(last) + "\n")
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), view="text") as indexer:
+        assert indexer.index(two, progress=False, replace_model=True).indexed == 1
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        search = DemoSearch(tiny_model, store, pool=1)
+        with TestClient(create_app(search, None, {})) as test_client:
+            pooled = test_client.get("/api/search", params={"q": "red shirt", "k": 6})
+            mixed = test_client.get("/api/search", params={"q": "red shirt", "k": 6,
+                                                          "article_type": last["article_type"]})
+    assert pooled.status_code == 200 and last["id"] not in {h["id"] for h in pooled.json()["hits"]}
+    assert mixed.status_code == 503 and "holds products stored as two item views" in mixed.json()["detail"]
 
 
 def test_a_filter_a_store_cannot_take_is_the_requests_fault(tiny_model: SMARModel, catalog: Path,

@@ -127,3 +127,14 @@ def test_an_empty_filtered_search_in_python_logs_why(tiny_model: SMARModel, cata
         caplog.clear()
         assert retriever.search("red shirt", k=3, filter={"year": "2012"}) and not caplog.text  # found: no note
         assert retriever.search("red shirt", k=3, filter={"gender": "Nobody"}) == [] and not caplog.text
+
+
+def test_a_text_filter_on_a_stored_number_is_explained() -> None:
+    from smar_sdk.filters import empty_filter_hint
+
+    payloads = [{"year": 2012, "gender": "Men"}, {"year": 2013, "gender": "Women"}]
+    assert empty_filter_hint({"year": "2012"}, payloads) == (
+        "'year' holds 2012 as a number, and filters are typed: filter on the number 2012 (the CLI's --filter tries "
+        "both)")  # a web query string's "2012", as a service passes it on
+    assert empty_filter_hint({"year": ["2012", 2012]}, payloads) is None  # both asked: nothing to explain
+    assert empty_filter_hint({"year": "1999"}, payloads) is None  # a value no product has is no mistake

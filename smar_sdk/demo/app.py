@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from ..errors import FilterError, SMARError
 from .images import CatalogImages
@@ -16,6 +18,17 @@ from .search import DemoSearch, SearchResult
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_K = 100
 SEARCH_PARAMS = frozenset({"q", "k", "mode"})
+NAMES_SHOWN = 5  # unknown parameters named in an error, at most
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: one line saying what is wrong and what to do."""
+
+    detail: str
+
+
+ERRORS = {422: {"model": ErrorBody, "description": "a parameter is wrong (the detail says which)"},
+          503: {"model": ErrorBody, "description": "the store or the model failed (the detail says what to do)"}}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' http: https:; object-src 'none'; "
                                "base-uri 'none'; frame-ancestors 'none'",
@@ -48,7 +61,11 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
     async def filter_error(_: Request, exc: FilterError) -> JSONResponse:  # the request's filter is at fault
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    @app.get("/", include_in_schema=False)
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)  # never the input echoed back
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
@@ -60,16 +77,18 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
     facet_params = [{"name": f, "in": "query", "required": False, "schema": {"type": "string", "minLength": 1},
                      "description": f"only products whose {f} is this value (exact match)"} for f in search.facets]
 
-    @app.get("/api/search", response_model=SearchResult, openapi_extra={"parameters": facet_params})
+    @app.get("/api/search", response_model=SearchResult, responses=ERRORS,  # type: ignore[arg-type]
+             openapi_extra={"parameters": facet_params})
     def api_search(request: Request, q: str = Query(min_length=1, max_length=500),
                    k: int = Query(24, ge=1, le=MAX_K),
                    mode: Literal["fused", "text"] = "fused") -> SearchResult:
         """Products for query ``q``; every facet field (``gender``, ``article_type``, ...) is an equality filter."""
-        if not q.strip():
+        if not "".join(c for c in q if c.isprintable()).strip():  # spaces, or control characters such as NUL
             raise HTTPException(422, "the query q is blank")
         if unknown := sorted(set(request.query_params) - SEARCH_PARAMS - set(search.facets)):
-            raise HTTPException(422, f"unknown parameter {', '.join(map(repr, unknown))}: filters are the facets "
-                                     f"{search.facets} (see /api/info)")
+            more = f" and {len(unknown) - NAMES_SHOWN} more" if len(unknown) > NAMES_SHOWN else ""
+            raise HTTPException(422, f"unknown parameter {', '.join(map(repr, unknown[:NAMES_SHOWN]))}{more}: filters "
+                                     f"are the facets {search.facets} (see /api/info)")
         if repeated := sorted(f for f in request.query_params if len(request.query_params.getlist(f)) > 1):
             raise HTTPException(422, f"parameter {repeated[0]!r} is given more than once; it takes one value")
         if empty := sorted(f for f in search.facets if f in request.query_params and not request.query_params[f]):
@@ -77,7 +96,7 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
         filters = {f: request.query_params[f] for f in search.facets if f in request.query_params}
         return search.search(q, k=k, mode=mode, filters=filters)
 
-    @app.get("/images/{item_id:path}", include_in_schema=False)
+    @app.api_route("/images/{item_id:path}", methods=["GET", "HEAD"], include_in_schema=False)
     def image(item_id: str) -> FileResponse:
         path = images.path(item_id) if images is not None else None
         if path is None:
@@ -86,3 +105,9 @@ def create_app(search: DemoSearch, images: CatalogImages | None = None, info: di
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as one line naming each parameter, without the input it received."""
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc'][1:]) or 'request'}: {error['msg']}"
+                     for error in exc.errors())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +21,9 @@ from ..cli_options import (
     store_options,
     synonyms_option,
 )
+
+if TYPE_CHECKING:
+    from .images import CatalogImages
 
 
 @click.command()
@@ -37,6 +42,9 @@ from ..cli_options import (
               help="Comma-separated payload fields shown on each product card.")
 @click.option("--pool", default=200, show_default=True, type=click.IntRange(1, 10_000),
               help="Fused candidates re-ranked in text-only mode, and counted for the filter chips.")
+@click.option("--images-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder the --catalog's relative image paths start from, as `index --images-dir` read them "
+                   "(default: the catalog's folder).")
 @click.option("--allow-outside-images", is_flag=True,
               help="Serve --catalog images that lie outside its folder (a symlinked folder, absolute paths), as "
                    "`index --allow-outside-images` read them.")
@@ -44,8 +52,8 @@ from ..cli_options import (
 @fail_cleanly
 def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, store: str, uri: str | None,
          collection: str, api_key: str | None, retry_seconds: float | None, id_field: str, text_fields: str | None,
-         image_field: str, facets: str, attributes: str, pool: int, allow_outside_images: bool,
-         synonyms_path: Path | None) -> None:
+         image_field: str, facets: str, attributes: str, pool: int, images_dir: Path | None,
+         allow_outside_images: bool, synonyms_path: Path | None) -> None:
     """Serve a shop page: search box, product grid, filter chips, and SMAR vs text-only ranking.
 
     \b
@@ -79,23 +87,27 @@ def demo(port: int, host: str, catalog: Path | None, model_dir: Path | None, sto
     synonyms = query_synonyms(synonyms_path)
     model = SMARModel.load(model_dir)
     mapping = field_mapping(model, id_field, text_fields, image_field)
-    images = CatalogImages(catalog, mapping, allow_outside=allow_outside_images) if catalog else None
-    if images is not None and not allow_outside_images and (outside := images.outside_count()):
-        click.echo(f"warning: {outside} of the {len(images)} products' images in {catalog} lie outside its folder "
-                   "(a symlink, ../ or an absolute path) and are not served; pass --allow-outside-images to serve "
-                   "them", err=True)
+    if images_dir is not None and catalog is None:
+        raise click.UsageError("--images-dir sets where --catalog's images are: give --catalog as well")
+    images = (CatalogImages(catalog, mapping, allow_outside=allow_outside_images, images_dir=images_dir)
+              if catalog else None)
+    if images is not None:
+        warn_unservable(images)
     vector_store = open_store(**store_kwargs(store, uri, collection, api_key, retry_seconds))
     try:
         require_collection(vector_store, uri)
         check_store_serves(model, vector_store)
         check_port_free(host, port)
+        shown = split_fields(attributes)
+        warn_unknown_fields(vector_store, {"--facets": facet_fields, "--attributes": shown})
         search = DemoSearch(model, vector_store, text_fields=mapping.text_fields, facets=facet_fields,
-                            attributes=split_fields(attributes), pool=pool, image_url=images.url if images else None,
+                            attributes=shown, pool=pool, image_url=images.url if images else None,
                             image_field=mapping.image_field, synonyms=synonyms)
         info = {"model": str(model_dir or "shipped default"), "store": store, "collection": collection,
                 "catalog": str(catalog) if catalog else None}
         app = create_app(search, images, info)
-        click.echo(f"serving {vector_store.count()} products from {store}:{collection} on http://{host}:{port} "
+        shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
+        click.echo(f"serving {vector_store.count()} products from {store}:{collection} on http://{shown_host}:{port} "
                    "(Ctrl+C to stop)")
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
@@ -112,3 +124,28 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise click.ClickException(f"cannot serve on {host}:{port} ({exc.strerror or exc}); choose another "
                                        "--port or --host") from exc
+
+
+def warn_unservable(images: CatalogImages) -> None:
+    """One warning line for the catalog images the page cannot show: outside the folder, or not there."""
+    if not images.allow_outside and (outside := images.outside_count()):
+        click.echo(f"warning: {outside} of the {len(images)} products' images lie outside {images.folder} (a "
+                   "symlink, ../ or an absolute path) and are not served; pass --allow-outside-images to serve them",
+                   err=True)
+    if missing := images.missing_count():
+        click.echo(f"warning: {missing} of the {len(images)} products' images are not found under {images.folder}; "
+                   "if the catalog was indexed with --images-dir, pass the same --images-dir", err=True)
+
+
+def warn_unknown_fields(vector_store: Any, options: dict[str, list[str]]) -> None:
+    """One warning line per --facets / --attributes field that no sampled stored product has (a typo shows nothing)."""
+    from ..store import catalog_payload
+    from ..stored_models import sampled_payloads
+
+    fields = {key for payload in sampled_payloads(vector_store, 8, 16) for key in catalog_payload(payload)}
+    for option, names in options.items():
+        for name in names:
+            if fields and name not in fields:
+                close = difflib.get_close_matches(name, fields, 1)
+                guess = f"did you mean {close[0]!r}?" if close else f"they have {', '.join(map(repr, sorted(fields)))}"
+                click.echo(f"warning: no stored product sampled has the field {name!r} ({option}); {guess}", err=True)

@@ -25,15 +25,16 @@ def payload_url(hit: Hit, image_field: str = "image") -> str | None:
 class CatalogImages:
     """Product id -> image file of one catalog, confined to the catalog's folder.
 
-    Relative image paths are resolved against the catalog's folder; a path that resolves outside it
-    (``../``, a symlink, an absolute path elsewhere) is served only with ``allow_outside`` (as the catalog was
-    indexed with ``--allow-outside-images``), and a file without an image suffix never. http(s) references are
-    handed to the browser as they are.
+    Relative image paths are resolved against ``images_dir`` (default: the catalog's folder, as the catalog was
+    indexed); a path that resolves outside it (``../``, a symlink, an absolute path elsewhere) is served only with
+    ``allow_outside`` (as the catalog was indexed with ``--allow-outside-images``), and a file without an image suffix
+    never. http(s) references are handed to the browser as they are.
     """
 
-    def __init__(self, catalog: str | Path, mapping: FieldMapping | None = None, allow_outside: bool = False) -> None:
+    def __init__(self, catalog: str | Path, mapping: FieldMapping | None = None, allow_outside: bool = False,
+                 images_dir: str | Path | None = None) -> None:
         self.catalog = Path(catalog)
-        self.folder = self.catalog.resolve().parent
+        self.folder = Path(images_dir).resolve() if images_dir is not None else self.catalog.resolve().parent
         self.allow_outside = allow_outside
         mapping = mapping or FieldMapping()
         self.image_field = mapping.image_field
@@ -51,7 +52,9 @@ class CatalogImages:
         reference = self._references.get(hit.id)
         if reference is None:
             return payload_url(hit, self.image_field)
-        return reference if _is_url(reference) else f"/images/{quote(hit.id, safe='')}"
+        if _is_url(reference):
+            return reference
+        return f"/images/{quote(hit.id, safe='')}" if self.path(hit.id) is not None else None  # never a known 404
 
     def path(self, item_id: str) -> Path | None:
         """The image file of a product, or None when unknown, not an image or (unless ``allow_outside``) outside the
@@ -60,6 +63,12 @@ class CatalogImages:
         if resolved is None or not (self.allow_outside or resolved.is_relative_to(self.folder)):
             return None
         return resolved if resolved.suffix.lower() in IMAGE_SUFFIXES and resolved.is_file() else None
+
+    def missing_count(self) -> int:
+        """How many local image references name no image file (a catalog served away from its images)."""
+        return sum(1 for item_id, reference in self._references.items()
+                   if not _is_url(reference) and self.path(item_id) is None
+                   and (self.allow_outside or self._resolved(reference).is_relative_to(self.folder)))
 
     def outside_count(self) -> int:
         """How many local image references resolve outside the catalog folder (served only with ``allow_outside``)."""

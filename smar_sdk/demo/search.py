@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from ..filters import filter_text, parse_filter, typed_filter_value
+from ..filters import empty_filter_hint, filter_text, parse_filter, typed_filter_value
 from ..model import SMARModel
 from ..query_synonyms import QuerySynonyms
 from ..retriever import check_indexed_with
-from ..store import Hit, VectorStore
+from ..store import Hit, VectorStore, catalog_payload
 from .images import payload_url
 
 Mode = Literal["fused", "text"]
@@ -52,7 +52,9 @@ class SearchResult(BaseModel):
     mode_label: str
     filters: dict[str, str]
     hits: list[Card]
-    facets: dict[str, dict[str, int]] = Field(description="value counts among the top `pool` unfiltered hits")
+    facets: dict[str, dict[str, int]] = Field(description="value counts among the top `max(pool, k)` unfiltered hits")
+    note: str | None = Field(None, description="why the filters may have found nothing (a field no product has, a "
+                                               "value that differs only in case), when they found nothing")
     milliseconds: float
 
 
@@ -95,15 +97,18 @@ class DemoSearch:
             unfiltered = self.store.search(vector, k=max(self.pool, k))[0]
             check_indexed_with(self.model, [unfiltered], self.store)
             if mode == "fused":
-                hits = (self.store.search(vector, k=k, conditions=conditions)[0] if conditions
-                        else unfiltered[:k])
+                hits = candidates = (self.store.search(vector, k=k, conditions=conditions)[0] if conditions
+                                     else unfiltered[:k])
             else:
                 candidates = (self.store.search(vector, k=self.pool, conditions=conditions)[0] if conditions
                               else unfiltered[: self.pool])
                 hits = self._rerank_by_text(vector[0], candidates)[:k]
+            check_indexed_with(self.model, [candidates], self.store)  # a filter can reach what the pool did not
+        note = (empty_filter_hint({f: typed_filter_value([v]) for f, v in filters.items()},
+                                  [catalog_payload(h.payload) for h in unfiltered]) if filters and not hits else None)
         return SearchResult(query=query, searched_as=searched_as, mode=mode, mode_label=self.mode_label(mode),
                             filters=filters, hits=[self._card(h) for h in hits], facets=self._facets(unfiltered),
-                            milliseconds=round((time.perf_counter() - started) * 1000, 1))
+                            note=note, milliseconds=round((time.perf_counter() - started) * 1000, 1))
 
     def _rerank_by_text(self, query_vector: np.ndarray, candidates: list[Hit]) -> list[Hit]:
         if not candidates:

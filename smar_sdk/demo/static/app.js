@@ -161,7 +161,8 @@ function render() {
   $("status").textContent = result.hits.length
     ? `${result.hits.length} products for “${result.query}”${searchedAs}${filters ? " (" + filters + ")" : ""} · ` +
       `${MODE_NAMES[state.mode]} · ${result.milliseconds} ms`
-    : `No products for “${result.query}”${searchedAs}${filters ? " with " + filters : ""}.`;
+    : `No products for “${result.query}”${searchedAs}${filters ? " with " + filters : ""}.` +
+      (result.note ? ` Note: ${result.note}.` : "");
 }
 
 function setFilter(field, value) {
