@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -46,18 +45,11 @@ def collection_exists(vector_store: Any) -> bool:
 
 def require_collection(vector_store: Any, uri: str | None) -> None:
     """Stop with one clear line when the collection does not exist (a mistyped --collection, --uri or --store)."""
-    from .errors import StoreError
-    from .store import safe_uri
+    from .store import missing_collection_error, safe_uri
 
     if not collection_exists(vector_store):
         where = safe_uri(str(getattr(vector_store, "uri", None) or uri or "the connector's default location"))
-        listing = getattr(vector_store, "collections", None)
-        names = [n for n in listing() if n != vector_store.collection] if callable(listing) else []
-        close = difflib.get_close_matches(vector_store.collection, names, 1)
-        there = (f"; did you mean --collection {close[0]}?" if close else
-                 f"; it holds {', '.join(map(repr, names[:10]))}" if names else "; it holds no collection")
-        raise StoreError(f"collection {vector_store.collection!r} does not exist at {where}{there} (index a catalog "
-                         "first, or check --store, --uri and --collection)")
+        raise missing_collection_error(vector_store, where, command_line=True)
 
 
 def store_kwargs(store: str, uri: str | None, collection: str, api_key: str | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import os
@@ -96,6 +97,23 @@ def uri_text(uri: str | os.PathLike[str] | None, default: str | None = None) -> 
     """A store's ``uri`` as text (a ``pathlib.Path`` is a path like a string; a leading ``~`` is the home folder, also
     where no shell expanded it: an env file, ``--uri=~/x``); ``default`` when none is given."""
     return os.path.expanduser(os.fspath(uri)) if uri else default
+
+
+def missing_collection_error(store: Any, where: str, command_line: bool = False) -> StoreError:
+    """The error for a collection that does not exist at ``where`` (a database and its URI): the likely one meant
+    (a mistyped name), or the ones there are; options named as on the ``command_line`` or as Python arguments."""
+    listing = getattr(store, "collections", None)  # optional in the store protocol
+    try:
+        names = [name for name in listing() if name != store.collection] if callable(listing) else []
+    except StoreError:
+        names = []
+    close = difflib.get_close_matches(store.collection, names, 1)
+    guess = f"--collection {close[0]}" if close and command_line else f"collection={close[0]!r}" if close else ""
+    there = (f"; did you mean {guess}?" if guess else
+             f"; it holds {', '.join(map(repr, names[:10]))}" if names else "; it holds no collection")
+    check = "--store, --uri and --collection" if command_line else "store, uri and collection"
+    return StoreError(f"collection {store.collection!r} does not exist at {where}{there} (index a catalog first, or "
+                      f"check {check})")
 
 
 def closed_error(where: str, collection: str) -> StoreError:

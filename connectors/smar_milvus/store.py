@@ -32,6 +32,7 @@ from smar_sdk.store import (
     check_search,
     closed_error,
     collection_matches,
+    missing_collection_error,
     safe_uri,
     uri_text,
 )
@@ -379,8 +380,7 @@ class MilvusStore:
     def _require_dim(self) -> int:
         dim = self.dimension()
         if dim is None:
-            raise StoreError(f"collection {self.collection!r} does not exist at {self._where()}; "
-                             "index a catalog first")
+            raise missing_collection_error(self, self._where())
         return dim
 
     def _ensure_loaded(self) -> None:

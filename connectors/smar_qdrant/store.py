@@ -32,6 +32,7 @@ from smar_sdk.store import (
     check_search,
     closed_error,
     collection_matches,
+    missing_collection_error,
     point_uuid,
     safe_uri,
     uri_text,
@@ -289,8 +290,7 @@ class QdrantStore:
     def _require_dim(self) -> int:
         dim = self.dimension()
         if dim is None:
-            raise StoreError(f"collection {self.collection!r} does not exist at {self.shown_uri}; index a catalog "
-                             "first")
+            raise missing_collection_error(self, self.shown_uri)
         return dim
 
     # ----- the store protocol -----

@@ -337,6 +337,11 @@ def test_two_collections_side_by_side(store_factory: StoreFactory) -> None:
         if callable(getattr(beta, "collections", None)):  # optional: names them when a collection is mistyped
             prefix = store_factory.prefix
             assert {f"{prefix}alpha", f"{prefix}beta"} <= set(beta.collections())
+    with store_factory("alhpa") as typo:
+        guess = (rf".*did you mean collection='{store_factory.prefix}alpha'"  # optional: a connector that can list
+                 if callable(getattr(typo, "collections", None)) else "")
+        with pytest.raises(StoreError, match=rf"collection '{store_factory.prefix}alhpa' does not exist{guess}"):
+            typo.search(small[0], k=1)  # a retriever's first search names the collection meant
 
 
 def test_unknown_connector_name() -> None:
