@@ -1,4 +1,10 @@
-"""One exception hierarchy for the whole SDK: catch ``SMARError`` to catch them all."""
+"""One exception hierarchy for the SDK's failures: catch ``SMARError`` to catch them all.
+
+A failure is something the data, files, model or store did: a catalog that cannot be read, a model that cannot
+load, a store that is unreachable, a filter a user typed. A call written wrongly in code (``k=0``, a blank query,
+an unknown ``view`` or mapping field) raises ``ValueError`` or ``TypeError``, as in any Python library, naming the
+argument and what it takes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from pathlib import Path
 
 
 class SMARError(Exception):
-    """Base class of every error the SDK raises on purpose."""
+    """Base class of every failure the SDK reports (a wrong argument in code is a ValueError or TypeError)."""
 
 
 class CatalogError(SMARError):

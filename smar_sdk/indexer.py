@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -23,7 +23,7 @@ from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
 from .rows import rows_catalog
-from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store
+from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store, safe_uri
 from .stored_models import check_index_model
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,14 @@ class StoreUser:
         if self._owns_store:
             self.store.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
+
+    def __repr__(self) -> str:
+        where = getattr(self.store, "uri", None)  # a password in a server URL is never shown
+        shown = f"({safe_uri(str(where))!r})" if where else ""
+        return (f"<{type(self).__name__} store={type(self.store).__name__}{shown} "
+                f"collection={self.store.collection!r} dim={self.model.dim}>")
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -136,6 +142,9 @@ class SMARIndexer(StoreUser):
             raise TypeError(f"mapping must be a FieldMapping or a dict of its fields (id_field, text_fields, "
                             f"image_field), got {mapping!r}")
         if isinstance(mapping, dict):  # FieldMapping's fields as a dict
+            if unknown := sorted(set(mapping) - set(FieldMapping.model_fields)):
+                raise TypeError(f"mapping has no field {unknown[0]!r}; its fields are id_field, text_fields (a list) "
+                                "and image_field")
             mapping = FieldMapping(**{"text_fields": model.config.text_fields, **mapping})
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
         self.batch_size = batch_size

@@ -86,6 +86,9 @@ class QuerySynonyms:
 
         return self._pattern.sub(replace, query)
 
+    def __repr__(self) -> str:
+        return f"<QuerySynonyms of {self._count} phrases>"
+
     def __len__(self) -> int:
         """How many synonyms (phrases that are rewritten)."""
         return self._count

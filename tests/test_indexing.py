@@ -430,6 +430,8 @@ def test_arguments_of_the_wrong_kind_are_named_at_once(tiny_model: SMARModel, ca
             SMARRetriever(tiny_model, store=store)
     with pytest.raises(TypeError, match="mapping must be a FieldMapping or a dict .*got 'sku'"):
         SMARIndexer(tiny_model, uri=uri, mapping="sku")
+    with pytest.raises(TypeError, match="mapping has no field 'id_fld'; its fields are id_field, text_fields"):
+        SMARIndexer(tiny_model, uri=uri, mapping={"id_fld": "sku"})  # not pydantic's multi-line error
     rows = [json.loads(line) for line in catalog.read_text().splitlines()]
     with SMARIndexer(tiny_model, uri=uri) as indexer, catalog.open() as handle:
         for in_memory in (rows, iter(rows), handle):
@@ -554,3 +556,19 @@ def test_an_index_run_builds_the_search_index_of_a_shared_store(tiny_model: SMAR
             assert indexer.index(catalog, progress=False).indexed == 30
             assert store._shard.info().indexed_vectors_count == 30  # noqa: SLF001 - the engine's own count
         assert SMARRetriever(tiny_model, store=store).search("red shirt", k=3)
+
+
+def test_objects_say_what_they_hold(tiny_model: SMARModel, tmp_path: Path) -> None:
+    """Notebook users see the store, collection and size, never a password; type checkers see a typed package."""
+    from smar_sdk import QuerySynonyms
+
+    uri = str(tmp_path / "store")
+    with SMARRetriever(tiny_model, uri=uri, collection="shop") as retriever:
+        assert repr(retriever) == f"<SMARRetriever store=QdrantEdgeStore({uri!r}) collection='shop' dim=16>"
+        assert repr(retriever.store) == f"<QdrantEdgeStore {uri!r} collection='shop'>"
+    server = open_store("qdrant", uri="http://admin:hunter2@127.0.0.1:9", timeout=1)
+    assert repr(server) == "<QdrantStore 'http://***@127.0.0.1:9' collection='products'>"
+    server.close()
+    assert repr(QuerySynonyms([["sunglasses", "sunnies", "shades"]])) == "<QuerySynonyms of 2 phrases>"
+    assert all((Path(package.__file__).parent / "py.typed").is_file()
+               for package in (__import__("smar_sdk"), __import__("smar_qdrant"), __import__("smar_milvus")))

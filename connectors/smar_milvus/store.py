@@ -518,5 +518,8 @@ class MilvusStore:
     def __enter__(self) -> MilvusStore:
         return self
 
+    def __repr__(self) -> str:
+        return f"<MilvusStore {safe_uri(self.uri)!r} collection={self.collection!r}>"
+
     def __exit__(self, *exc: object) -> None:
         self.close()

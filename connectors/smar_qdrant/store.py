@@ -374,6 +374,9 @@ class QdrantStore:
     def __enter__(self) -> QdrantStore:
         return self
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.shown_uri!r} collection={self.collection!r}>"
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 

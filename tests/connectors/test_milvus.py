@@ -321,3 +321,9 @@ def test_a_database_that_does_not_exist_is_named(milvus_server_uri: str) -> None
         assert store.count() == 1
     with MilvusStore(milvus_server_uri, collection=name) as default:
         assert not default.client.has_collection(name)  # written to the named database, not the default one
+
+
+def test_repr_names_the_place(tmp_path: Path) -> None:
+    assert repr(MilvusStore(str(tmp_path / "m.db"), collection="shop")) == \
+        f"<MilvusStore {str(tmp_path / 'm.db')!r} collection='shop'>"  # the file is not created by looking
+    assert not (tmp_path / "m.db").exists()
