@@ -153,14 +153,15 @@ class SMARIndexer(StoreUser):
         self.view = view
 
     def index(self, catalog: str | Path, only: dict[str, Any] | None = None, rejects_path: str | Path | None = None,
-              progress: bool = True, prune: bool = False, resume: bool = True,
+              progress: bool | None = None, prune: bool = False, resume: bool = True,
               replace_model: bool = False, images_dir: str | Path | None = None) -> IndexReport:
         """Index every valid row of a JSON Lines catalog; return counts, rejections and timing.
 
         ``resume`` skips rows stored with the same content hash; ``prune`` then deletes stored items
         whose id is not in this catalog (only after a run that rejected nothing, so nothing is lost).
         A collection another model filled is refused unless ``replace_model`` re-encodes it in place.
-        Relative image paths start from ``images_dir`` (default: the catalog's folder).
+        Relative image paths start from ``images_dir`` (default: the catalog's folder). ``progress`` draws a
+        progress bar on stderr (default: only when stderr is a terminal, so a service's logs get none).
         """
         if not isinstance(catalog, str | os.PathLike):
             raise TypeError(f"catalog is the path of a JSON Lines file, got {type(catalog).__name__}; to index "
@@ -191,7 +192,8 @@ class SMARIndexer(StoreUser):
         except OSError as exc:
             raise CatalogError(f"cannot write the rejects file {rejects_path}: {exc.strerror}") from exc
         try:
-            with tqdm(desc=f"indexing {catalog.name}", unit="item", total=rows, disable=not progress) as bar:
+            hidden = None if progress is None else not progress  # None: tqdm shows it on a terminal only
+            with tqdm(desc=f"indexing {catalog.name}", unit="item", total=rows, disable=hidden) as bar:
                 records = self._track_ids(read_catalog(catalog, self.mapping, only), seen if prune else None)
                 for prepared in self._prepare(_grouped(records, repeats), loader, resume):
                     for rejection in prepared.rejections:

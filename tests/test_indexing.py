@@ -572,3 +572,12 @@ def test_objects_say_what_they_hold(tiny_model: SMARModel, tmp_path: Path) -> No
     assert repr(QuerySynonyms([["sunglasses", "sunnies", "shades"]])) == "<QuerySynonyms of 2 phrases>"
     assert all((Path(package.__file__).parent / "py.typed").is_file()
                for package in (__import__("smar_sdk"), __import__("smar_qdrant"), __import__("smar_milvus")))
+
+
+def test_the_progress_bar_is_for_terminals_unless_asked(tiny_model: SMARModel, catalog: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer:
+        indexer.index(catalog)  # stderr is captured here, not a terminal: a service's logs get no bar
+        assert "indexing catalog.jsonl" not in capsys.readouterr().err
+        indexer.index(catalog, progress=True)
+        assert "indexing catalog.jsonl: 100%" in capsys.readouterr().err
