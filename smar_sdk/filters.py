@@ -217,8 +217,9 @@ def is_number(value: Any) -> bool:
 
 def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> str | None:
     """Why a filtered search may have found nothing, judged from catalog ``payloads`` sampled from the collection (the
-    SDK's own keys dropped): a field no sampled product has, or a text value that matches a stored one (or a stored
-    boolean's ``true`` / ``false``) only when case is ignored."""
+    SDK's own keys dropped): a field no sampled product has, a number asked where they hold its text or text asked
+    where they hold the number, or a text value that matches a stored one (or a stored boolean's ``true`` /
+    ``false``) only when case is ignored."""
     fields = {key for payload in payloads for key in payload}
     if not fields:
         return None

@@ -24,7 +24,7 @@ from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
 from .rows import rows_catalog
 from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store, safe_uri
-from .stored_models import check_index_model
+from .stored_models import check_index_model, stored_dimension
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +182,12 @@ class SMARIndexer(StoreUser):
         seen: set[str] = set()
         settled: set[str] = set()
         started = time.perf_counter()
+        ready = stored_dimension(self.store) is not None  # the store is asked first: failing, it fails at once
+        if ready:
+            self._check_store(replace_model)
         repeats, rows = _read_ahead(catalog, self.mapping, only)
-        if rows != 0:  # a catalog (or only= subset) with no rows creates no collection
-            self.store.ensure_collection(self.model.dim)  # a store that cannot take these vectors leaves the rejects
-            if not replace_model:
-                check_index_model(self.model.fingerprint, self.view, self.model.config.stored_view, self.store)
+        if rows != 0 and not ready:  # a catalog file (or only= subset) with no rows creates no collection
+            self._check_store(replace_model)
         try:
             rejects = Path(rejects_path).open("w", encoding="utf-8") if rejects_path else None  # noqa: SIM115
         except OSError as exc:
@@ -216,8 +217,6 @@ class SMARIndexer(StoreUser):
                                         else "the catalog had no rows (check the path and --only)")
             if replace_model and rows != 0:
                 report.not_replaced = self._not_replaced(settled, left)
-            if report.indexed or report.pruned:
-                self._build_search_index()
         finally:
             if rejects:
                 rejects.close()
@@ -237,12 +236,20 @@ class SMARIndexer(StoreUser):
             except CatalogError as exc:  # about the rows, not the temporary file holding them
                 raise CatalogError(str(exc).replace(f"catalog {catalog}", "rows")) from exc
 
-    def _build_search_index(self) -> None:
-        """Have the store index what this run wrote now (Qdrant Edge builds its HNSW graph), not when it closes: a
-        service sharing the store searches the new rows through the index at once."""
+    def _check_store(self, replace_model: bool) -> None:
+        """Create the collection if need be, and refuse one that cannot take this run's vectors (another size,
+        model or item view), before the rejects file is written."""
+        self.store.ensure_collection(self.model.dim)
+        if not replace_model:
+            check_index_model(self.model.fingerprint, self.view, self.model.config.stored_view, self.store)
+
+    def build_index(self) -> bool:
+        """Have the store build its search index over what was written now (Qdrant Edge's HNSW graph; other stores
+        index as they go): a store this indexer opened does it when it closes, a shared one only when asked, so a
+        service sharing its store calls this after an index run. It blocks the whole process while it builds
+        (seconds per 10,000 products). Returns whether anything was built."""
         optimize = getattr(self.store, "optimize", None)
-        if callable(optimize):
-            optimize()
+        return bool(optimize()) if callable(optimize) else False
 
     def _not_replaced(self, settled: set[str], stored: set[str] | None = None) -> int | None:
         """How many stored ids (``stored``, or listed now) a replace run did not re-encode; None when the connector

@@ -87,7 +87,7 @@ class QuerySynonyms:
         return self._pattern.sub(replace, query)
 
     def __repr__(self) -> str:
-        return f"<QuerySynonyms of {self._count} phrases>"
+        return f"<QuerySynonyms of {self._count} phrase{'' if self._count == 1 else 's'}>"
 
     def __len__(self) -> int:
         """How many synonyms (phrases that are rewritten)."""

@@ -169,7 +169,9 @@ def test_images_are_served_by_id_and_confined(client: TestClient, catalog: Path,
     assert images.outside_count() == 3  # up, abs and link: what --allow-outside-images would serve
     allowed = CatalogImages(catalog, allow_outside=True)  # as `index --allow-outside-images` read the catalog
     assert [allowed.path(i) for i in ("up", "abs", "link", "txt")] == [outside.resolve()] * 3 + [None]
+    assert images.missing_count() == 0  # a file the page cannot show (catalog.jsonl) is not a missing one
     outside.unlink()
+    assert images.missing_count() == 3  # up, abs and link now name no file
     with pytest.raises(CatalogError, match="none of its 35 rows has the field 'pic' .--image-field"):
         CatalogImages(catalog, FieldMapping(image_field="pic"))  # a mistyped field would serve no image at all
     rows = catalog.read_text().splitlines()

@@ -37,7 +37,7 @@ def test_index_then_search_matches_brute_force(tiny_model: SMARModel, catalog: P
     with catalog.open("a") as handle:
         handle.write("{broken\n")
     with SMARIndexer(tiny_model, uri=uri, batch_size=7) as indexer:
-        report = indexer.index(catalog)
+        report = indexer.index(catalog, progress=True)
     assert (report.indexed, report.rejected) == (30, 1) and report.seconds > 0
     assert "31/31" in capsys.readouterr().err  # the bar knows the total (and so an ETA) from the read-ahead
     catalog.write_text("".join(catalog.read_text().splitlines(keepends=True)[:-1]))
@@ -547,15 +547,16 @@ def test_store_options_next_to_an_open_store_are_refused(tiny_model: SMARModel, 
         assert SMARRetriever(tiny_model, store=store, collection="products").store is store
 
 
-def test_an_index_run_builds_the_search_index_of_a_shared_store(tiny_model: SMARModel, catalog: Path,
-                                                                 tmp_path: Path) -> None:
-    """A service that shares its store with an indexer searches the new rows through the HNSW index at once, not
-    only after the store closes (Qdrant Edge builds it on optimize())."""
-    with open_store("qdrant", uri=str(tmp_path / "store"), indexing_threshold_kb=1) as store:
-        with SMARIndexer(tiny_model, store=store) as indexer:
-            assert indexer.index(catalog, progress=False).indexed == 30
-            assert store._shard.info().indexed_vectors_count == 30  # noqa: SLF001 - the engine's own count
-        assert SMARRetriever(tiny_model, store=store).search("red shirt", k=3)
+def test_a_shared_store_builds_its_search_index_when_asked(tiny_model: SMARModel, catalog: Path,
+                                                            tmp_path: Path) -> None:
+    """A service that shares its store with an indexer gets the HNSW index over new rows from build_index(), not
+    only when the store closes (Qdrant Edge builds it on optimize(), holding the interpreter meanwhile)."""
+    with (open_store("qdrant", uri=str(tmp_path / "store"), indexing_threshold_kb=1) as store,
+          SMARIndexer(tiny_model, store=store) as indexer):
+        assert indexer.index(catalog, progress=False).indexed == 30
+        assert store._shard.info().indexed_vectors_count == 0  # noqa: SLF001 - the engine's own count
+        assert indexer.build_index() and store._shard.info().indexed_vectors_count == 30  # noqa: SLF001
+        assert not indexer.build_index()  # nothing left to build
 
 
 def test_objects_say_what_they_hold(tiny_model: SMARModel, tmp_path: Path) -> None:
@@ -570,6 +571,7 @@ def test_objects_say_what_they_hold(tiny_model: SMARModel, tmp_path: Path) -> No
     assert repr(server) == "<QdrantStore 'http://***@127.0.0.1:9' collection='products'>"
     server.close()
     assert repr(QuerySynonyms([["sunglasses", "sunnies", "shades"]])) == "<QuerySynonyms of 2 phrases>"
+    assert repr(QuerySynonyms([["sneakers", "kicks"]])) == "<QuerySynonyms of 1 phrase>"
     assert all((Path(package.__file__).parent / "py.typed").is_file()
                for package in (__import__("smar_sdk"), __import__("smar_qdrant"), __import__("smar_milvus")))
 
@@ -581,3 +583,13 @@ def test_the_progress_bar_is_for_terminals_unless_asked(tiny_model: SMARModel, c
         assert "indexing catalog.jsonl" not in capsys.readouterr().err
         indexer.index(catalog, progress=True)
         assert "indexing catalog.jsonl: 100%" in capsys.readouterr().err
+
+
+def test_a_store_that_cannot_take_the_vectors_fails_before_the_catalog_is_read(
+        tiny_model: SMARModel, catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong vector size is told at once, not after a read-ahead over a large catalog."""
+    with open_store("qdrant", uri=str(tmp_path / "store")) as store:
+        store.ensure_collection(tiny_model.dim + 1)
+    monkeypatch.setattr("smar_sdk.indexer._read_ahead", lambda *a: pytest.fail("the catalog was read first"))
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer, pytest.raises(VectorSizeError):
+        indexer.index(catalog, progress=False)

@@ -263,13 +263,18 @@ class MilvusStore:
         reads then find nothing and writes fail with "not found")."""
         client = MilvusClient(uri=self.uri, token=self._token, **self._connect_args)
         db_name = self._connect_args["db_name"]
-        if self.is_server and db_name:
+        if not (self.is_server and db_name):
+            return client
+        try:
             databases = client.list_databases()
-            if db_name not in databases:
-                client.close()
-                raise StoreError(f"database {db_name!r} does not exist at {self._where()} (it has "
-                                 f"{', '.join(map(repr, databases))}): check db_name, or create it first "
-                                 f"(MilvusClient(uri).create_database({db_name!r}))")
+        except BaseException:
+            client.close()  # a retry makes a new client: this one must not stay open
+            raise
+        if db_name not in databases:
+            client.close()
+            raise StoreError(f"database {db_name!r} does not exist at {self._where()} (it has "
+                             f"{', '.join(map(repr, databases))}): check db_name, or create it first "
+                             f"(MilvusClient(uri).create_database({db_name!r}))")
         return client
 
     @property

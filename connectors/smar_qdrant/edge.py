@@ -1,8 +1,8 @@
 """``QdrantEdgeStore``: the smar-sdk store protocol on Qdrant Edge (``qdrant-edge-py``), Qdrant's in-process engine.
 
 Each collection is one Edge shard in ``<folder>/edge/<collection>/`` with an HNSW index; the index is built by
-``optimize()``, which ``SMARIndexer.index`` runs after writing and ``close()`` runs in a store that was written to or
-readied for writing (segments below the indexing threshold stay brute-force).
+``optimize()`` (``SMARIndexer.build_index``), which ``close()`` runs in a store that was written to or readied for
+writing (segments below the indexing threshold stay brute-force).
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class QdrantEdgeStore(QdrantStore):
         self.is_server = False
         self.engine = "edge"
         self.folder = edge_folder(self.uri, collection)
+        self._key = os.path.realpath(self.folder)  # the folder however it was named, for _OPEN_HERE
         given = {"m": hnsw_m, "ef_construct": hnsw_ef_construct, "full_scan_threshold": full_scan_threshold}
         self._hnsw = {**HNSW_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
         self._indexing_threshold_kb = indexing_threshold_kb
@@ -126,7 +127,7 @@ class QdrantEdgeStore(QdrantStore):
 
     # ----- helpers -----
     def _failure(self, action: str, exc: Exception) -> StoreError:
-        holder = _OPEN_HERE.get(str(self.folder))
+        holder = _OPEN_HERE.get(self._key)
         hint = ("" if "WAL" not in str(exc) else ONE_OPENER_HINT if holder is None or holder is self else
                 "; this process already has it open, through a store that was not closed (an earlier SMARRetriever, "
                 "SMARIndexer or open_store, such as a notebook cell run again): close() that one first, or share it "
@@ -157,7 +158,7 @@ class QdrantEdgeStore(QdrantStore):
         with self._opening:
             if self._shard is None and not self._closed and (self.folder / CONFIG_FILE).exists():
                 self._shard = self._call("opening the collection", lambda: _edge().EdgeShard.load(str(self.folder)))
-                _OPEN_HERE[str(self.folder)] = self
+                _OPEN_HERE[self._key] = self
 
     def _require_dim(self) -> int:
         self._exists()
@@ -199,7 +200,7 @@ class QdrantEdgeStore(QdrantStore):
                                   hnsw_config=q.HnswIndexConfig(**self._hnsw), max_search_threads=self._search_threads,
                                   optimizers=q.EdgeOptimizersConfig(indexing_threshold=self._indexing_threshold_kb))
             self._shard = self._call("creating the collection", lambda: self._create(config))
-            _OPEN_HERE[str(self.folder)] = self
+            _OPEN_HERE[self._key] = self
             self._dim, self._metric = dim, metric
 
     def _create(self, config: Any) -> Any:
@@ -303,8 +304,6 @@ class QdrantEdgeStore(QdrantStore):
         with self._opening:  # no thread opens the shard again once it is taken here
             self._closed = True
             shard, self._shard = self._shard, None
-            if _OPEN_HERE.get(str(self.folder)) is self:
-                del _OPEN_HERE[str(self.folder)]
         if shard is None:
             return
         try:
@@ -314,6 +313,8 @@ class QdrantEdgeStore(QdrantStore):
                 shard.flush()
         finally:
             shard.close()
+            if _OPEN_HERE.get(self._key) is self:  # once the folder is free
+                del _OPEN_HERE[self._key]
 
     def __enter__(self) -> QdrantEdgeStore:
         return self

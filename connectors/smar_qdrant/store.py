@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import httpx
 import numpy as np
 from qdrant_client import QdrantClient, models
 
@@ -39,6 +40,7 @@ from smar_sdk.store import (
 )
 
 DEFAULT_PATH = "./smar_data"
+MIN_CLIENT = (1, 12)  # the qdrant-client this SDK requires at least (pyproject.toml)
 Engine = Literal["local", "edge"]
 DEFAULT_ENGINE: Engine = "edge"  # the engine of new embedded folders (if installed); existing ones keep theirs
 logger = logging.getLogger(__name__)
@@ -143,14 +145,26 @@ def edge_only_options() -> set[str]:
         inspect.signature(QdrantStore.__init__).parameters)
 
 
-def compatible_versions(client: str, server: str) -> bool:
-    """qdrant-client's rule: the same major version and minor versions at most 1 apart (unparsable: not compatible)."""
+def minor_version(version: str) -> tuple[int, int] | None:
+    """A version's (major, minor), or None when it does not read as one ("dev")."""
     try:
-        (client_major, client_minor), (server_major, server_minor) = (
-            tuple(int(part) for part in version.split(".")[:2]) for version in (client, server))
+        major, minor = (int(part) for part in version.split(".")[:2])
     except ValueError:
-        return False
-    return client_major == server_major and abs(client_minor - server_minor) <= 1
+        return None
+    return major, minor
+
+
+def version_advice(client: str, server: str) -> str | None:
+    """What to do when qdrant-client ``client`` does not support a server of version ``server`` (its rule: the same
+    major version, minor versions at most 1 apart); None when it does, or a version does not read as one."""
+    ours, theirs = minor_version(client), minor_version(server)
+    if ours is None or theirs is None or ours[0] == theirs[0] and abs(ours[1] - theirs[1]) <= 1:
+        return None
+    advice = f"upgrade the server to {ours[0]}.{ours[1]}"
+    if theirs >= (MIN_CLIENT[0], MIN_CLIENT[1] - 1):  # a client this SDK takes speaks to it
+        version = "{}.{}.0".format(*max(theirs, MIN_CLIENT))
+        advice += f', or install the client of its version (pip install "qdrant-client~={version}")'
+    return advice
 
 
 class QdrantStore:
@@ -214,27 +228,28 @@ class QdrantStore:
                     warnings.filterwarnings("ignore", "Api key is used with an insecure connection", UserWarning)
                     self.client = QdrantClient(url=self.uri, api_key=api_key, prefer_grpc=prefer_grpc,
                                                timeout=timeout, check_compatibility=False)
-                self.version_check = threading.Thread(target=self._check_server_version, daemon=True)
-                self.version_check.start()  # in the background, as qdrant-client does: a slow server delays nothing
+                self._version_check = threading.Thread(target=self._check_server_version, args=(api_key, timeout),
+                                                       daemon=True)
+                self._version_check.start()  # in the background, as qdrant-client does: a slow server delays nothing
             else:
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
                 self.client = QdrantClient(path=self.uri)
         except (RuntimeError, OSError, ValueError) as exc:
             raise StoreError(f"cannot open Qdrant at {self.shown_uri}: {exc}{ONE_OPENER_HINT}") from exc
 
-    def _check_server_version(self) -> None:
-        """Warn in one line when the server's version is outside what this qdrant-client supports (its major version,
-        and a minor version at most 1 apart). A server that does not answer is left to the first real call."""
+    def _check_server_version(self, api_key: str | None, timeout: float) -> None:
+        """Warn in one line when the server's version is one this qdrant-client does not support. Asked with a
+        request of its own (the client's connections are set up by the first real call, unshared); a server that
+        does not answer is left to that call."""
         try:
-            server = self.client.info().version
+            answer = httpx.get(self.uri, headers={"api-key": api_key} if api_key else None, timeout=timeout)
+            server = str(answer.json()["version"])
         except Exception:  # noqa: BLE001 - unreachable or not Qdrant: the first call says so, clearly
             return
         client = importlib.metadata.version("qdrant-client")
-        if not compatible_versions(client, server):
-            logger.warning("the Qdrant server at %s runs %s, and qdrant-client %s supports servers within one minor "
-                           "version of its own: upgrade the server, or install the client of its version (pip install "
-                           "\"qdrant-client~=%s\")", self.shown_uri, server, client,
-                           ".".join(server.split(".")[:2]) + ".0")
+        if advice := version_advice(client, server):
+            logger.warning("the Qdrant server at %s runs %s, which qdrant-client %s does not support (it speaks to "
+                           "servers within one minor version of its own): %s", self.shown_uri, server, client, advice)
 
     @property
     def shown_uri(self) -> str:

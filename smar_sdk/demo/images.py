@@ -65,10 +65,9 @@ class CatalogImages:
         return resolved if resolved.suffix.lower() in IMAGE_SUFFIXES and resolved.is_file() else None
 
     def missing_count(self) -> int:
-        """How many local image references name no image file (a catalog served away from its images)."""
-        return sum(1 for item_id, reference in self._references.items()
-                   if not _is_url(reference) and self.path(item_id) is None
-                   and (self.allow_outside or self._resolved(reference).is_relative_to(self.folder)))
+        """How many local image references name no file at all (a catalog served away from its images)."""
+        return sum(1 for reference in self._references.values()
+                   if (resolved := self._resolved(reference)) is not None and not resolved.exists())
 
     def outside_count(self) -> int:
         """How many local image references resolve outside the catalog folder (served only with ``allow_outside``)."""

@@ -187,7 +187,7 @@ def test_a_second_open_names_who_holds_it(tmp_path: Path) -> None:
     forgotten = QdrantEdgeStore(uri=uri)  # a notebook cell run twice: the first store was never closed
     with pytest.raises(StoreError, match=r"this process already has it open, through a store that was not closed .*"
                                          r"close\(\) that one first, or share it"):
-        QdrantEdgeStore(uri=uri)
+        QdrantEdgeStore(uri=str(tmp_path / "." / "store" / ".." / "store"))  # the same folder, spelled otherwise
     forgotten.close()
     QdrantEdgeStore(uri=uri).close()  # closed, it is free
     holder = subprocess.Popen([sys.executable, "-c", f"from smar_qdrant.edge import QdrantEdgeStore; "

@@ -162,7 +162,7 @@ function render() {
     ? `${result.hits.length} products for “${result.query}”${searchedAs}${filters ? " (" + filters + ")" : ""} · ` +
       `${MODE_NAMES[state.mode]} · ${result.milliseconds} ms`
     : `No products for “${result.query}”${searchedAs}${filters ? " with " + filters : ""}.` +
-      (result.note ? ` Note: ${result.note}.` : "");
+      (result.note ? ` Note: ${result.note}${/[.?!]$/.test(result.note) ? "" : "."}` : "");
 }
 
 function setFilter(field, value) {
