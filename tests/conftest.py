@@ -130,3 +130,10 @@ def run_python(*args: str | Path, home: Path) -> str:
                             timeout=900)
     assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
+
+
+def python_code(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c CODE`` in a fresh interpreter (no module state carried over from the tests); it must succeed."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from smar_sdk import CatalogError, SMARModel, TrainingInterrupted, open_store
 from smar_sdk.cli import EXIT_REJECTED_ROWS, main
 
+from .conftest import python_code
+
 
 @pytest.fixture()
 def run(tmp_path: Path, tiny_model_dir: Path):
@@ -497,12 +499,9 @@ def test_train_holdout_leaves_products_out(run, tiny_config, catalog: Path, pair
 
 def test_the_command_line_starts_without_torch() -> None:
     """`smar-sdk --help`, `count` and `delete` need no model: importing torch would cost them seconds."""
-    import subprocess
-    import sys
 
     code = ("import sys, smar_sdk, smar_sdk.cli; assert 'torch' not in sys.modules, 'torch imported'; "
             "from smar_sdk import *; assert 'torch' in sys.modules and SMARModel.__name__ == 'SMARModel'; "
             "assert set(smar_sdk.__all__) <= set(dir(smar_sdk)); "
             "assert sorted(smar_sdk.__all__) == sorted(smar_sdk._HOMES)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    python_code(code)

@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from smar_sdk import StoreError, open_store
 from smar_sdk.cli import main
 
+from .conftest import python_code
+
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 _MAJOR, _MINOR = map(int, importlib.metadata.version("qdrant-client").split(".")[:2])
 OLD_SERVER = f"{_MAJOR}.{max(0, _MINOR - 5)}.3"  # what the fake Qdrant server says it runs: too old for this client
@@ -145,8 +147,6 @@ def test_a_key_over_plain_http_is_one_warning_line_of_ours() -> None:
 
 
 def test_a_server_too_old_for_the_client_is_one_warning_line_of_ours(fake_qdrant_server: str) -> None:
-    import subprocess
-    import sys
 
     from smar_qdrant.store import version_advice
 
@@ -159,8 +159,7 @@ def test_a_server_too_old_for_the_client_is_one_warning_line_of_ours(fake_qdrant
                                                  '(pip install "qdrant-client~=2.0.0")')
     opener = (f"from smar_sdk import open_store\nstore = open_store('qdrant', uri='http://admin:{SECRET}@"
               f"{fake_qdrant_server}', timeout=2)\nstore._version_check.join(10)\nstore.close()\n")
-    result = subprocess.run([sys.executable, "-c", opener], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    result = python_code(opener)
     client = importlib.metadata.version("qdrant-client")
     assert "Warning" not in result.stderr and SECRET not in result.stderr  # not qdrant-client's raw UserWarning
     assert result.stderr.strip().splitlines() == [
@@ -171,8 +170,6 @@ def test_a_server_too_old_for_the_client_is_one_warning_line_of_ours(fake_qdrant
 def test_the_sdk_leaves_the_process_warnings_and_logging_alone(tiny_model_dir) -> None:
     """The SDK's own one-line messages must not silence the user's: their own QdrantClient still warns about a key
     over http://, and their transformers verbosity and progress bars are theirs after a model loads."""
-    import subprocess
-    import sys
 
     from transformers.utils import logging as hf_logging
 
@@ -182,8 +179,7 @@ def test_the_sdk_leaves_the_process_warnings_and_logging_alone(tiny_model_dir) -
                  "open_store('qdrant', uri='http://127.0.0.1:9', api_key='k', timeout=1).close()\n"
                  "from qdrant_client import QdrantClient\n"
                  "QdrantClient(url='http://127.0.0.1:9', api_key='k', check_compatibility=False)\n")
-    result = subprocess.run([sys.executable, "-c", user_code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    result = python_code(user_code)
     assert result.stderr.count("the API key goes to http://127.0.0.1:9 over plain http://") == 1  # the SDK's line
     assert result.stderr.count("UserWarning: Api key is used with an insecure connection") == 1  # the user's own
     hf_logging.set_verbosity_warning()
