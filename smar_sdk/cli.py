@@ -218,7 +218,8 @@ def _shortened(text: str, width: int) -> str:
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
               help="Keep results whose FIELD equals VALUE (VALUE may be a,b,c for any of several; 2011 or 9.5 "
                    "also match numbers, true or false booleans; a value in double quotes is text as written, commas "
-                   "too: 'category=\"Bags, Belts\"'); repeatable.")
+                   "too: 'category=\"Bags, Belts\"'); ranges: 'price>=50', 'price<100', price=50..100; "
+                   "repeatable.")
 @synonyms_option
 @model_option
 @store_options

@@ -29,6 +29,8 @@ WRITTEN_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 JSON_BOOLEANS = {"true": True, "false": False}
 # a --filter value token: a JSON string in double quotes (which may hold commas), or plain text up to the next comma
 CLI_TOKEN = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^,]*?))\s*(,|$)')
+CLI_FILTER = re.compile(r"([^=<>]+)(>=|<=|>|<|=)(.*)", re.DOTALL)  # a --filter: field, how it compares, the value
+RANGE_SIGNS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 EXACT_FLOAT_INTEGERS = 2 ** 53  # below it a float tells every integer from the next (stores compare numbers as floats)
 
 
@@ -135,20 +137,48 @@ def cli_values(text: str) -> list[Scalar]:
 
 
 def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``("gender=Women", "colour=Red,Black", "year=2011")`` ->
-    ``{"gender": "Women", "colour": ["Red", "Black"], "year": ["2011", 2011]}``: a value that reads as a number also
-    matches payloads that store it as one. Spaces around the field and each value are dropped."""
+    """``("gender=Women", "colour=Red,Black", "year=2011", "price>=50", "price<100")`` ->
+    ``{"gender": "Women", "colour": ["Red", "Black"], "year": ["2011", 2011], "price": {"gte": 50, "lt": 100}}``: a
+    value that reads as a number also matches payloads that store it as one; ``field=A..B`` is the range from A to B,
+    both included (either end may be left out). Spaces around the field and each value are dropped."""
     spec: dict[str, Any] = {}
     for pair in pairs:
-        field, sep, value = pair.partition("=")
-        field = field.strip()
-        if not sep or not field:
-            raise FilterError(f"filter {pair!r} must look like field=value (or field=a,b for several values)")
-        if field in spec:
+        match = CLI_FILTER.fullmatch(pair)
+        if match is None or not match.group(1).strip():
+            raise FilterError(f"filter {pair!r} must look like field=value (or field=a,b for several values, "
+                              "field>=number, field<number, field=low..high for a range)")
+        field, sign, value = match.group(1).strip(), match.group(2), match.group(3)
+        bounds = _cli_range(field, sign, value)
+        if bounds is not None and isinstance(spec.get(field, {}), dict) and not set(bounds) & set(spec.get(field, {})):
+            spec[field] = {**spec.get(field, {}), **bounds}  # price>=50 price<100: one range
+        elif field in spec:
             raise FilterError(f"filter field {field!r} is given twice: give it once, with any of several values as "
-                              f"{field}=a,b")
-        spec[field] = _equality_or_membership(_cli_token_values(field, value))
+                              f"{field}=a,b (or bounds of one range: {field}>=low {field}<high)")
+        else:
+            spec[field] = _equality_or_membership(_cli_token_values(field, value))
     return spec
+
+
+def _cli_range(field: str, sign: str, value: str) -> dict[str, float | int] | None:
+    """The range bounds a ``--filter`` asks for (``>= 50`` or ``= 50..100``), or None for an equality."""
+    if sign == "=":
+        low, dots, high = value.partition("..")
+        if not dots or not (low.strip() or high.strip()) or not all(map(_cli_number_or_blank, (low, high))):
+            return None
+        return {**({"gte": _cli_number(field, low)} if low.strip() else {}),
+                **({"lte": _cli_number(field, high)} if high.strip() else {})}
+    return {RANGE_SIGNS[sign]: _cli_number(field, value)}
+
+
+def _cli_number_or_blank(text: str) -> bool:
+    return not text.strip() or len(cli_values(text)) == 2 and is_number(cli_values(text)[1])
+
+
+def _cli_number(field: str, text: str) -> float | int:
+    values = cli_values(text)
+    if len(values) < 2 or not is_number(values[1]):
+        raise FilterError(f"filter on {field!r}: a range bound is a number, got {text.strip()!r}")
+    return values[1]
 
 
 def _cli_token_values(field: str, value: str) -> list[Scalar]:

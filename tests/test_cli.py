@@ -127,6 +127,10 @@ def test_cli_filters_match_typed_payload_values(run, catalog: Path) -> None:
     assert len(found('category="Bags, Belts"')) == 15
     assert {h["category"] for h in found("category=Bags, Belts")} == {"Bags"}  # unquoted: "Bags" or "Belts"
     assert {h["gtin"] for h in found("gtin=12345678901234567890121")} == {"12345678901234567890121"}  # beyond 64 bits
+    assert {h["year"] for h in found("year>=2011")} == {2011, 2012} and len(found("year>=2011")) == 20  # ranges
+    assert {h["year"] for h in found("year=2010..2011", "price<10")} == {2010, 2011}
+    assert all(h["price"] == 9.5 for h in found("year=2010..2011", "price<10"))
+    assert {h["year"] for h in found("year>2010", "year<=2011")} == {2011}
     for spec, note in [("gendr=Men", "no stored product sampled has the field 'gendr' (field names match exactly); "
                                      "did you mean 'gender'?"),
                        ("Gender=Men", "has the field 'Gender' (field names match exactly); did you mean 'gender'?"),

@@ -71,6 +71,21 @@ def test_command_line_values_in_double_quotes_are_json_strings_with_their_commas
         parse_cli_filters(['f="a\\qb"'])
 
 
+def test_command_line_ranges() -> None:
+    assert parse_cli_filters(["price>=50", " price < 99.5", "year=2011..2013", "size=..42", "lot=7..", "a>-1"]) == {
+        "price": {"gte": 50, "lt": 99.5}, "year": {"gte": 2011, "lte": 2013}, "size": {"lte": 42}, "lot": {"gte": 7},
+        "a": {"gt": -1}}
+    assert parse_cli_filters(["code=A..B", "dots=..", "formula=x<y"]) == {  # not numbers: text as written
+        "code": "A..B", "dots": "..", "formula": "x<y"}
+    for pairs, message in [(["price>=cheap"], "'price': a range bound is a number, got 'cheap'"),
+                           (["price>=5", "price=1..9"], "'price' is given twice"),
+                           (["price>=5", "price>=6"], "'price' is given twice"),  # one bound given twice
+                           (["price=5", "price<9"], "'price' is given twice"),
+                           (["<5"], "must look like field=value .*field>=number")]:
+        with pytest.raises(FilterError, match=message):
+            parse_cli_filters(pairs)
+
+
 def test_command_line_true_and_false_are_also_json_booleans() -> None:
     assert parse_cli_filters(["in_stock=true", "sale=false, true", "note=True"]) == {
         "in_stock": ["true", True], "sale": ["false", False, "true", True], "note": "True"}
