@@ -311,8 +311,10 @@ def check_mapping(path: str | Path, mapping: FieldMapping, extra_image_fields: l
             return
     if rows and missing and names >= REJECTS_FIELDS:
         raise CatalogError(f"catalog {path} is a rejects file (its rows are {', '.join(sorted(REJECTS_FIELDS))}): "
-                           "take the original rows out of it, fix them, and index those from the catalog's folder "
-                           f"(so relative image paths resolve): jq -r .row {path} > fixed.jsonl")
+                           f"take the original rows out of it (jq -r .row {path} > fixed.jsonl), fix them, and index "
+                           "them with --images-dir set to the first catalog's folder, where their relative image paths "
+                           "start (they start from the folder of the file indexed), or write fixed.jsonl into that "
+                           "folder")
     if rows and missing:
         field, (option, setting) = next(iter(missing.items()))
         raise CatalogError(f"catalog {path}: none of its {rows} rows has the field {field!r} ({option}, "

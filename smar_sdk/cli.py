@@ -106,7 +106,7 @@ def _images_hint(report: IndexReport, catalog: Path, images_dir: Path | None) ->
     from .indexer import images_base
 
     return (f"hint: relative image paths start from {images_base(catalog, images_dir)}; if the images are "
-            "elsewhere, index from the catalog's own folder or pass --images-dir")
+            "elsewhere, pass --images-dir FOLDER (the folder they start from), or keep the catalog beside them")
 
 
 @main.command()

@@ -333,7 +333,13 @@ def test_a_rejects_file_given_as_the_catalog_says_how_to_refeed_it(run, catalog:
     assert run("index", str(broken), "-q", "--rejects", str(rejects)).exit_code == 3
     result = run("index", str(rejects), "-q")
     assert result.exit_code == 1 and "is a rejects file (its rows are id, line, reason, row)" in result.output
-    assert f"jq -r .row {rejects} > fixed.jsonl" in result.output
+    assert f"jq -r .row {rejects} > fixed.jsonl" in result.output and "--images-dir" in result.output
+    elsewhere = tmp_path / "fixes" / "fixed.jsonl"  # as the message says, from any folder
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("".join(json.loads(line)["row"].replace('"missing/', '"images/') + "\n"
+                                 for line in rejects.read_text().splitlines()))
+    refed = run("index", str(elsewhere), "-q", "--images-dir", str(catalog.parent))
+    assert refed.exit_code == 0 and "indexed 1, rejected 0" in refed.output
 
 
 def test_a_piped_or_redirected_catalog_reads_relative_images_from_the_current_folder(
