@@ -248,8 +248,9 @@ def is_number(value: Any) -> bool:
 def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> str | None:
     """Why a filtered search may have found nothing, judged from catalog ``payloads`` sampled from the collection (the
     SDK's own keys dropped): a field no sampled product has, a number asked where they hold its text or text asked
-    where they hold the number, or a text value that matches a stored one (or a stored boolean's ``true`` /
-    ``false``) only when case is ignored."""
+    where they hold the number, a text value that matches a stored one (or a stored boolean's ``true`` / ``false``)
+    only when case is ignored, or anything but a boolean asked of a field of booleans. A list field is judged by its
+    elements, as filters match them."""
     fields = {key for payload in payloads for key in payload}
     if not fields:
         return None
@@ -260,18 +261,22 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
             return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
         values = wanted if isinstance(wanted, list) else [wanted]
         texts = [v for v in values if isinstance(v, str)]
-        stored = {filter_text(p[field]) for p in payloads if isinstance(p.get(field), str | bool)}
+        elements = [e for p in payloads for e in (p[field] if isinstance(p.get(field), list) else [p.get(field)])]
+        stored = {filter_text(e) for e in elements if isinstance(e, str | bool)}  # a list field: each element
         if any(text in stored for text in texts):
             continue
-        stored_text = {p[field] for p in payloads if isinstance(p.get(field), str)}
+        stored_text = {e for e in elements if isinstance(e, str)}
         if as_text := [str(v) for v in values if is_number(v) and not texts and str(v) in stored_text]:
             return (f"{field!r} holds {as_text[0]!r} as text, and filters are typed: filter on the text "
                     f"{as_text[0]!r} (the CLI's --filter tries both)")
-        stored_numbers = {filter_text(p[field]) for p in payloads if is_number(p.get(field))}
+        stored_numbers = {filter_text(e) for e in elements if is_number(e)}
         if as_number := [text for text in texts if text in stored_numbers and not any(map(is_number, values))]:
             return (f"{field!r} holds {as_number[0]} as a number, and filters are typed: filter on the number "
                     f"{as_number[0]} (the CLI's --filter tries both)")
         by_case = {value.lower(): value for value in stored}
         if found := [by_case[text.lower()] for text in texts if text.lower() in by_case]:
             return f"{field!r} holds {found[0]!r}, and values match exactly, case included"
+        known = [e for e in elements if e is not None]
+        if known and all(isinstance(e, bool) for e in known) and not any(isinstance(v, bool) for v in values):
+            return f"{field!r} holds true or false, and filters are typed: filter on true or false"
     return None

@@ -153,3 +153,16 @@ def test_a_text_filter_on_a_stored_number_is_explained() -> None:
         "both)")  # a web query string's "2012", as a service passes it on
     assert empty_filter_hint({"year": ["2012", 2012]}, payloads) is None  # both asked: nothing to explain
     assert empty_filter_hint({"year": "1999"}, payloads) is None  # a value no product has is no mistake
+
+
+def test_list_and_boolean_fields_are_explained_too() -> None:
+    from smar_sdk.filters import empty_filter_hint
+
+    payloads = [{"tags": ["sale", "new"], "in_stock": True}, {"tags": [], "in_stock": False}, {"tags": ["summer"]}]
+    assert empty_filter_hint({"tags": "Sale"}, payloads) == (
+        "'tags' holds 'sale', and values match exactly, case included")  # an element of a list
+    assert empty_filter_hint({"in_stock": ["1", 1]}, payloads) == (
+        "'in_stock' holds true or false, and filters are typed: filter on true or false")
+    assert empty_filter_hint({"in_stock": "TRUE"}, payloads) == (
+        "'in_stock' holds 'true', and values match exactly, case included")  # the closer hint first
+    assert empty_filter_hint({"tags": "winter"}, payloads) is None and empty_filter_hint({"in_stock": True}, []) is None
