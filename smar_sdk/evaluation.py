@@ -123,10 +123,13 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
             logger.warning("%d catalog rows were rejected and are not scored%s (smar-sdk index --rejects FILE "
                            "lists them all)", report.rejected, first)
         present = indexer.store.stored_hashes(sorted({i for q in queries for i in q.relevant}))
-        unanswerable = sum(not any(i in present for i in q.relevant) for q in queries)
+        unanswerable = [n for n, q in enumerate(queries, start=1) if not any(i in present for i in q.relevant)]
         if unanswerable:
-            logger.warning("%d of %d queries have no relevant product among the %d indexed; each scores 0 (check "
-                           "--only and the queries file)", unanswerable, len(queries), report.indexed)
+            first = queries[unanswerable[0] - 1]
+            logger.warning("%d of %d queries have no relevant product among the %d indexed; each scores 0 (the first, "
+                           "query %d %r, names %s; check --only, and that the queries file writes ids as the "
+                           "catalog's id field does)", len(unanswerable), len(queries), report.indexed,
+                           unanswerable[0], first.query, ", ".join(map(repr, first.relevant[:5])))
         missing = sorted({i for q in queries for i in q.relevant} - set(present))
         if partly := sum(0 < sum(i in present for i in q.relevant) < len(q.relevant) for q in queries):
             logger.warning("%d queries have relevant products that were not indexed (of %d such ids, the first %r); "
@@ -138,7 +141,7 @@ def evaluate_model(model: SMARModel, catalog: str | Path, queries_path: str | Pa
         search_seconds = time.perf_counter() - started
     metrics = score_rankings(queries, [[(h.id, h.score) for h in ranked] for ranked in hits])
     return EvalReport(metrics=metrics, queries=len(queries), indexed=report.indexed, rejected=report.rejected,
-                      index_seconds=report.seconds, search_seconds=search_seconds, unanswerable=unanswerable,
+                      index_seconds=report.seconds, search_seconds=search_seconds, unanswerable=len(unanswerable),
                       missing_relevant=len(missing))
 
 

@@ -432,11 +432,15 @@ def test_eval_warns_about_rejected_rows_with_the_first_reason(tiny_model: SMARMo
 
     catalog.write_text(catalog.read_text() + '{"id": "broken", "title": ""}\n')
     queries = tmp_path / "queries.jsonl"
-    queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000", "broken", "gone"]}) + "\n")
+    queries.write_text(json.dumps({"query": "red shirt", "relevant": ["sku-000", "broken", "gone"]}) + "\n"
+                       + json.dumps({"query": "blue bag", "relevant": ["SKU-001"]}) + "\n")  # an id written otherwise
     report = evaluate_model(tiny_model, catalog, queries, progress=False)
-    assert (report.indexed, report.rejected, report.unanswerable, report.missing_relevant) == (30, 1, 0, 2)
+    assert (report.indexed, report.rejected, report.unanswerable, report.missing_relevant) == (30, 1, 1, 3)
+    assert ("1 of 2 queries have no relevant product among the 30 indexed; each scores 0 (the first, query 2 'blue "
+            "bag', names 'SKU-001'; check --only, and that the queries file writes ids as the catalog's id field "
+            "does)") in caplog.text
     assert "1 catalog rows were rejected and are not scored; the first, line 31: field 'title'" in caplog.text
-    assert "1 queries have relevant products that were not indexed (of 2 such ids, the first 'broken')" in caplog.text
+    assert "1 queries have relevant products that were not indexed (of 3 such ids, the first 'SKU-001')" in caplog.text
 
 
 def test_score_rankings_single_and_many_metrics() -> None:
