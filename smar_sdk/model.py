@@ -141,9 +141,11 @@ class SMARModel(nn.Module):
                                        dim=-1)
 
     # ----- public encoding API -----
-    def item_text(self, row: dict) -> str:
-        """The text an item is known by: its ``text_fields`` joined with spaces."""
-        return " ".join(str(row[f]) for f in self.config.text_fields if row.get(f) not in (None, ""))
+    def item_text(self, row: dict, text_fields: Sequence[str] | None = None) -> str:
+        """The text an item is known by, as a catalog row's: its ``text_fields`` (default: the model's) stripped and
+        joined with spaces."""
+        fields = text_fields or self.config.text_fields
+        return joined_text({f: str(row[f]) for f in fields if row.get(f) is not None}, fields)
 
     @torch.inference_mode()
     def encode_queries(self, queries: Sequence[str], batch_size: int = 128) -> np.ndarray:
@@ -173,9 +175,11 @@ class SMARModel(nn.Module):
 
     def encode_items(self, rows: Iterable[dict], batch_size: int = 32, view: ItemView = "fused",
                      image_field: str = "image", base_dir: str | Path | None = None,
-                     allow_outside_images: bool = False) -> np.ndarray:
-        """Encode catalog rows (dicts with the text fields and an image path, URL or PIL image). Relative image paths
-        resolve against ``base_dir`` and may not leave it unless ``allow_outside_images``."""
+                     allow_outside_images: bool = False, text_fields: Sequence[str] | None = None) -> np.ndarray:
+        """Encode catalog rows (dicts with the text fields and an image path, URL or PIL image), one vector per row
+        in order. ``text_fields`` (default: the model's) and ``image_field`` name the fields, as ``FieldMapping``
+        does for the indexer. Relative image paths resolve against ``base_dir`` and may not leave it unless
+        ``allow_outside_images``."""
         from .images import ImageLoader
 
         check_view(view)
@@ -185,31 +189,34 @@ class SMARModel(nn.Module):
         loader = ImageLoader(base_dir=base_dir, allow_outside=allow_outside_images)
         chunks: list[np.ndarray] = []
         batch: list[tuple[int, dict]] = []
+        fields = list(text_fields or self.config.text_fields)
         for number, row in enumerate([*rows, None]):
             if row is not None:
-                self._check_row(number, row, image_field)
+                self._check_row(number, row, image_field, fields)
                 batch.append((number, row))
             if batch and (row is None or len(batch) == batch_size):
                 images = [_row_image(loader, n, r[image_field]) for n, r in batch]
-                chunks.append(self.encode_item_inputs([self.item_text(r) for _, r in batch], images, view))
+                chunks.append(self.encode_item_inputs([self.item_text(r, fields) for _, r in batch], images, view))
                 batch = []
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
 
-    def _check_row(self, number: int, row: Any, image_field: str) -> None:
+    @staticmethod
+    def _check_row(number: int, row: Any, image_field: str, text_fields: list[str]) -> None:
         """The checks ``read_catalog`` makes on what is encoded (the text fields and the image), so encode_items and
         the indexer agree on what is encodable. Ids and payload fields are checked where they are stored."""
         if not isinstance(row, dict):
             raise RowError(f"row {number} must be a dict, got {type(row).__name__}")
         if row.get(image_field) is None:
-            raise RowError(f"row {number} has no image field {image_field!r}")
-        for field in self.config.text_fields:
+            raise RowError(f"row {number} has no image field {image_field!r} (name yours with image_field=...)")
+        for field in text_fields:
             if row.get(field) is not None and not isinstance(row[field], str):
                 raise RowError(f"row {number}: field {field!r} must be a string, got {type(row[field]).__name__}")
-        text = joined_text(row, self.config.text_fields)  # measured as the catalog does
+        text = joined_text(row, text_fields)  # measured as the catalog does
         if not text.strip():
-            raise RowError(f"row {number} has none of the text fields {self.config.text_fields} (or they are blank)")
+            raise RowError(f"row {number} has none of the text fields {text_fields} (or they are blank; name yours "
+                           "with text_fields=[...])")
         if len(text) > MAX_TEXT_CHARS:
-            raise RowError(f"row {number}: the text fields {self.config.text_fields} hold {len(text)} characters, "
+            raise RowError(f"row {number}: the text fields {text_fields} hold {len(text)} characters, "
                            f"over the {MAX_TEXT_CHARS} a catalog row may have")
 
     @property

@@ -286,3 +286,13 @@ def test_encoding_api_refuses_bad_arguments_by_name(tiny_model: SMARModel, catal
     assert tiny_model.encode_items([longest], base_dir=catalog.parent).shape == (1, tiny_model.dim)
     with pytest.raises(TypeError, match="not one dict: use \\[row\\]"):
         tiny_model.encode_items(row, base_dir=catalog.parent)
+    shop = {"sku": row["id"], "name": row["title"], "line": "", "photo": row["image"]}  # a shop's own field names
+    for bad, message in [({k: v for k, v in shop.items() if k != "photo"}, r"row 0 has no image field 'photo' "
+                                                                           r"\(name yours with image_field=...\)"),
+                         ({**shop, "name": " "}, r"none of the text fields \['name', 'line'\] \(or they are blank; "
+                                                 r"name yours with text_fields=\[...\]\)")]:
+        with pytest.raises(RowError, match=message):
+            tiny_model.encode_items([bad], image_field="photo", text_fields=["name", "line"], base_dir=catalog.parent)
+    np.testing.assert_array_equal(  # the same vector as the catalog's own field names give
+        tiny_model.encode_items([shop], image_field="photo", text_fields=["name", "line"], base_dir=catalog.parent),
+        tiny_model.encode_items([row], base_dir=catalog.parent))
