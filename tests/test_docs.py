@@ -51,10 +51,12 @@ def test_model_guide_encoding_and_synonyms(in_catalog_folder: list[dict]) -> Non
     rows = in_catalog_folder
     with Image.open(rows[0]["image"]) as image:
         pil_image = image.convert("RGB")
-    names = run_block(ROOT / "docs" / "model.md", 0, {"rows": rows, "pil_image": pil_image})
+    shop_rows = [{"name": row["title"], "photo": row["image"]} for row in rows]
+    names = run_block(ROOT / "docs" / "model.md", 0, {"rows": rows, "pil_image": pil_image, "shop_rows": shop_rows})
     dim = names["model"].dim
     assert names["q"].shape == (1, dim) and names["vecs"].shape == (1, dim)
     assert names["items"].shape == names["text_only"].shape == (len(rows), dim)
+    np.testing.assert_array_equal(names["mine"], names["items"])  # the same products under other field names
     assert not np.allclose(names["items"], names["text_only"])  # the fused view is not the title alone
 
     Path("shop-synonyms.txt").write_text("heels, stilettos\ncasual shoes, kicks, sneakers\n")
