@@ -13,6 +13,7 @@ from torch import nn
 
 from .catalog import Product
 from .errors import CatalogError
+from .labels import label_text
 
 UNLABELLED = -1  # a product without a value for the field: no loss
 
@@ -25,14 +26,14 @@ class AttributeHeads(nn.Module):
         self.fields = list(fields)
         codes, sizes = [], []
         for field in self.fields:
-            values = [p.payload.get(field) for p in products]
-            labels = sorted({str(v) for v in values if v not in (None, "")})
+            values = [label_text(p.payload.get(field)) for p in products]  # a list: its set of elements
+            labels = sorted({v for v in values if v is not None})
             if not labels:
                 raise CatalogError(f"attribute field {field!r} has no value in any training row (fields: "
                                    f"{', '.join(sorted(products[0].payload)) if products else 'none'}); "
                                    "check the spelling")
             index = {label: i for i, label in enumerate(labels)}
-            codes.append([UNLABELLED if v in (None, "") else index[str(v)] for v in values])
+            codes.append([UNLABELLED if v is None else index[v] for v in values])
             sizes.append(len(labels))
         self.register_buffer("codes", torch.tensor(codes, dtype=torch.long).T.reshape(len(products), len(fields)),
                              persistent=False)

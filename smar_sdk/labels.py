@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from .catalog import Product
 from .errors import CatalogError
 
 UNLABELLED = -3  # the code of a product without a value in a relevance or negative field
+
+
+def label_text(value: object) -> str | None:
+    """A payload value as a class label: None when there is none (missing, null, empty text or list); a list's
+    distinct elements in sorted order, so ``["sale", "new"]`` and ``["new", "sale", "new"]`` are one class."""
+    if isinstance(value, list):
+        return json.dumps(sorted({json.dumps(e, sort_keys=True) for e in value})) if value else None
+    return None if value in (None, "") else str(value)
 
 
 def pair_keys(queries: torch.Tensor, items: torch.Tensor, item_count: int) -> torch.Tensor:
@@ -25,16 +35,17 @@ def relevance_codes(products: list[Product], pair_queries: torch.Tensor, pair_it
                     query_count: int, fields: list[str],
                     setting: str = "relevance field") -> tuple[torch.Tensor, torch.Tensor]:
     """Integer codes of ``fields``: ``(items, F)`` each product's values, ``UNLABELLED`` where it has none (missing,
-    null or empty); ``(queries, F)`` the value every item paired with the query shares, or -1 where they differ or
-    one has none (the query is not known to name that field)."""
+    null or empty; a list field's value is its set of elements, :func:`label_text`); ``(queries, F)`` the value
+    every item paired with the query shares, or -1 where they differ or one has none (the query is not known to name
+    that field)."""
     for field in fields:
         if not any(field in p.payload for p in products):
             raise CatalogError(f"{setting} {field!r} is in no catalog row (fields: "
                                f"{', '.join(sorted(products[0].payload))}); check the spelling")
     vocabulary: dict[str, int] = {}
-    items = torch.tensor([[UNLABELLED if p.payload.get(f) in (None, "") else
-                           vocabulary.setdefault(str(p.payload[f]), len(vocabulary)) for f in fields]
-                          for p in products], dtype=torch.long).view(len(products), len(fields))
+    labels = [[label_text(p.payload.get(f)) for f in fields] for p in products]
+    items = torch.tensor([[UNLABELLED if label is None else vocabulary.setdefault(label, len(vocabulary))
+                           for label in row] for row in labels], dtype=torch.long).view(len(products), len(fields))
     queries = torch.full((query_count, len(fields)), -2, dtype=torch.long)  # -2: no item seen yet
     for query, item in zip(pair_queries.tolist(), pair_items.tolist(), strict=True):
         seen, codes = queries[query], items[item]
