@@ -166,7 +166,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         except KeyboardInterrupt:
             raise KeyboardInterrupt("the rows written so far stay indexed; run the same command again to resume "
                                     "(stored rows are skipped)") from None
-    nothing_read = not (report.indexed or report.unchanged or report.superseded or report.rejected)
+    nothing_read = not (report.indexed or report.payload_only or report.unchanged or report.superseded
+                        or report.rejected)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -175,7 +176,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         if report.rejected > 20:
             click.echo(f"... and {report.rejected - 20} more rejected rows"
                        f"{'' if rejects_path else ' (use --rejects FILE to list them all)'}", err=True)
-        extra = f", unchanged {report.unchanged}" if report.unchanged else ""
+        extra = f", payload only {report.payload_only}" if report.payload_only else ""
+        extra += f", unchanged {report.unchanged}" if report.unchanged else ""
         extra += f", superseded {report.superseded} (an id repeated later)" if report.superseded else ""
         extra += f", pruned {report.pruned}" if report.pruned else ""
         pace = f" encoded, {report.rows_per_second:.1f} rows/s read" if report.unchanged else ""

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TextIO
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from tqdm.auto import tqdm
@@ -23,7 +24,15 @@ from .errors import CatalogError, RowError, StoreError
 from .images import ImageLoader
 from .model import ItemView, SMARModel, check_count, check_view
 from .rows import rows_catalog
-from .store import HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY, VectorStore, open_store, safe_uri
+from .store import (
+    HASH_PAYLOAD_KEY,
+    MODEL_PAYLOAD_KEY,
+    VECTOR_HASH_PAYLOAD_KEY,
+    VIEW_PAYLOAD_KEY,
+    VectorStore,
+    open_store,
+    safe_uri,
+)
 from .stored_models import check_index_model, stored_dimension
 
 logger = logging.getLogger(__name__)
@@ -41,6 +50,9 @@ class IndexReport(BaseModel):
     unchanged: int = Field(0, description="rows already in the store with the same content and model")
     superseded: int = Field(0, description="good rows replaced by a later good row with the same id (only the "
                                            "last is encoded and written)")
+    payload_only: int = Field(0, description="rows whose text and image are stored unchanged and only other fields "
+                                             "changed (a price, the stock): their payload is rewritten, their stored "
+                                             "vector kept, nothing encoded")
     rejected: int = 0
     pruned: int = 0
     prune_skipped: str | None = Field(None, description="why a requested prune did not run (nothing was deleted)")
@@ -62,8 +74,14 @@ class IndexReport(BaseModel):
     @property
     def rows_per_second(self) -> float:
         """Catalog rows settled per second: encoded, unchanged, superseded or rejected (a re-run's pace)."""
-        rows = self.indexed + self.unchanged + self.superseded + self.rejected
+        rows = self.indexed + self.payload_only + self.unchanged + self.superseded + self.rejected
         return rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def _digest(parts: list[Any]) -> str:
+    """A short stable hash of JSON-able ``parts``."""
+    body = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 class _Prepared(BaseModel):
@@ -71,7 +89,8 @@ class _Prepared(BaseModel):
 
     products: list[Product]
     pixels: list[torch.Tensor]
-    hashes: list[str]
+    hashes: list[tuple[str, str]]  # each product's content hash and vector hash
+    kept: list[tuple[Product, np.ndarray, tuple[str, str]]]  # changed in payload only: the stored vector, new hashes
     rejections: list[Rejection]
     good_rows: int
     unchanged: int
@@ -203,10 +222,13 @@ class SMARIndexer(StoreUser):
                         settled.update(prepared.settled)
                     if prepared.products:
                         self._write(prepared)
+                    if prepared.kept:
+                        self._restamp(prepared.kept)
                     report.indexed += prepared.good_rows
+                    report.payload_only += len(prepared.kept)
                     report.unchanged += prepared.unchanged
                     report.superseded += prepared.superseded
-                    bar.update(prepared.good_rows + prepared.unchanged + prepared.superseded
+                    bar.update(prepared.good_rows + len(prepared.kept) + prepared.unchanged + prepared.superseded
                                + len(prepared.rejections))
                     bar.set_postfix(rejected=report.rejected, unchanged=report.unchanged, refresh=False)
             left: set[str] | None = None  # the stored ids after pruning, listed once
@@ -285,17 +307,30 @@ class SMARIndexer(StoreUser):
         already has it)."""
         model_fingerprint = model_fingerprint or self.model.content_fingerprint
         image = loader.version(product.image) if loader else product.image
-        body = json.dumps([model_fingerprint, self.view, product.text, image, product.payload],
-                          sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()[:32]
+        return _digest([model_fingerprint, self.view, product.text, image, product.payload])
+
+    def _hashes(self, product: Product, model_fingerprint: str, loader: ImageLoader) -> tuple[str, str]:
+        """The content hash (:meth:`content_hash`, with the image's bytes) and the vector hash: the same without the
+        payload, what the vector alone was made from. The image is read once for both."""
+        image = loader.version(product.image)
+        return (_digest([model_fingerprint, self.view, product.text, image, product.payload]),
+                _digest([model_fingerprint, self.view, product.text, image]))
+
+    def _payloads(self, products: list[Product], hashes: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        made_by = {MODEL_PAYLOAD_KEY: self.model.fingerprint, VIEW_PAYLOAD_KEY: self.view}
+        return [{**p.payload, HASH_PAYLOAD_KEY: content, VECTOR_HASH_PAYLOAD_KEY: vector, **made_by}
+                for p, (content, vector) in zip(products, hashes, strict=True)]
 
     def _write(self, prepared: _Prepared) -> None:
         products = prepared.products
         vectors = self.model.encode_item_inputs([p.text for p in products], prepared.pixels, self.view)
-        made_by = {MODEL_PAYLOAD_KEY: self.model.fingerprint, VIEW_PAYLOAD_KEY: self.view}
-        payloads = [{**p.payload, HASH_PAYLOAD_KEY: h, **made_by}
-                    for p, h in zip(products, prepared.hashes, strict=True)]
-        self.store.upsert([p.id for p in products], vectors, payloads)
+        self.store.upsert([p.id for p in products], vectors, self._payloads(products, prepared.hashes))
+
+    def _restamp(self, kept: list[tuple[Product, np.ndarray, tuple[str, str]]]) -> None:
+        """Rewrite the payloads of products whose text and image did not change, with the vectors already stored."""
+        products = [k[0] for k in kept]
+        self.store.upsert([p.id for p in products], np.stack([k[1] for k in kept]),
+                          self._payloads(products, [k[2] for k in kept]))
 
     @staticmethod
     def _record(report: IndexReport, rejection: Rejection, rejects: TextIO | None) -> None:
@@ -335,6 +370,12 @@ class SMARIndexer(StoreUser):
         earlier.update(ids)
         return stored
 
+    def _stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """Vector hashes and vectors the store holds for ``ids`` (rows stored with another content hash); none from
+        a connector without ``stored_vectors`` (optional in the store protocol: its rows are encoded again)."""
+        lookup = getattr(self.store, "stored_vectors", None)
+        return lookup(ids) if ids and callable(lookup) else {}
+
     def _load_batch(self, batch: list[Record], loader: ImageLoader, stored: dict[str, str],
                     decoders: ThreadPoolExecutor) -> _Prepared:
         """Hash and load a batch's rows. Rows are visited last first, so for a repeated id the last good row wins
@@ -342,22 +383,26 @@ class SMARIndexer(StoreUser):
         earlier broken row is still rejected. The images of every changed row are decoded on ``decoders`` at once."""
         products = [p for p in batch if isinstance(p, Product)]
         fingerprint = self.model.content_fingerprint  # once a batch, not once a row
-        hashes: dict[int, str] = {}
+        hashes: dict[int, tuple[str, str]] = {}
         same: set[int] = set()  # rows whose stored vector was made from this content
         for p in products:
             previous = stored.get(p.id)
             if previous is not None and previous == self.content_hash(p, fingerprint):
                 same.add(id(p))  # stored before hashes read image bytes: kept as then (a re-encode costs hours)
                 continue
-            hashes[id(p)] = self.content_hash(p, fingerprint, loader)  # reads the image's bytes
-            if previous == hashes[id(p)]:
+            hashes[id(p)] = self._hashes(p, fingerprint, loader)  # reads the image's bytes
+            if previous == hashes[id(p)][0]:
                 same.add(id(p))
-        changed = [p for p in products if id(p) not in same]
+        vectors = self._stored_vectors([p.id for p in products if id(p) not in same and p.id in stored])
+        kept = {id(p): vectors[p.id][1] for p in products
+                if id(p) not in same and p.id in vectors and vectors[p.id][0] == hashes[id(p)][1]}
+        changed = [p for p in products if id(p) not in same and id(p) not in kept]
         pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]
-        latest: dict[str, tuple[Product, torch.Tensor, str]] = {}
+        latest: dict[str, tuple[Product, torch.Tensor, tuple[str, str]]] = {}
+        restamped: dict[str, tuple[Product, np.ndarray, tuple[str, str]]] = {}
         settled: set[str] = set()  # ids whose last good row is loaded or stored unchanged
-        good = unchanged = 0
+        unchanged = 0
         superseded = sum(isinstance(r, _Dropped) for r in batch)
         for product in reversed(products):
             result = pixels.get(id(product))
@@ -370,13 +415,15 @@ class SMARIndexer(StoreUser):
             settled.add(product.id)
             if id(product) in same:
                 unchanged += 1
+            elif id(product) in kept:
+                restamped[product.id] = (product, kept[id(product)], hashes[id(product)])
             else:
-                good += 1
                 latest[product.id] = (product, result, hashes[id(product)])
         rejections.sort(key=lambda r: r.line)
-        kept = sorted(latest.values(), key=lambda k: k[0].line)
-        return _Prepared(products=[k[0] for k in kept], pixels=[k[1] for k in kept], hashes=[k[2] for k in kept],
-                         rejections=rejections, good_rows=good, unchanged=unchanged, superseded=superseded,
+        encoded = sorted(latest.values(), key=lambda k: k[0].line)
+        return _Prepared(products=[k[0] for k in encoded], pixels=[k[1] for k in encoded],
+                         hashes=[k[2] for k in encoded], kept=sorted(restamped.values(), key=lambda k: k[0].line),
+                         rejections=rejections, good_rows=len(encoded), unchanged=unchanged, superseded=superseded,
                          settled=settled)
 
     def _pixels(self, product: Product, loader: ImageLoader) -> torch.Tensor | Rejection:

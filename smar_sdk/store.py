@@ -24,7 +24,9 @@ ID_PAYLOAD_KEY = "_smar_id"
 HASH_PAYLOAD_KEY = "_smar_hash"
 MODEL_PAYLOAD_KEY = "_smar_model"  # the fingerprint of the model files that encoded the point
 VIEW_PAYLOAD_KEY = "_smar_view"  # the item view stored: fused, text or image
-RESERVED_PAYLOAD_KEYS = (ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY)
+VECTOR_HASH_PAYLOAD_KEY = "_smar_vector_hash"  # what the vector alone was made from: a payload change keeps it
+RESERVED_PAYLOAD_KEYS = (ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY, MODEL_PAYLOAD_KEY, VIEW_PAYLOAD_KEY,
+                         VECTOR_HASH_PAYLOAD_KEY)
 Metric = Literal["cosine", "dot", "euclid"]
 
 

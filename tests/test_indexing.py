@@ -593,3 +593,28 @@ def test_a_store_that_cannot_take_the_vectors_fails_before_the_catalog_is_read(
     monkeypatch.setattr("smar_sdk.indexer._read_ahead", lambda *a: pytest.fail("the catalog was read first"))
     with SMARIndexer(tiny_model, uri=str(tmp_path / "store")) as indexer, pytest.raises(VectorSizeError):
         indexer.index(catalog, progress=False)
+
+
+@pytest.mark.parametrize("store", ["qdrant", "milvus"])
+def test_a_price_change_rewrites_the_payload_and_keeps_the_vector(tiny_model: SMARModel, catalog: Path,
+                                                                  tmp_path: Path, store: str) -> None:
+    """A shop's daily price and stock changes re-encode nothing: only text and image make the vector."""
+    pytest.importorskip("pymilvus") if store == "milvus" else None
+    uri = str(tmp_path / ("store.db" if store == "milvus" else "store"))
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    with SMARIndexer(tiny_model, store=store, uri=uri) as indexer:
+        assert indexer.index(catalog, progress=False).indexed == 30
+        before = {h.id: h.score for h in SMARRetriever(tiny_model, store=indexer.store).search("red shirt", k=30)}
+        repriced = [{**row, "price": 9.99, "in_stock": False} for row in rows]
+        repriced[3]["title"] = "green denim jacket"  # its text changed: encoded again
+        catalog.write_text("".join(json.dumps(row) + "\n" for row in repriced))
+        report = indexer.index(catalog, progress=False)
+        assert (report.indexed, report.payload_only, report.unchanged) == (1, 29, 0)
+        hits = SMARRetriever(tiny_model, store=indexer.store).search("red shirt", k=30)
+        assert all(h.payload["price"] == 9.99 and h.payload["in_stock"] is False for h in hits)
+        assert {h.id: h.score for h in hits if h.id != rows[3]["id"]} == pytest.approx(
+            {i: score for i, score in before.items() if i != rows[3]["id"]}, abs=1e-5)  # the same vectors
+        assert indexer.index(catalog, progress=False).unchanged == 30  # and a re-run finds them all stored
+        (catalog.parent / rows[5]["image"]).write_bytes((catalog.parent / rows[29]["image"]).read_bytes())
+        changed = indexer.index(catalog, progress=False)  # a photo replaced under the same name is encoded
+        assert (changed.indexed, changed.payload_only, changed.unchanged) == (1, 0, 29)

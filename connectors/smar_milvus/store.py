@@ -24,6 +24,7 @@ from smar_sdk.errors import FilterError, StoreError
 from smar_sdk.filters import EXACT_FLOAT_INTEGERS, INT64, Condition, Equals, OneOf, Range, Scalar
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
+    VECTOR_HASH_PAYLOAD_KEY,
     Hit,
     Metric,
     check_batch,
@@ -500,6 +501,22 @@ class MilvusStore:
                 found.update(str(row[ID_FIELD]) for row in batch)
         finally:
             iterator.close()
+        return found
+
+    def stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """The vector hash and the vector of the given ids that are stored with one (lets a re-run whose rows
+        changed only in payload keep their vectors instead of encoding them again)."""
+        found: dict[str, tuple[str, np.ndarray]] = {}
+        if not len(ids) or not self._exists():
+            return found
+        self._ensure_loaded()
+        for expr in _id_filters(ids):
+            rows = self._call("reading vectors", lambda e=expr: self.client.query(
+                self.collection, filter=e, output_fields=[ID_FIELD, VECTOR_FIELD, PAYLOAD_FIELD],
+                consistency_level="Strong"))
+            found.update((str(row[ID_FIELD]), (str(row[PAYLOAD_FIELD][VECTOR_HASH_PAYLOAD_KEY]),
+                                                np.asarray(row[VECTOR_FIELD], dtype=np.float32)))
+                         for row in rows if VECTOR_HASH_PAYLOAD_KEY in (row.get(PAYLOAD_FIELD) or {}))
         return found
 
     def stored_hashes(self, ids: list[str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from smar_sdk.filters import Condition
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
     ID_PAYLOAD_KEY,
+    VECTOR_HASH_PAYLOAD_KEY,
     Hit,
     Metric,
     check_batch,
@@ -171,14 +172,14 @@ class QdrantEdgeStore(QdrantStore):
             self._dim, self._metric = int(vectors["size"]), metric_name(str(vectors.get("distance", "Cosine")))
         return self._dim
 
-    def _retrieve(self, ids: list[str], keys: list[str]) -> list[Any]:
+    def _retrieve(self, ids: list[str], keys: list[str], vectors: bool = False) -> list[Any]:
         q = _edge()
         uuids = list(dict.fromkeys(point_uuid(i) for i in ids))
         records: list[Any] = []
         for start in range(0, len(uuids), BATCH):
             chunk = uuids[start:start + BATCH]
             records += self._call("reading points", lambda c=chunk: self._shard.retrieve(
-                c, with_payload=q.PayloadSelector.Include(keys), with_vector=False))
+                c, with_payload=q.PayloadSelector.Include(keys), with_vector=vectors))
         return records
 
     # ----- the store protocol -----
@@ -291,6 +292,16 @@ class QdrantEdgeStore(QdrantStore):
         return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[HASH_PAYLOAD_KEY])
                 for p in self._retrieve(ids, [ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY])
                 if p.payload and HASH_PAYLOAD_KEY in p.payload}
+
+    def stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """The vector hash and the vector of the given ids that are stored with one (lets a re-run whose rows
+        changed only in payload keep their vectors instead of encoding them again)."""
+        if not ids or not self._exists():
+            return {}
+        return {str(p.payload[ID_PAYLOAD_KEY]): (str(p.payload[VECTOR_HASH_PAYLOAD_KEY]),
+                                                 np.asarray(p.vector, dtype=np.float32))
+                for p in self._retrieve(ids, [ID_PAYLOAD_KEY, VECTOR_HASH_PAYLOAD_KEY], vectors=True)
+                if p.payload and VECTOR_HASH_PAYLOAD_KEY in p.payload}
 
     def optimize(self) -> bool:
         """Build the HNSW index of segments over the indexing threshold (blocking); True if anything changed."""

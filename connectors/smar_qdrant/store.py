@@ -24,6 +24,7 @@ from smar_sdk.filters import EXACT_FLOAT_INTEGERS, Condition, Equals, OneOf, Ran
 from smar_sdk.store import (
     HASH_PAYLOAD_KEY,
     ID_PAYLOAD_KEY,
+    VECTOR_HASH_PAYLOAD_KEY,
     Hit,
     Metric,
     check_batch,
@@ -380,6 +381,18 @@ class QdrantStore:
             with_vectors=False))
         return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[HASH_PAYLOAD_KEY]) for p in points
                 if p.payload and HASH_PAYLOAD_KEY in p.payload}
+
+    def stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
+        """The vector hash and the vector of the given ids that are stored with one (lets a re-run whose rows
+        changed only in payload keep their vectors instead of encoding them again)."""
+        if not ids or not self._exists():
+            return {}
+        points = self._call("reading vectors", lambda: self.client.retrieve(
+            self.collection, ids=[point_uuid(i) for i in ids], with_payload=[ID_PAYLOAD_KEY, VECTOR_HASH_PAYLOAD_KEY],
+            with_vectors=True))
+        return {str(p.payload[ID_PAYLOAD_KEY]): (str(p.payload[VECTOR_HASH_PAYLOAD_KEY]),
+                                                 np.asarray(p.vector, dtype=np.float32))
+                for p in points if p.payload and VECTOR_HASH_PAYLOAD_KEY in p.payload}
 
     def close(self) -> None:
         with self._turns:

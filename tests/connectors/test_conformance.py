@@ -16,7 +16,14 @@ import pytest
 
 from smar_sdk.errors import ConnectorNotFoundError, StoreError, VectorSizeError
 from smar_sdk.filters import matches_conditions, parse_filter
-from smar_sdk.store import HASH_PAYLOAD_KEY, RESERVED_PAYLOAD_KEYS, Hit, VectorStore, open_store
+from smar_sdk.store import (
+    HASH_PAYLOAD_KEY,
+    RESERVED_PAYLOAD_KEYS,
+    VECTOR_HASH_PAYLOAD_KEY,
+    Hit,
+    VectorStore,
+    open_store,
+)
 
 DIM = 16
 StoreFactory = Callable[..., VectorStore]  # the `store_factory` fixture (see conftest.py)
@@ -239,6 +246,25 @@ def test_stored_hashes(store_factory: StoreFactory) -> None:
     assert store.stored_hashes([ids[0], ids[2], ids[3], "unknown", ids[0]]) == {ids[0]: "h0", ids[2]: "h2"}
     hit = store.search(vectors[1], k=1)[0][0]
     assert {k: v for k, v in hit.payload.items() if k not in RESERVED_PAYLOAD_KEYS} == payloads[1]
+
+
+def test_stored_vectors(store_factory: StoreFactory) -> None:
+    """Optional: ``stored_vectors(ids)`` gives the vector hash and vector of stored points, so a row that changed in
+    payload only is rewritten with its vector instead of encoded again."""
+    store = store_factory()
+    if not hasattr(store, "stored_vectors"):
+        pytest.skip("connector has no stored_vectors()")
+    assert store.stored_vectors(["a"]) == {}
+    ids, vectors, payloads = make_items(4)
+    store.ensure_collection(DIM)
+    store.upsert(ids, vectors, [{**p, VECTOR_HASH_PAYLOAD_KEY: f"v{i}"} for i, p in enumerate(payloads[:3])]
+                 + payloads[3:])
+    found = store.stored_vectors([ids[0], ids[2], ids[3], "unknown", ids[0]])
+    assert sorted(found) == [ids[0], ids[2]] and [found[i][0] for i in (ids[0], ids[2])] == ["v0", "v2"]
+    for i in (0, 2):  # as stored: a cosine store may keep the unit vector
+        vector = found[ids[i]][1]
+        assert vector.dtype == np.float32 and vector.shape == (DIM,)
+        np.testing.assert_allclose(vector / np.linalg.norm(vector), vectors[i] / np.linalg.norm(vectors[i]), atol=1e-5)
 
 
 def test_wrong_vector_size(store_factory: StoreFactory) -> None:
