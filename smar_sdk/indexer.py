@@ -166,6 +166,11 @@ class SMARIndexer(StoreUser):
                                 "and image_field")
             mapping = FieldMapping(**{"text_fields": model.config.text_fields, **mapping})
         self.mapping = mapping or FieldMapping(text_fields=model.config.text_fields)
+        if len(self.mapping.text_fields) != len(model.config.text_fields):  # names may differ: counts may not
+            logger.warning("the model was trained on %d text field(s) %s, and this indexer joins %d: %s; index with "
+                           "fields that hold the text it learned, or item vectors will be made from text of another "
+                           "kind", len(model.config.text_fields), model.config.text_fields,
+                           len(self.mapping.text_fields), self.mapping.text_fields)
         self.batch_size = batch_size
         self.allow_outside_images = allow_outside_images
         self.loader_threads = loader_threads

@@ -618,3 +618,12 @@ def test_a_price_change_rewrites_the_payload_and_keeps_the_vector(tiny_model: SM
         (catalog.parent / rows[5]["image"]).write_bytes((catalog.parent / rows[29]["image"]).read_bytes())
         changed = indexer.index(catalog, progress=False)  # a photo replaced under the same name is encoded
         assert (changed.indexed, changed.payload_only, changed.unchanged) == (1, 0, 29)
+
+
+def test_indexing_with_another_number_of_text_fields_is_warned(tiny_model: SMARModel, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), mapping={"text_fields": ["name"]}):
+        assert not caplog.text  # another name for the one field the model knows is a shop's own naming
+    with SMARIndexer(tiny_model, uri=str(tmp_path / "store"), mapping={"text_fields": ["brand", "name"]}):
+        assert "the model was trained on 1 text field(s) ['title'], and this indexer joins 2: ['brand', 'name']" \
+            in caplog.text
