@@ -101,7 +101,8 @@ def _images_hint(report: IndexReport, catalog: Path, images_dir: Path | None) ->
     """Where relative image paths were looked for, when no row was indexed and every rejection shown is a missing
     image file (a catalog kept away from its images)."""
     shown = report.rejections
-    if report.indexed or report.unchanged or not shown or not all("not found" in r.reason for r in shown):
+    if report.indexed or report.payload_only or report.unchanged or not shown or \
+            not all("not found" in r.reason for r in shown):
         return None
     from .indexer import images_base
 
@@ -180,7 +181,8 @@ def index(catalog: Path, model_dir: Path | None, store: str, uri: str | None, co
         extra += f", unchanged {report.unchanged}" if report.unchanged else ""
         extra += f", superseded {report.superseded} (an id repeated later)" if report.superseded else ""
         extra += f", pruned {report.pruned}" if report.pruned else ""
-        pace = f" encoded, {report.rows_per_second:.1f} rows/s read" if report.unchanged else ""
+        pace = (f" encoded, {report.rows_per_second:.1f} rows/s read" if report.unchanged or report.payload_only
+                else "")
         click.echo(f"indexed {report.indexed}, rejected {report.rejected}{extra} in {report.seconds:.1f}s "
                    f"({report.items_per_second:.1f} items/s{pace}) into {store}:{collection}")
         if images_hint := _images_hint(report, catalog, images_dir):

@@ -165,8 +165,12 @@ def _cli_range(field: str, sign: str, value: str) -> dict[str, float | int] | No
         low, dots, high = value.partition("..")
         if not dots or not (low.strip() or high.strip()) or not all(map(_cli_number_or_blank, (low, high))):
             return None
-        return {**({"gte": _cli_number(field, low)} if low.strip() else {}),
-                **({"lte": _cli_number(field, high)} if high.strip() else {})}
+        bounds = {**({"gte": _cli_number(field, low)} if low.strip() else {}),
+                  **({"lte": _cli_number(field, high)} if high.strip() else {})}
+        if bounds.get("gte", -math.inf) > bounds.get("lte", math.inf):
+            raise FilterError(f"filter on {field!r}: the range {value.strip()} is empty (its low end is above its "
+                              f"high end): write {field}={high.strip()}..{low.strip()}")
+        return bounds
     return {RANGE_SIGNS[sign]: _cli_number(field, value)}
 
 
@@ -259,9 +263,15 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
             close = [f for f in fields if f.lower() == field.lower()] or difflib.get_close_matches(field, fields, 1)
             guess = f"; did you mean {close[0]!r}?" if close else f"; they have {', '.join(map(repr, sorted(fields)))}"
             return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
+        elements = [e for p in payloads for e in (p[field] if isinstance(p.get(field), list) else [p.get(field)])]
+        if isinstance(wanted, dict):  # a range: it compares numbers only
+            if (texts := [e for e in elements if isinstance(e, str)]) and not any(map(is_number, elements)) and \
+                    len(cli_values(texts[0])) == 2:
+                return (f"{field!r} holds numbers as text ({texts[0]!r}), and a range compares numbers only: "
+                        "store them as numbers in the catalog")
+            continue
         values = wanted if isinstance(wanted, list) else [wanted]
         texts = [v for v in values if isinstance(v, str)]
-        elements = [e for p in payloads for e in (p[field] if isinstance(p.get(field), list) else [p.get(field)])]
         stored = {filter_text(e) for e in elements if isinstance(e, str | bool)}  # a list field: each element
         if any(text in stored for text in texts):
             continue

@@ -375,11 +375,12 @@ class SMARIndexer(StoreUser):
         earlier.update(ids)
         return stored
 
-    def _stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """Vector hashes and vectors the store holds for ``ids`` (rows stored with another content hash); none from
-        a connector without ``stored_vectors`` (optional in the store protocol: its rows are encoded again)."""
+    def _stored_vectors(self, wanted: dict[str, str]) -> dict[str, np.ndarray]:
+        """The stored vectors of the ids in ``wanted`` (rows stored with another content hash) that were made from
+        the vector hash given; none from a connector without ``stored_vectors`` (optional in the store protocol: its
+        rows are encoded again)."""
         lookup = getattr(self.store, "stored_vectors", None)
-        return lookup(ids) if ids and callable(lookup) else {}
+        return lookup(wanted) if wanted and callable(lookup) else {}
 
     def _load_batch(self, batch: list[Record], loader: ImageLoader, stored: dict[str, str],
                     decoders: ThreadPoolExecutor) -> _Prepared:
@@ -398,9 +399,10 @@ class SMARIndexer(StoreUser):
             hashes[id(p)] = self._hashes(p, fingerprint, loader)  # reads the image's bytes
             if previous == hashes[id(p)][0]:
                 same.add(id(p))
-        vectors = self._stored_vectors([p.id for p in products if id(p) not in same and p.id in stored])
-        kept = {id(p): vectors[p.id][1] for p in products
-                if id(p) not in same and p.id in vectors and vectors[p.id][0] == hashes[id(p)][1]}
+        wanted = {p.id: hashes[id(p)][1] for p in products if id(p) not in same and p.id in stored}
+        vectors = self._stored_vectors(wanted)  # of the rows whose text and image are stored unchanged
+        kept = {id(p): vectors[p.id] for p in products
+                if id(p) not in same and p.id in vectors and hashes[id(p)][1] == wanted[p.id]}
         changed = [p for p in products if id(p) not in same and id(p) not in kept]
         pixels = dict(zip(map(id, changed), decoders.map(lambda p: self._pixels(p, loader), changed), strict=True))
         rejections = [r for r in batch if isinstance(r, Rejection)]

@@ -13,11 +13,12 @@ UNLABELLED = -3  # the code of a product without a value in a relevance or negat
 
 
 def label_text(value: object) -> str | None:
-    """A payload value as a class label: None when there is none (missing, null, empty text or list); a list's
-    distinct elements in sorted order, so ``["sale", "new"]`` and ``["new", "sale", "new"]`` are one class."""
-    if isinstance(value, list):
-        return json.dumps(sorted({json.dumps(e, sort_keys=True) for e in value})) if value else None
-    return None if value in (None, "") else str(value)
+    """A payload value as a class label: None when there is none (missing, null, empty text or list); else the set
+    of its elements (a plain value is a set of one), so ``["sale", "new"]`` and ``["new", "sale", "new"]`` are one
+    class, and ``"sale"`` and ``["sale"]`` another."""
+    if value in (None, "", []):
+        return None
+    return json.dumps(sorted({json.dumps(e, sort_keys=True) for e in (value if isinstance(value, list) else [value])}))
 
 
 def pair_keys(queries: torch.Tensor, items: torch.Tensor, item_count: int) -> torch.Tensor:

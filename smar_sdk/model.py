@@ -189,6 +189,8 @@ class SMARModel(nn.Module):
         loader = ImageLoader(base_dir=base_dir, allow_outside=allow_outside_images)
         chunks: list[np.ndarray] = []
         batch: list[tuple[int, dict]] = []
+        if isinstance(text_fields, str) or text_fields is not None and not list(text_fields):
+            raise TypeError(f"text_fields is a non-empty list of field names, such as ['title'], got {text_fields!r}")
         fields = list(text_fields or self.config.text_fields)
         for number, row in enumerate([*rows, None]):
             if row is not None:

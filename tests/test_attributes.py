@@ -27,11 +27,12 @@ def test_a_list_field_is_one_class_per_set_of_elements() -> None:
     from smar_sdk.labels import UNLABELLED as NO_LABEL
     from smar_sdk.labels import relevance_codes
 
-    rows = products({"tags": ["sale", "new"]}, {"tags": ["new", "sale", "new"]}, {"tags": ["new"]}, {"tags": []})
+    rows = products({"tags": ["sale", "new"]}, {"tags": ["new", "sale", "new"]}, {"tags": ["new"]}, {"tags": []},
+                    {"tags": "new"})
     heads = AttributeHeads(4, ["tags"], rows)
-    assert heads.codes.tolist() == [[0], [0], [1], [UNLABELLED]] and heads.heads[0].out_features == 2
+    assert heads.codes.tolist() == [[0], [0], [1], [UNLABELLED], [1]] and heads.heads[0].out_features == 2
     items, _ = relevance_codes(rows, torch.tensor([0]), torch.tensor([0]), 1, ["tags"])
-    assert items.tolist() == [[0], [0], [1], [NO_LABEL]]  # the same set is the same answer, in any order
+    assert items.tolist() == [[0], [0], [1], [NO_LABEL], [1]]  # the same set is the same answer, in any order
 
 
 def test_a_field_in_no_row_fails_clearly() -> None:

@@ -36,6 +36,11 @@ def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> N
     assert run("count", model=False).output.strip() == "30"
     again = json.loads(run("index", str(catalog), "-q", "--json").stdout)
     assert again["unchanged"] == 30 and again["items_per_second"] == 0.0  # a property, in the JSON report too
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    catalog.write_text("".join(json.dumps({**row, "price": 5}) + "\n" for row in rows))
+    repriced = run("index", str(catalog), "-q").output
+    assert re.search(r"indexed 0, rejected 0, payload only 30 in .*s \(0\.0 items/s encoded, [\d.]+ rows/s read\)",
+                     repriced), repriced
     assert again["rows_per_second"] == pytest.approx(30 / again["seconds"])  # a re-run's pace counts skipped rows
     assert re.search(r"unchanged 30 in .*s \(0\.0 items/s encoded, [\d.]+ rows/s read\)",
                      run("index", str(catalog), "-q").output)

@@ -81,7 +81,8 @@ def test_command_line_ranges() -> None:
                            (["price>=5", "price=1..9"], "'price' is given twice"),
                            (["price>=5", "price>=6"], "'price' is given twice"),  # one bound given twice
                            (["price=5", "price<9"], "'price' is given twice"),
-                           (["<5"], "must look like field=value .*field>=number")]:
+                           (["<5"], "must look like field=value .*field>=number"),
+                           (["price=100..50"], r"'price': the range 100..50 is empty .*: write price=50..100")]:
         with pytest.raises(FilterError, match=message):
             parse_cli_filters(pairs)
 
@@ -166,3 +167,8 @@ def test_list_and_boolean_fields_are_explained_too() -> None:
     assert empty_filter_hint({"in_stock": "TRUE"}, payloads) == (
         "'in_stock' holds 'true', and values match exactly, case included")  # the closer hint first
     assert empty_filter_hint({"tags": "winter"}, payloads) is None and empty_filter_hint({"in_stock": True}, []) is None
+    prices = [{"price": "59.99"}, {"price": "12"}]
+    assert empty_filter_hint({"price": {"gte": 50}}, prices) == (
+        "'price' holds numbers as text ('59.99'), and a range compares numbers only: store them as numbers in the "
+        "catalog")
+    assert empty_filter_hint({"price": {"gte": 500}}, [{"price": 59.99}]) is None  # numbers: nothing to explain

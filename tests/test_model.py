@@ -293,6 +293,9 @@ def test_encoding_api_refuses_bad_arguments_by_name(tiny_model: SMARModel, catal
                                                  r"name yours with text_fields=\[...\]\)")]:
         with pytest.raises(RowError, match=message):
             tiny_model.encode_items([bad], image_field="photo", text_fields=["name", "line"], base_dir=catalog.parent)
+    for wrong in ("name", []):  # a string would be read as its letters, an empty list as no choice
+        with pytest.raises(TypeError, match="text_fields is a non-empty list of field names"):
+            tiny_model.encode_items([shop], image_field="photo", text_fields=wrong, base_dir=catalog.parent)
     np.testing.assert_array_equal(  # the same vector as the catalog's own field names give
         tiny_model.encode_items([shop], image_field="photo", text_fields=["name", "line"], base_dir=catalog.parent),
         tiny_model.encode_items([row], base_dir=catalog.parent))

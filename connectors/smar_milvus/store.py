@@ -503,27 +503,30 @@ class MilvusStore:
             iterator.close()
         return found
 
-    def stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """The vector hash and the vector of the given ids that are stored with one (lets a re-run whose rows
-        changed only in payload keep their vectors instead of encoding them again)."""
-        found: dict[str, tuple[str, np.ndarray]] = {}
+    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        """Content hashes stored for the given ids (lets a re-run of the indexer skip unchanged items)."""
+        return {i: str(payload[HASH_PAYLOAD_KEY]) for i, payload in self._payloads(ids, [PAYLOAD_FIELD]).items()
+                if HASH_PAYLOAD_KEY in payload}
+
+    def stored_vectors(self, wanted: dict[str, str]) -> dict[str, np.ndarray]:
+        """The stored vectors of the ids in ``wanted`` whose stored vector hash is the one given (a row that changed
+        in payload only keeps its vector); the vectors of the others are not read."""
+        same = [i for i, payload in self._payloads(list(wanted), [PAYLOAD_FIELD]).items()
+                if payload.get(VECTOR_HASH_PAYLOAD_KEY) == wanted[i]]
+        return {i: np.asarray(row[VECTOR_FIELD], dtype=np.float32)
+                for i, row in self._payloads(same, [VECTOR_FIELD], whole=True).items()} if same else {}
+
+    def _payloads(self, ids: list[str], fields: list[str], whole: bool = False) -> dict[str, Any]:
+        """The stored ``fields`` of the given ids, by id: the payload alone, or (``whole``) the row."""
+        found: dict[str, Any] = {}
         if not len(ids) or not self._exists():
             return found
         self._ensure_loaded()
         for expr in _id_filters(ids):
-            rows = self._call("reading vectors", lambda e=expr: self.client.query(
-                self.collection, filter=e, output_fields=[ID_FIELD, VECTOR_FIELD, PAYLOAD_FIELD],
-                consistency_level="Strong"))
-            found.update((str(row[ID_FIELD]), (str(row[PAYLOAD_FIELD][VECTOR_HASH_PAYLOAD_KEY]),
-                                                np.asarray(row[VECTOR_FIELD], dtype=np.float32)))
-                         for row in rows if VECTOR_HASH_PAYLOAD_KEY in (row.get(PAYLOAD_FIELD) or {}))
+            rows = self._call("reading stored points", lambda e=expr: self.client.query(
+                self.collection, filter=e, output_fields=[ID_FIELD, *fields], consistency_level="Strong"))
+            found.update((str(row[ID_FIELD]), row if whole else row.get(PAYLOAD_FIELD) or {}) for row in rows)
         return found
-
-    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
-        """Content hashes stored for the given ids (lets a re-run of the indexer skip unchanged items)."""
-        found: dict[str, str] = {}
-        if not len(ids) or not self._exists():
-            return found
         self._ensure_loaded()
         for expr in _id_filters(ids):
             rows = self._call("reading content hashes", lambda e=expr: self.client.query(

@@ -374,25 +374,26 @@ class QdrantStore:
 
     def stored_hashes(self, ids: list[str]) -> dict[str, str]:
         """Content hashes of the given ids that are stored (lets a re-run skip unchanged items)."""
+        return self._payload_values(ids, HASH_PAYLOAD_KEY)
+
+    def stored_vectors(self, wanted: dict[str, str]) -> dict[str, np.ndarray]:
+        """The stored vectors of the ids in ``wanted`` whose stored vector hash is the one given (a row that changed
+        in payload only keeps its vector); the vectors of the others are not read."""
+        same = [i for i, vector_hash in self._payload_values(list(wanted), VECTOR_HASH_PAYLOAD_KEY).items()
+                if wanted[i] == vector_hash]
+        if not same:
+            return {}
+        points = self._call("reading vectors", lambda: self.client.retrieve(
+            self.collection, ids=[point_uuid(i) for i in same], with_payload=[ID_PAYLOAD_KEY], with_vectors=True))
+        return {str(p.payload[ID_PAYLOAD_KEY]): np.asarray(p.vector, dtype=np.float32) for p in points if p.payload}
+
+    def _payload_values(self, ids: list[str], key: str) -> dict[str, str]:
+        """The stored values of one of the SDK's payload keys, by id (ids stored without it are left out)."""
         if not ids or not self._exists():
             return {}
         points = self._call("reading content hashes", lambda: self.client.retrieve(
-            self.collection, ids=[point_uuid(i) for i in ids], with_payload=[ID_PAYLOAD_KEY, HASH_PAYLOAD_KEY],
-            with_vectors=False))
-        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[HASH_PAYLOAD_KEY]) for p in points
-                if p.payload and HASH_PAYLOAD_KEY in p.payload}
-
-    def stored_vectors(self, ids: list[str]) -> dict[str, tuple[str, np.ndarray]]:
-        """The vector hash and the vector of the given ids that are stored with one (lets a re-run whose rows
-        changed only in payload keep their vectors instead of encoding them again)."""
-        if not ids or not self._exists():
-            return {}
-        points = self._call("reading vectors", lambda: self.client.retrieve(
-            self.collection, ids=[point_uuid(i) for i in ids], with_payload=[ID_PAYLOAD_KEY, VECTOR_HASH_PAYLOAD_KEY],
-            with_vectors=True))
-        return {str(p.payload[ID_PAYLOAD_KEY]): (str(p.payload[VECTOR_HASH_PAYLOAD_KEY]),
-                                                 np.asarray(p.vector, dtype=np.float32))
-                for p in points if p.payload and VECTOR_HASH_PAYLOAD_KEY in p.payload}
+            self.collection, ids=[point_uuid(i) for i in ids], with_payload=[ID_PAYLOAD_KEY, key], with_vectors=False))
+        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[key]) for p in points if p.payload and key in p.payload}
 
     def close(self) -> None:
         with self._turns:

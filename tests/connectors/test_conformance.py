@@ -249,20 +249,20 @@ def test_stored_hashes(store_factory: StoreFactory) -> None:
 
 
 def test_stored_vectors(store_factory: StoreFactory) -> None:
-    """Optional: ``stored_vectors(ids)`` gives the vector hash and vector of stored points, so a row that changed in
-    payload only is rewritten with its vector instead of encoded again."""
+    """Optional: ``stored_vectors({id: vector hash})`` gives the stored vectors of the ids stored with that vector
+    hash, so a row that changed in payload only is rewritten with its vector instead of encoded again."""
     store = store_factory()
     if not hasattr(store, "stored_vectors"):
         pytest.skip("connector has no stored_vectors()")
-    assert store.stored_vectors(["a"]) == {}
+    assert store.stored_vectors({"a": "v0"}) == {}
     ids, vectors, payloads = make_items(4)
     store.ensure_collection(DIM)
     store.upsert(ids, vectors, [{**p, VECTOR_HASH_PAYLOAD_KEY: f"v{i}"} for i, p in enumerate(payloads[:3])]
                  + payloads[3:])
-    found = store.stored_vectors([ids[0], ids[2], ids[3], "unknown", ids[0]])
-    assert sorted(found) == [ids[0], ids[2]] and [found[i][0] for i in (ids[0], ids[2])] == ["v0", "v2"]
+    found = store.stored_vectors({ids[0]: "v0", ids[1]: "other", ids[2]: "v2", ids[3]: "v3", "unknown": "v9"})
+    assert sorted(found) == [ids[0], ids[2]]  # another hash, no hash stored, no such id: not read
     for i in (0, 2):  # as stored: a cosine store may keep the unit vector
-        vector = found[ids[i]][1]
+        vector = found[ids[i]]
         assert vector.dtype == np.float32 and vector.shape == (DIM,)
         np.testing.assert_allclose(vector / np.linalg.norm(vector), vectors[i] / np.linalg.norm(vectors[i]), atol=1e-5)
 
