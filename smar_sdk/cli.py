@@ -93,7 +93,7 @@ def main() -> None:
     Every command that touches a store takes --store, --uri and --collection (also SMAR_STORE,
     SMAR_URI, SMAR_COLLECTION). Errors are one line on stderr with exit status 1 (2 for a wrong
     option or argument); `index` exits with status 3 when some rows were rejected (the good ones are
-    indexed).
+    indexed), and 4 when --only matched no row; Ctrl-C exits with status 130.
     """
 
 
@@ -227,7 +227,8 @@ def _shortened(text: str, width: int) -> str:
 @synonyms_option
 @model_option
 @store_options
-@click.option("--json", "as_json", is_flag=True, help='Print {"hits": [{"id", "score", "payload"}]}.')
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"searched", "hits": [{"id", "score", "payload"}]} ("searched": the query after --synonyms).')
 @fail_cleanly
 def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | None, model_dir: Path | None,
            store: str, uri: str | None, collection: str, api_key: str | None, retry_seconds: float | None,
@@ -251,6 +252,7 @@ def search(query: str, k: int, filters: tuple[str, ...], synonyms_path: Path | N
     model = _load_model(model_dir)
     with SMARRetriever(model, synonyms=synonyms,
                        **store_kwargs(store, uri, collection, api_key, retry_seconds)) as retriever:
+        require_collection(retriever.store, uri)  # a mistyped --collection is named as the other commands name it
         hits = retriever.search(query, k=k, filter=spec or None, explain_empty=False)
         if not hits and spec and (hint := retriever.filter_hint(spec)):
             click.echo(f"note: --filter: {hint}", err=True)

@@ -59,8 +59,8 @@ def test_index_search_count_delete_info(run, catalog: Path, tmp_path: Path) -> N
     info = json.loads(run("info", "--json").stdout)
     assert info["count"] == 29 and info["dim"] == 16 and info["collection"] == "products" and info["exists"]
     assert info["indexed_with_this_model"] is True and info["indexed_with"] == info["model_files"]
-    for command in (["count"], ["delete", hits[1]["id"]]):
-        typo = run(*command, "--collection", "prodcuts", model=False)
+    for command, model in ((["count"], False), (["delete", hits[1]["id"]], False), (["search", "red shirt"], True)):
+        typo = run(*command, "--collection", "prodcuts", model=model)
         assert typo.exit_code == 1 and f"collection 'prodcuts' does not exist at {tmp_path / 'store'}; did you " \
             "mean --collection products?" in typo.output, typo.output
     assert "it holds 'products'" in run("count", "--collection", "shop", model=False).output
