@@ -505,34 +505,30 @@ class MilvusStore:
 
     def stored_hashes(self, ids: list[str]) -> dict[str, str]:
         """Content hashes stored for the given ids (lets a re-run of the indexer skip unchanged items)."""
-        return {i: str(payload[HASH_PAYLOAD_KEY]) for i, payload in self._payloads(ids, [PAYLOAD_FIELD]).items()
-                if HASH_PAYLOAD_KEY in payload}
+        return self._payload_values(ids, HASH_PAYLOAD_KEY)
 
     def stored_vectors(self, wanted: dict[str, str]) -> dict[str, np.ndarray]:
         """The stored vectors of the ids in ``wanted`` whose stored vector hash is the one given (a row that changed
         in payload only keeps its vector); the vectors of the others are not read."""
-        same = [i for i, payload in self._payloads(list(wanted), [PAYLOAD_FIELD]).items()
-                if payload.get(VECTOR_HASH_PAYLOAD_KEY) == wanted[i]]
-        return {i: np.asarray(row[VECTOR_FIELD], dtype=np.float32)
-                for i, row in self._payloads(same, [VECTOR_FIELD], whole=True).items()} if same else {}
+        same = [i for i, vector_hash in self._payload_values(list(wanted), VECTOR_HASH_PAYLOAD_KEY).items()
+                if wanted[i] == vector_hash]
+        return {i: np.asarray(row[VECTOR_FIELD], dtype=np.float32) for i, row in self._rows(same, VECTOR_FIELD).items()}
 
-    def _payloads(self, ids: list[str], fields: list[str], whole: bool = False) -> dict[str, Any]:
-        """The stored ``fields`` of the given ids, by id: the payload alone, or (``whole``) the row."""
-        found: dict[str, Any] = {}
+    def _payload_values(self, ids: list[str], key: str) -> dict[str, str]:
+        """The stored values of one of the SDK's payload keys, by id (ids stored without it are left out)."""
+        payloads = {i: row.get(PAYLOAD_FIELD) or {} for i, row in self._rows(ids, PAYLOAD_FIELD).items()}
+        return {i: str(payload[key]) for i, payload in payloads.items() if key in payload}
+
+    def _rows(self, ids: list[str], field: str) -> dict[str, dict[str, Any]]:
+        """The stored rows (id and ``field``) of the given ids, by id."""
+        found: dict[str, dict[str, Any]] = {}
         if not len(ids) or not self._exists():
             return found
         self._ensure_loaded()
         for expr in _id_filters(ids):
             rows = self._call("reading stored points", lambda e=expr: self.client.query(
-                self.collection, filter=e, output_fields=[ID_FIELD, *fields], consistency_level="Strong"))
-            found.update((str(row[ID_FIELD]), row if whole else row.get(PAYLOAD_FIELD) or {}) for row in rows)
-        return found
-        self._ensure_loaded()
-        for expr in _id_filters(ids):
-            rows = self._call("reading content hashes", lambda e=expr: self.client.query(
-                self.collection, filter=e, output_fields=[ID_FIELD, PAYLOAD_FIELD], consistency_level="Strong"))
-            found.update((str(row[ID_FIELD]), str(row[PAYLOAD_FIELD][HASH_PAYLOAD_KEY])) for row in rows
-                         if HASH_PAYLOAD_KEY in (row.get(PAYLOAD_FIELD) or {}))
+                self.collection, filter=e, output_fields=[ID_FIELD, field], consistency_level="Strong"))
+            found.update((str(row[ID_FIELD]), row) for row in rows)
         return found
 
     def close(self) -> None:
