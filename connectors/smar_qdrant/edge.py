@@ -23,9 +23,7 @@ import numpy as np
 from smar_sdk.errors import StoreError
 from smar_sdk.filters import Condition
 from smar_sdk.store import (
-    HASH_PAYLOAD_KEY,
     ID_PAYLOAD_KEY,
-    VECTOR_HASH_PAYLOAD_KEY,
     Hit,
     Metric,
     check_batch,
@@ -173,6 +171,7 @@ class QdrantEdgeStore(QdrantStore):
         return self._dim
 
     def _retrieve(self, ids: list[str], keys: list[str], vectors: bool = False) -> list[Any]:
+        """The stored points of ``ids``, with the payload ``keys`` (and their vectors), read in batches."""
         q = _edge()
         uuids = list(dict.fromkeys(point_uuid(i) for i in ids))
         records: list[Any] = []
@@ -284,25 +283,6 @@ class QdrantEdgeStore(QdrantStore):
             found.update(str(p.payload[ID_PAYLOAD_KEY]) for p in points if p.payload)
             if offset is None:
                 return found
-
-    def stored_hashes(self, ids: list[str]) -> dict[str, str]:
-        """Content hashes of the given ids that are stored (lets a re-run skip unchanged items)."""
-        return self._payload_values(ids, HASH_PAYLOAD_KEY)
-
-    def stored_vectors(self, wanted: dict[str, str]) -> dict[str, np.ndarray]:
-        """The stored vectors of the ids in ``wanted`` whose stored vector hash is the one given (a row that changed
-        in payload only keeps its vector); the vectors of the others are not read."""
-        same = [i for i, vector_hash in self._payload_values(list(wanted), VECTOR_HASH_PAYLOAD_KEY).items()
-                if wanted[i] == vector_hash]
-        return {str(p.payload[ID_PAYLOAD_KEY]): np.asarray(p.vector, dtype=np.float32)
-                for p in self._retrieve(same, [ID_PAYLOAD_KEY], vectors=True) if p.payload} if same else {}
-
-    def _payload_values(self, ids: list[str], key: str) -> dict[str, str]:
-        """The stored values of one of the SDK's payload keys, by id (ids stored without it are left out)."""
-        if not ids or not self._exists():
-            return {}
-        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[key]) for p in self._retrieve(ids, [ID_PAYLOAD_KEY, key])
-                if p.payload and key in p.payload}
 
     def optimize(self) -> bool:
         """Build the HNSW index of segments over the indexing threshold (blocking); True if anything changed."""

@@ -381,19 +381,20 @@ class QdrantStore:
         in payload only keeps its vector); the vectors of the others are not read."""
         same = [i for i, vector_hash in self._payload_values(list(wanted), VECTOR_HASH_PAYLOAD_KEY).items()
                 if wanted[i] == vector_hash]
-        if not same:
-            return {}
-        points = self._call("reading vectors", lambda: self.client.retrieve(
-            self.collection, ids=[point_uuid(i) for i in same], with_payload=[ID_PAYLOAD_KEY], with_vectors=True))
-        return {str(p.payload[ID_PAYLOAD_KEY]): np.asarray(p.vector, dtype=np.float32) for p in points if p.payload}
+        return {str(p.payload[ID_PAYLOAD_KEY]): np.asarray(p.vector, dtype=np.float32)
+                for p in self._retrieve(same, [ID_PAYLOAD_KEY], vectors=True) if p.payload} if same else {}
 
     def _payload_values(self, ids: list[str], key: str) -> dict[str, str]:
         """The stored values of one of the SDK's payload keys, by id (ids stored without it are left out)."""
         if not ids or not self._exists():
             return {}
-        points = self._call("reading content hashes", lambda: self.client.retrieve(
-            self.collection, ids=[point_uuid(i) for i in ids], with_payload=[ID_PAYLOAD_KEY, key], with_vectors=False))
-        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[key]) for p in points if p.payload and key in p.payload}
+        return {str(p.payload[ID_PAYLOAD_KEY]): str(p.payload[key]) for p in self._retrieve(ids, [ID_PAYLOAD_KEY, key])
+                if p.payload and key in p.payload}
+
+    def _retrieve(self, ids: list[str], keys: list[str], vectors: bool = False) -> list[Any]:
+        """The stored points of ``ids``, with the payload ``keys`` (and their vectors)."""
+        return self._call("reading points", lambda: self.client.retrieve(
+            self.collection, ids=[point_uuid(i) for i in ids], with_payload=keys, with_vectors=vectors))
 
     def close(self) -> None:
         with self._turns:
