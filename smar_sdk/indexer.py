@@ -310,16 +310,19 @@ class SMARIndexer(StoreUser):
         a local image counts with a digest of its bytes, so a photo replaced or deleted under the same name makes
         the row change (``model_fingerprint``: the model's ``content_fingerprint``, when the caller
         already has it)."""
-        model_fingerprint = model_fingerprint or self.model.content_fingerprint
         image = loader.version(product.image) if loader else product.image
-        return _digest([model_fingerprint, self.view, product.text, image, product.payload])
+        made_of = self._vector_parts(product, model_fingerprint or self.model.content_fingerprint, image)
+        return _digest([*made_of, product.payload])
 
     def _hashes(self, product: Product, model_fingerprint: str, loader: ImageLoader) -> tuple[str, str]:
         """The content hash (:meth:`content_hash`, with the image's bytes) and the vector hash: the same without the
         payload, what the vector alone was made from. The image is read once for both."""
-        image = loader.version(product.image)
-        return (_digest([model_fingerprint, self.view, product.text, image, product.payload]),
-                _digest([model_fingerprint, self.view, product.text, image]))
+        made_of = self._vector_parts(product, model_fingerprint, loader.version(product.image))
+        return _digest([*made_of, product.payload]), _digest(made_of)
+
+    def _vector_parts(self, product: Product, model_fingerprint: str, image: str) -> list[str]:
+        """What a stored vector is made from: the model, the item view, the item text and the image."""
+        return [model_fingerprint, self.view, product.text, image]
 
     def _payloads(self, products: list[Product], hashes: list[tuple[str, str]]) -> list[dict[str, Any]]:
         made_by = {MODEL_PAYLOAD_KEY: self.model.fingerprint, VIEW_PAYLOAD_KEY: self.view}
