@@ -161,28 +161,25 @@ def parse_cli_filters(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
 
 def _cli_range(field: str, sign: str, value: str) -> dict[str, float | int] | None:
     """The range bounds a ``--filter`` asks for (``>= 50`` or ``= 50..100``), or None for an equality."""
-    if sign == "=":
-        low, dots, high = value.partition("..")
-        if not dots or not (low.strip() or high.strip()) or not all(map(_cli_number_or_blank, (low, high))):
-            return None
-        bounds = {**({"gte": _cli_number(field, low)} if low.strip() else {}),
-                  **({"lte": _cli_number(field, high)} if high.strip() else {})}
-        if bounds.get("gte", -math.inf) > bounds.get("lte", math.inf):
-            raise FilterError(f"filter on {field!r}: the range {value.strip()} is empty (its low end is above its "
-                              f"high end): write {field}={high.strip()}..{low.strip()}")
-        return bounds
-    return {RANGE_SIGNS[sign]: _cli_number(field, value)}
+    if sign != "=":
+        if (bound := written_number(value)) is None:
+            raise FilterError(f"filter on {field!r}: a range bound is a number, got {value.strip()!r}")
+        return {RANGE_SIGNS[sign]: bound}
+    low, dots, high = (part.strip() for part in value.partition(".."))
+    ends = {key: written_number(text) for key, text in (("gte", low), ("lte", high)) if text}
+    if not dots or not ends or None in ends.values():
+        return None  # text such as "A..B" or "..": an equality
+    bounds = {key: number for key, number in ends.items() if number is not None}  # all of them, typed as numbers
+    if bounds.get("gte", -math.inf) > bounds.get("lte", math.inf):
+        raise FilterError(f"filter on {field!r}: the range {value.strip()} is empty (its low end is above its "
+                          f"high end): write {field}={high}..{low}")
+    return bounds
 
 
-def _cli_number_or_blank(text: str) -> bool:
-    return not text.strip() or len(cli_values(text)) == 2 and is_number(cli_values(text)[1])
-
-
-def _cli_number(field: str, text: str) -> float | int:
+def written_number(text: str) -> float | int | None:
+    """The number a command-line token writes (:func:`cli_values`), or None when it writes text or a boolean."""
     values = cli_values(text)
-    if len(values) < 2 or not is_number(values[1]):
-        raise FilterError(f"filter on {field!r}: a range bound is a number, got {text.strip()!r}")
-    return values[1]
+    return values[1] if len(values) == 2 and is_number(values[1]) else None
 
 
 def _cli_token_values(field: str, value: str) -> list[Scalar]:
@@ -266,7 +263,7 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
         elements = [e for p in payloads for e in (p[field] if isinstance(p.get(field), list) else [p.get(field)])]
         if isinstance(wanted, dict):  # a range: it compares numbers only
             if (texts := [e for e in elements if isinstance(e, str)]) and not any(map(is_number, elements)) and \
-                    len(cli_values(texts[0])) == 2:
+                    written_number(texts[0]) is not None:
                 return (f"{field!r} holds numbers as text ({texts[0]!r}), and a range compares numbers only: "
                         "store them as numbers in the catalog")
             continue
