@@ -172,3 +172,4 @@ def test_list_and_boolean_fields_are_explained_too() -> None:
         "'price' holds numbers as text ('59.99'), and a range compares numbers only: store them as numbers in the "
         "catalog")
     assert empty_filter_hint({"price": {"gte": 500}}, [{"price": 59.99}]) is None  # numbers: nothing to explain
+    assert empty_filter_hint({"flag": {"gte": 1}}, [{"flag": "true"}]) is None  # text that is no number
