@@ -103,7 +103,8 @@ class DemoSearch:
                 candidates = (self.store.search(vector, k=self.pool, conditions=conditions)[0] if conditions
                               else unfiltered[: self.pool])
                 hits = self._rerank_by_text(vector[0], candidates)[:k]
-            check_indexed_with(self.model, [candidates], self.store)  # a filter can reach what the pool did not
+            if conditions:  # a filter can reach what the pool did not
+                check_indexed_with(self.model, [candidates], self.store)
         note = (empty_filter_hint({f: typed_filter_value([v]) for f, v in filters.items()},
                                   [catalog_payload(h.payload) for h in unfiltered]) if filters and not hits else None)
         return SearchResult(query=query, searched_as=searched_as, mode=mode, mode_label=self.mode_label(mode),
