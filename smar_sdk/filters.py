@@ -246,6 +246,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def field_guess(field: str, fields: set[str]) -> str:
+    """The field of ``fields`` a missing ``field`` likely means ("did you mean 'gender'?": the same name in another
+    case, else the closest), or the fields there are."""
+    close = [f for f in fields if f.lower() == field.lower()] or difflib.get_close_matches(field, fields, 1)
+    return f"did you mean {close[0]!r}?" if close else f"they have {', '.join(map(repr, sorted(fields)))}"
+
+
 def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> str | None:
     """Why a filtered search may have found nothing, judged from catalog ``payloads`` sampled from the collection (the
     SDK's own keys dropped): a field no sampled product has, a number asked where they hold its text or text asked
@@ -257,9 +264,8 @@ def empty_filter_hint(spec: dict[str, Any], payloads: list[dict[str, Any]]) -> s
         return None
     for field, wanted in spec.items():
         if field not in fields:
-            close = [f for f in fields if f.lower() == field.lower()] or difflib.get_close_matches(field, fields, 1)
-            guess = f"; did you mean {close[0]!r}?" if close else f"; they have {', '.join(map(repr, sorted(fields)))}"
-            return f"no stored product sampled has the field {field!r} (field names match exactly){guess}"
+            return f"no stored product sampled has the field {field!r} (field names match exactly); " \
+                   + field_guess(field, fields)
         elements = [e for p in payloads for e in (p[field] if isinstance(p.get(field), list) else [p.get(field)])]
         if isinstance(wanted, dict):  # a range: it compares numbers only
             if (texts := [e for e in elements if isinstance(e, str)]) and not any(map(is_number, elements)) and \

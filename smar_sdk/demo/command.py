@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +138,7 @@ def warn_unservable(images: CatalogImages) -> None:
 
 def warn_unknown_fields(vector_store: Any, options: dict[str, list[str]]) -> None:
     """One warning line per --facets / --attributes field that no sampled stored product has (a typo shows nothing)."""
+    from ..filters import field_guess
     from ..store import catalog_payload
     from ..stored_models import sampled_payloads
 
@@ -146,6 +146,5 @@ def warn_unknown_fields(vector_store: Any, options: dict[str, list[str]]) -> Non
     for option, names in options.items():
         for name in names:
             if fields and name not in fields:
-                close = difflib.get_close_matches(name, fields, 1)
-                guess = f"did you mean {close[0]!r}?" if close else f"they have {', '.join(map(repr, sorted(fields)))}"
-                click.echo(f"warning: no stored product sampled has the field {name!r} ({option}); {guess}", err=True)
+                click.echo(f"warning: no stored product sampled has the field {name!r} ({option}); "
+                           f"{field_guess(name, fields)}", err=True)
